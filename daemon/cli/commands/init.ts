@@ -1,0 +1,111 @@
+import { existsSync, writeFileSync, mkdirSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { hostname, networkInterfaces } from 'node:os'
+import { parseCommandArgs, UsageError } from '../command.ts'
+import { printJson } from '../daemon-client.ts'
+import { loadConfig, resolveConfigPath, DEFAULT_CONFIG_FILE } from '../../config/load.ts'
+import { generateSwarmKey, writeSecretFile, readSwarmKey } from '../../../mesh/swarm-key.ts'
+import { loadOrCreateIdentity } from '../../../mesh/identity.ts'
+
+export const help = `usage: meshd init [--cluster NAME] [--state-dir DIR] [--config FILE] [--listen MULTIADDR] [--http HOST:PORT] [--json]
+
+Writes a config (if absent) and a fresh swarm key (if absent), creates this
+node's identity, and prints the multiaddrs other nodes use to join it.
+
+On the first node of a mesh, run it as is. On every other node, copy the first
+node's swarm key to the same path (it is the shared secret of the private
+mesh; keep it mode 0600) before \`meshd start\`, then \`meshd join <multiaddr>\`.
+
+  --cluster NAME      cluster name (default: meshd); peers of other clusters are never admitted
+  --state-dir DIR     identity key and database (default: /var/lib/meshd)
+  --listen MULTIADDR  mesh listen address (default: /ip4/0.0.0.0/tcp/4001)
+  --http HOST:PORT    OpenAI-compatible endpoint (default: 127.0.0.1:8080)`
+
+export async function run (argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs('init', argv, {
+    cluster: { type: 'string' },
+    'state-dir': { type: 'string' },
+    listen: { type: 'string' },
+    http: { type: 'string' }
+  })
+  const configPath = resolve(resolveConfigPath(values.config))
+  const actions: string[] = []
+  if (!existsSync(configPath)) {
+    const cluster = values.cluster ?? 'meshd'
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(cluster)) throw new UsageError(`init: --cluster "${cluster}" must be letters, digits, ".", "_" or "-"`)
+    const stateDir = resolve(values['state-dir'] ?? '/var/lib/meshd')
+    // Off the system paths (a user's own directory), keep everything together.
+    const system = configPath === DEFAULT_CONFIG_FILE
+    const swarmKeyFile = system ? '/etc/meshd/swarm.key' : join(dirname(configPath), 'swarm.key')
+    const adminSocket = values['state-dir'] === undefined ? '/run/meshd/admin.sock' : join(stateDir, 'admin.sock')
+    mkdirSync(dirname(configPath), { recursive: true, mode: 0o755 })
+    writeFileSync(configPath, configTemplate({
+      cluster,
+      stateDir,
+      swarmKeyFile,
+      adminSocket,
+      listen: values.listen ?? '/ip4/0.0.0.0/tcp/4001',
+      http: values.http ?? '127.0.0.1:8080'
+    }), { mode: 0o644, flag: 'wx' })
+    actions.push(`wrote ${configPath}`)
+  } else {
+    actions.push(`kept the existing ${configPath}`)
+  }
+  const config = loadConfig(configPath)
+  if (!existsSync(config.swarm_key_file)) {
+    writeSecretFile(config.swarm_key_file, generateSwarmKey())
+    actions.push(`wrote a new swarm key to ${config.swarm_key_file} (copy it to every node of the mesh)`)
+  } else {
+    readSwarmKey(config.swarm_key_file)
+    actions.push(`kept the existing swarm key ${config.swarm_key_file}`)
+  }
+  const identity = await loadOrCreateIdentity(config.state_dir)
+  actions.push(`${identity.created ? 'created' : 'kept'} the node identity in ${config.state_dir} (peer id ${identity.peerId.toString()})`)
+  const addrs = joinAddrs(config.mesh.announce.length > 0 ? config.mesh.announce : config.mesh.listen, identity.peerId.toString())
+  if (values.json) {
+    printJson({ config: configPath, swarm_key_file: config.swarm_key_file, state_dir: config.state_dir, peer: identity.peerId.toString(), multiaddrs: addrs })
+  } else {
+    process.stdout.write(actions.map((a) => `- ${a}`).join('\n') + '\n\nOther nodes join this one with:\n' + addrs.map((a) => `  meshd join ${a}`).join('\n') + '\n')
+  }
+  return 0
+}
+
+/** Listen addresses with 0.0.0.0 expanded to this host's IPv4 addresses, with /p2p/<id>. */
+export function joinAddrs (listen: string[], peerId: string): string[] {
+  const out: string[] = []
+  const ips = Object.values(networkInterfaces()).flat().filter((i) => i !== undefined && i.family === 'IPv4').map((i) => i!.address)
+  for (const l of listen) {
+    const m = /^\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(l)
+    if (m !== null && m[1] === '0.0.0.0') {
+      const external = ips.filter((ip) => !ip.startsWith('127.'))
+      for (const ip of external.length > 0 ? external : ['127.0.0.1']) out.push(`/ip4/${ip}/tcp/${m[2]!}/p2p/${peerId}`)
+    } else {
+      out.push(`${l}/p2p/${peerId}`)
+    }
+  }
+  return out
+}
+
+function configTemplate (v: { cluster: string, stateDir: string, swarmKeyFile: string, adminSocket: string, listen: string, http: string }): string {
+  return `# meshd config: every key is documented in INTERFACE.md; any key can be
+# overridden by an environment variable MESHD_<PATH>, e.g. MESHD_HTTP_LISTEN.
+cluster: ${v.cluster}
+node_name: ${hostname()}
+state_dir: ${v.stateDir}
+swarm_key_file: ${v.swarmKeyFile}
+voter: true                 # takes part in leader election (always-on nodes)
+mesh:
+  listen: [${v.listen}]
+  bootstrap: []             # peers to dial at start; or use \`meshd join\`
+  heartbeat_ms: 1000
+http:
+  listen: ${v.http}
+admin:
+  socket: ${v.adminSocket}
+# replica:                  # the local inference server; absent: this node only routes
+#   models: [llama3]
+#   slots: 4
+#   command: "llama-server -m /models/m.gguf --port 9000 --parallel 4"   # or "sim"
+#   url: http://127.0.0.1:9000
+`
+}

@@ -1,0 +1,44 @@
+import { loadConfig, resolveConfigPath } from '../../config/load.ts'
+import { parseCommandArgs } from '../command.ts'
+import { SwarmKeyError } from '../../../mesh/swarm-key.ts'
+
+export const help = `usage: meshd start [--config FILE]
+
+Runs the daemon in the foreground: joins the mesh, gossips this node's load
+and health, serves the HTTP endpoint and the admin socket. Logs are JSON lines
+on stdout. SIGTERM or SIGINT drains and exits 0; a second one exits at once.`
+
+export async function run (argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs('start', argv, {})
+  const config = loadConfig(resolveConfigPath(values.config))
+  const { Daemon } = await import('../../daemon.ts')
+  let resolveDone!: (code: number) => void
+  const done = new Promise<number>((resolve) => { resolveDone = resolve })
+  const daemon = new Daemon(config, { onExit: (code) => { resolveDone(code) } })
+
+  let signals = 0
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++
+    if (signals > 1) {
+      daemon.log.warn({ signal: sig }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    daemon.log.info({ signal: sig }, 'signal received: draining and stopping')
+    daemon.stop('signal').then(() => { resolveDone(0) }, () => { resolveDone(1) })
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+
+  try {
+    await daemon.start()
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    const code = err instanceof SwarmKeyError ? 2 : 1
+    const what = e.code === 'EADDRINUSE' ? `address in use (${e.message}); is another meshd running, or is http.listen / mesh.listen taken?` : e.message
+    daemon.log.fatal({ err }, `meshd could not start: ${what}`)
+    process.stderr.write(`meshd: could not start: ${what}\n`)
+    await daemon.stop('error').catch(() => {})
+    return code
+  }
+  return done
+}

@@ -1,0 +1,90 @@
+/**
+ * MESHD_<PATH> environment overrides (INTERFACE.md): MESHD_HTTP_LISTEN sets
+ * http.listen, MESHD_MESH_HEARTBEAT_MS sets mesh.heartbeat_ms,
+ * MESHD_PROVIDERS_0_COST_PER_HOUR sets providers[0].cost_per_hour. Keys contain
+ * underscores themselves, so the name is resolved against the schema's known
+ * keys (longest match first) rather than split blindly. Values are read as
+ * YAML scalars or flow collections: `true`, `1000`, `[a, b]`.
+ */
+import { parse as parseYamlValue } from 'yaml'
+import { configSchema } from './schema.ts'
+import { objectShape } from './shape.ts'
+import { ConfigError } from './errors.ts'
+
+/** Variables that configure the launcher or the CLI, not the config file. */
+export const RESERVED_ENV = new Set(['MESHD_CONFIG', 'MESHD_NODE'])
+
+export function applyEnvOverrides (raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  for (const [name, text] of Object.entries(env)) {
+    if (!name.startsWith('MESHD_') || RESERVED_ENV.has(name) || text === undefined) continue
+    const path = resolveEnvPath(name.slice('MESHD_'.length))
+    if (path === null) throw new ConfigError(`environment ${name}`, name, 'the name of a config key after MESHD_ (e.g. MESHD_HTTP_LISTEN for http.listen)')
+    let value: unknown
+    try {
+      value = parseYamlValue(text)
+    } catch {
+      value = text
+    }
+    setPath(raw, path, value)
+  }
+}
+
+/** Maps the part after MESHD_ to a config path, or null. */
+export function resolveEnvPath (rest: string): Array<string | number> | null {
+  return walk(configSchema, rest.toLowerCase())
+}
+
+function walk (schema: unknown, rest: string): Array<string | number> | null {
+  if (rest === '') return []
+  const index = /^(\d+)(?:_|$)/.exec(rest)
+  if (index !== null && isArray(schema)) {
+    const tail = walk(elementOf(schema), rest.slice(index[0].length))
+    return tail === null ? null : [Number(index[1]), ...tail]
+  }
+  const shape = objectShape(schema)
+  if (shape === undefined) return null
+  const keys = Object.keys(shape).sort((a, b) => b.length - a.length)
+  for (const key of keys) {
+    if (rest === key) return [key]
+    if (rest.startsWith(key + '_')) {
+      const tail = walk(shape[key], rest.slice(key.length + 1))
+      if (tail !== null) return [key, ...tail]
+    }
+  }
+  return null
+}
+
+function defOf (schema: unknown): Record<string, unknown> | undefined {
+  return (schema as { _zod?: { def: Record<string, unknown> } } | undefined)?._zod?.def
+}
+
+function unwrap (schema: unknown): unknown {
+  let s = schema
+  for (let i = 0; i < 10; i++) {
+    const def = defOf(s)
+    if (def === undefined || def.type === 'array' || def.type === 'object' || def.type === 'union') return s
+    const inner = def.innerType ?? def.in
+    if (inner === undefined) return s
+    s = inner
+  }
+  return s
+}
+
+function isArray (schema: unknown): boolean {
+  return defOf(unwrap(schema))?.type === 'array'
+}
+
+function elementOf (schema: unknown): unknown {
+  return defOf(unwrap(schema))?.element
+}
+
+function setPath (raw: Record<string, unknown>, path: Array<string | number>, value: unknown): void {
+  let cur: Record<string | number, unknown> = raw
+  for (let i = 0; i < path.length - 1; i++) {
+    const seg = path[i]!
+    const next = cur[seg]
+    if (next === null || typeof next !== 'object') cur[seg] = typeof path[i + 1] === 'number' ? [] : {}
+    cur = cur[seg] as Record<string | number, unknown>
+  }
+  cur[path[path.length - 1]!] = value
+}

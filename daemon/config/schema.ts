@@ -1,0 +1,211 @@
+/**
+ * The meshd config file, as documented in INTERFACE.md, with the defaults a
+ * single machine needs. Every key is validated at start: a wrong key, type or
+ * value stops the daemon with exit 2 and a message naming the file, the key
+ * and what was expected (see load.ts for the wording).
+ *
+ * Durations are given as `5m`, `10s`, `8h` (a bare number is seconds) and come
+ * out of the schema in milliseconds, so code never guesses units.
+ */
+import { z } from 'zod'
+import { hostname } from 'node:os'
+import { parseDuration } from './duration.ts'
+
+/** A duration in the config file, parsed to milliseconds. */
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v)
+  if (ms === null) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 5m, 8h or a number of seconds, got ${JSON.stringify(v)}` })
+    return z.NEVER
+  }
+  return ms
+})
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a name of letters, digits, ".", "_" or "-" (at most 63 characters)')
+const multiaddr = z.string().regex(/^\/(ip4|ip6|dns|dns4|dns6)\//, 'expected a multiaddr such as /ip4/10.0.0.1/tcp/4001')
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port such as 127.0.0.1:8080')
+const positiveInt = z.number().int().positive()
+const money = z.number().nonnegative()
+
+/** SkyServe's readiness_probe: a path, or an object with the same field names. */
+const readinessProbe = z.union([
+  z.string().transform((path) => ({ path })),
+  z.strictObject({
+    path: z.string().optional(),
+    post_data: z.unknown().optional(),
+    initial_delay_seconds: z.number().nonnegative().optional(),
+    timeout_seconds: z.number().positive().optional(),
+    period_seconds: z.number().positive().optional()
+  })
+]).transform((p) => ({
+  path: p.path ?? '/health',
+  post_data: 'post_data' in p ? (p.post_data ?? null) : null,
+  initial_delay_seconds: 'initial_delay_seconds' in p ? (p.initial_delay_seconds ?? 120) : 120,
+  timeout_seconds: 'timeout_seconds' in p ? (p.timeout_seconds ?? 10) : 10,
+  period_seconds: 'period_seconds' in p ? (p.period_seconds ?? 5) : 5
+}))
+
+const simSettings = z.strictObject({
+  ttft_ms: z.number().nonnegative().default(50),
+  tokens_per_second: z.number().positive().default(40),
+  max_tokens: positiveInt.default(64)
+}).prefault({})
+
+/** The local inference server; absent: the node only routes. */
+export const replicaSchema = z.strictObject({
+  models: z.array(z.string().min(1)).min(1, 'expected at least one model name'),
+  slots: positiveInt.default(4),
+  command: z.string().min(1).optional(),
+  url: z.url({ protocol: /^https?$/ }).optional(),
+  readiness_probe: readinessProbe.prefault('/health'),
+  sim: simSettings
+}).refine((r) => r.command !== undefined || r.url !== undefined, {
+  message: 'expected `command` (a server meshd starts, or "sim") or `url` (a server managed elsewhere)'
+})
+
+const providerCommon = {
+  name,
+  max_instances: positiveInt.default(20),
+  cost_per_hour: money.default(0),
+  replica: z.strictObject({
+    models: z.array(z.string().min(1)).min(1),
+    slots: positiveInt.default(4),
+    command: z.string().min(1).default('sim'),
+    url: z.url().optional(),
+    sim: simSettings
+  }),
+  /** Merged into each launched node's meshd config (ports, region, labels ...). */
+  config: z.record(z.string(), z.unknown()).default({})
+}
+
+const sshHost = z.strictObject({
+  ip: z.string().min(1),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().optional(),
+  identity_file: z.string().optional(),
+  config: z.record(z.string(), z.unknown()).default({})
+})
+
+export const providerSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ ...providerCommon, kind: z.literal('local'), region: z.string().default('local') }),
+  z.strictObject({
+    ...providerCommon,
+    kind: z.literal('ssh'),
+    user: z.string().default('root'),
+    identity_file: z.string().optional(),
+    known_hosts: z.string().default('/etc/meshd/known_hosts'),
+    install_dir: z.string().default('/opt/meshd'),
+    region: z.string().default('ssh'),
+    hosts: z.array(sshHost).min(1)
+  }),
+  z.strictObject({
+    ...providerCommon,
+    kind: z.literal('aws'),
+    regions: z.array(z.string().min(1)).min(1),
+    instance_types: z.array(z.string().min(1)).min(1),
+    image_id: z.string().optional(),
+    launch_template: z.strictObject({ id: z.string(), version: z.string().default('$Latest') }).optional(),
+    subnet_ids: z.record(z.string(), z.string()).default({}),
+    security_group_ids: z.array(z.string()).default([]),
+    spot: z.boolean().default(true),
+    spot_recovery: z.enum(['FAILOVER', 'EAGER_NEXT_REGION']).default('FAILOVER'),
+    endpoint: z.url().nullable().default(null)
+  })
+])
+
+export const configSchema = z.strictObject({
+  cluster: name,
+  node_name: z.string().min(1).default(() => hostname()),
+  state_dir: z.string().min(1).default('/var/lib/meshd'),
+  swarm_key_file: z.string().min(1).default('/etc/meshd/swarm.key'),
+  voter: z.boolean().default(true),
+  /** Where this node's capacity comes from, shown in status: static (always-on), ssh, local, aws, k8s. */
+  provider: z.string().min(1).default('static'),
+  region: z.string().min(1).default('local'),
+  zone: z.string().min(1).optional(),
+  spot: z.boolean().default(false),
+  /** What this node costs per hour; the budget counts burst nodes only. */
+  cost_per_hour: money.default(0),
+  /** Set by the provider that launched this node: it is burst capacity. */
+  instance: z.strictObject({
+    provider: z.string(),
+    id: z.string(),
+    key: z.string().optional(),
+    launched_at: z.number().int().nonnegative()
+  }).optional(),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+  }).prefault({}),
+  mesh: z.strictObject({
+    listen: z.array(multiaddr).default(['/ip4/0.0.0.0/tcp/4001']),
+    announce: z.array(multiaddr).default([]),
+    bootstrap: z.array(multiaddr).default([]),
+    heartbeat_ms: z.number().int().min(50).max(60_000).default(1000),
+    /** No heartbeat for this long: suspect. Default 3.5 heartbeats (see mesh/membership/constants.ts). */
+    suspect_after_ms: z.number().int().positive().optional(),
+    /** No heartbeat for this long: dead. Default 10 heartbeats. */
+    dead_after_ms: z.number().int().positive().optional(),
+    /** A dead member is forgotten after this long (spawn's registry: 1 h). */
+    forget_after: duration.prefault('1h'),
+    /** Gossip messages larger than this are rejected by the topic validator. */
+    max_message_bytes: z.number().int().min(1024).max(1 << 20).default(64 * 1024)
+  }).prefault({}),
+  http: z.strictObject({
+    listen: hostPort.default('127.0.0.1:8080'),
+    api_keys: z.array(z.string().min(1)).default([]),
+    max_body_bytes: positiveInt.default(10 * 1024 * 1024),
+    /** A request body that has not fully arrived after this long gets 408. */
+    body_timeout: duration.prefault('30s'),
+    /** How long a request may wait at the entry node when every candidate is saturated. */
+    queue_timeout: duration.prefault('30s'),
+    /** Requests waiting at the entry node at most; beyond it 429. */
+    max_queue: z.number().int().nonnegative().default(256),
+    /** Deadline of a proxied request, carried to the member that serves it. */
+    request_timeout: duration.prefault('10m')
+  }).prefault({}),
+  routing: z.strictObject({
+    policy: z.enum(['least_load']).default('least_load')
+  }).prefault({}),
+  admin: z.strictObject({
+    socket: z.string().min(1).default('/run/meshd/admin.sock')
+  }).prefault({}),
+  replica: replicaSchema.optional(),
+  service: z.strictObject({
+    min_replicas: z.number().int().nonnegative().default(1),
+    max_replicas: positiveInt.default(20),
+    target_qps_per_replica: z.number().positive().default(5),
+    upscale_delay_seconds: z.number().nonnegative().default(300),
+    downscale_delay_seconds: z.number().nonnegative().default(1200),
+    base_ondemand_fallback_replicas: z.number().int().nonnegative().default(0),
+    dynamic_ondemand_fallback: z.boolean().default(false)
+  }).prefault({}),
+  burst: z.strictObject({
+    mode: z.enum(['manual', 'auto']).default('manual'),
+    queue_depth_threshold: z.number().int().nonnegative().default(100),
+    min_cloud_instances: z.number().int().nonnegative().default(0),
+    max_cloud_instances: z.number().int().nonnegative().default(20),
+    cost_budget: money.default(10),
+    scale_down_delay: duration.prefault('5m'),
+    check_interval: duration.prefault('10s'),
+    ttl: duration.prefault('8h'),
+    idle_timeout: duration.prefault('30m')
+  }).prefault({}),
+  providers: z.array(providerSchema).default([])
+}).superRefine((c, ctx) => {
+  const seen = new Set<string>()
+  c.providers.forEach((p, i) => {
+    if (seen.has(p.name)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'name'], message: `expected a unique provider name, "${p.name}" is used twice` })
+    seen.add(p.name)
+  })
+  if (c.burst.min_cloud_instances > c.burst.max_cloud_instances) {
+    ctx.addIssue({ code: 'custom', path: ['burst', 'min_cloud_instances'], message: `expected at most burst.max_cloud_instances (${c.burst.max_cloud_instances})` })
+  }
+  if (c.service.min_replicas > c.service.max_replicas) {
+    ctx.addIssue({ code: 'custom', path: ['service', 'min_replicas'], message: `expected at most service.max_replicas (${c.service.max_replicas})` })
+  }
+  if (c.mesh.listen.length === 0) ctx.addIssue({ code: 'custom', path: ['mesh', 'listen'], message: 'expected at least one listen address' })
+})
+
+export type Config = z.output<typeof configSchema>
+export type ReplicaConfig = NonNullable<Config['replica']>
+export type ProviderConfig = Config['providers'][number]

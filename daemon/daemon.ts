@@ -1,0 +1,223 @@
+/**
+ * The daemon: builds its services from the config and starts them in order
+ * (store → identity → mesh → membership → discovery → HTTP → admin socket);
+ * stops them in reverse. The admin socket comes last so that a CLI that can
+ * reach the daemon finds everything up.
+ */
+import { join } from 'node:path'
+import type { Config } from './config/schema.ts'
+import { openDb, type Db } from './store/db.ts'
+import { PeerStore } from './store/peers.ts'
+import { NodeState } from './store/node-state.ts'
+import { createMetrics, type Metrics } from './metrics.ts'
+import { createLogger, type Log } from './log.ts'
+import { LoadSampler } from './load-sampler.ts'
+import { MESHD_VERSION } from './version.ts'
+import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
+import { HttpServer, type Health } from './http/server.ts'
+import { AdminServer, AdminRequestError } from './admin/server.ts'
+import { loadOrCreateIdentity } from '../mesh/identity.ts'
+import { readSwarmKey } from '../mesh/swarm-key.ts'
+import { createMeshNode, type MeshNode } from '../mesh/node.ts'
+import { Membership, type SelfDescription } from '../mesh/membership/service.ts'
+import { Discovery } from '../mesh/discovery/service.ts'
+import { failureTiming } from '../mesh/membership/constants.ts'
+
+export interface DaemonOptions {
+  log?: Log
+  /** Called once the daemon has stopped because of `meshd leave` (the CLI process exits then). */
+  onExit?: (code: number) => void
+}
+
+type Lifecycle = 'created' | 'starting' | 'running' | 'draining' | 'stopping' | 'stopped'
+
+export class Daemon {
+  readonly config: Config
+  readonly log: Log
+  readonly metrics: Metrics
+  private readonly opts: DaemonOptions
+  private db!: Db
+  node!: MeshNode
+  membership!: Membership
+  discovery!: Discovery
+  http!: HttpServer
+  private admin!: AdminServer
+  private readonly load: LoadSampler
+  private lifecycle: Lifecycle = 'created'
+  private stopping: Promise<void> | undefined
+
+  constructor (config: Config, opts: DaemonOptions = {}) {
+    this.config = config
+    this.opts = opts
+    this.log = opts.log ?? createLogger(config.log.level, { node: config.node_name })
+    this.metrics = createMetrics()
+    this.load = new LoadSampler(Math.max(1000, config.mesh.heartbeat_ms))
+  }
+
+  get peerId (): string {
+    return this.node.peerId.toString()
+  }
+
+  get state (): Lifecycle {
+    return this.lifecycle
+  }
+
+  async start (): Promise<void> {
+    if (this.lifecycle !== 'created') throw new Error(`cannot start a daemon that is ${this.lifecycle}`)
+    this.lifecycle = 'starting'
+    const c = this.config
+    this.db = openDb(c.state_dir)
+    const peers = new PeerStore(this.db)
+    const incarnation = new NodeState(this.db).nextIncarnation()
+    const identity = await loadOrCreateIdentity(c.state_dir)
+    const swarmKey = readSwarmKey(c.swarm_key_file)
+
+    this.node = await createMeshNode({
+      privateKey: identity.privateKey,
+      swarmKey,
+      listen: c.mesh.listen,
+      announce: c.mesh.announce,
+      maxGossipRpcBytes: Math.max(1 << 20, c.mesh.max_message_bytes * 4)
+    })
+    const timing = failureTiming(c.mesh.heartbeat_ms, {
+      suspectAfterMs: c.mesh.suspect_after_ms,
+      deadAfterMs: c.mesh.dead_after_ms,
+      forgetAfterMs: c.mesh.forget_after
+    })
+    this.membership = new Membership({
+      cluster: c.cluster,
+      incarnation,
+      timing,
+      maxMessageBytes: c.mesh.max_message_bytes,
+      describeSelf: () => this.describeSelf()
+    }, { node: this.node, metrics: this.metrics, log: this.log.child({ svc: 'membership' }) })
+    this.discovery = new Discovery({
+      cluster: c.cluster,
+      bootstrap: c.mesh.bootstrap,
+      heartbeatMs: c.mesh.heartbeat_ms
+    }, { node: this.node, membership: this.membership, peers, metrics: this.metrics, log: this.log.child({ svc: 'discovery' }) })
+    this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString() }, {
+      registry: this.metrics.registry,
+      health: () => this.health(),
+      log: this.log.child({ svc: 'http' })
+    })
+    this.admin = new AdminServer({ socketPath: c.admin.socket, log: this.log.child({ svc: 'admin' }) })
+    this.registerAdmin()
+
+    this.load.start()
+    await this.node.start()
+    // Discovery registers the cluster's sync protocol before membership
+    // publishes, so identify tells peers we are of this cluster from the start.
+    await this.discovery.start()
+    this.membership.start()
+    await this.http.start()
+    await this.admin.start()
+    this.lifecycle = 'running'
+    this.log.info({
+      peer: this.peerId,
+      cluster: c.cluster,
+      incarnation,
+      addrs: this.node.getMultiaddrs().map((a) => a.toString()),
+      http: `${c.http.listen.replace(/:\d+$/, '')}:${this.http.port}`,
+      admin: c.admin.socket,
+      version: MESHD_VERSION
+    }, 'meshd started')
+  }
+
+  /**
+   * Stops the daemon. With `leave`, first tells the mesh this member left
+   * (so it is listed `left`, not `dead`).
+   */
+  stop (reason: 'signal' | 'leave' | 'error' = 'signal'): Promise<void> {
+    this.stopping ??= this.doStop(reason)
+    return this.stopping
+  }
+
+  private async doStop (reason: string): Promise<void> {
+    if (this.lifecycle === 'created') { this.lifecycle = 'stopped'; return }
+    this.log.info({ reason }, 'meshd stopping')
+    this.lifecycle = 'stopping'
+    await this.admin?.stop().catch(() => {})
+    await this.http?.stop().catch(() => {})
+    // Only `meshd leave` says "left": a SIGTERM (systemctl stop/restart) is a
+    // pause, not a departure, and must not shrink the voter set. Others see
+    // its connections close and list it suspect, then dead.
+    if (reason === 'leave') await this.membership?.announceLeave().catch(() => {})
+    else await this.membership?.publishNow().catch(() => {})
+    this.discovery?.stop()
+    this.membership?.stop()
+    await Promise.resolve(this.node?.stop()).catch(() => {})
+    this.load.stop()
+    this.db?.close()
+    this.lifecycle = 'stopped'
+    this.log.info({ reason }, 'meshd stopped')
+  }
+
+  status (): StatusDocument {
+    const now = Date.now()
+    return {
+      self: this.peerId,
+      name: this.config.node_name,
+      cluster: this.config.cluster,
+      leader: null,
+      term: 0,
+      members: sortMembers(this.membership.members().map((m) => memberStatus(m, now)))
+    }
+  }
+
+  private describeSelf (): SelfDescription {
+    const c = this.config
+    const self: SelfDescription = {
+      name: c.node_name,
+      version: MESHD_VERSION,
+      state: this.lifecycle === 'draining' || this.lifecycle === 'stopping' ? 'draining' : 'alive',
+      voter: c.voter,
+      provider: c.provider,
+      region: c.region,
+      spot: c.spot,
+      cost_per_hour: c.cost_per_hour,
+      http: c.http.listen,
+      load: this.load.get(),
+      replica: null,
+      instance: c.instance === undefined ? null : { provider: c.instance.provider, id: c.instance.id, ...(c.instance.key !== undefined ? { key: c.instance.key } : {}), launched_at: c.instance.launched_at }
+    }
+    if (c.zone !== undefined) self.zone = c.zone
+    return self
+  }
+
+  private health (): Health {
+    if (this.lifecycle !== 'running') return { ok: false, reason: `daemon is ${this.lifecycle}` }
+    const ready = this.membership.members().filter((m) => m.state === 'alive' && m.heartbeat.state === 'alive' && m.heartbeat.replica?.ready === true)
+    if (ready.length === 0) return { ok: false, reason: 'no member of the mesh has a ready replica', detail: { members: this.membership.table.size } }
+    return { ok: true, reason: 'ready', detail: { ready_replicas: ready.length } }
+  }
+
+  private registerAdmin (): void {
+    this.admin.handle('ping', async () => ({ pong: true }))
+    this.admin.handle('status', async () => this.status())
+    this.admin.handle('version', async () => ({ meshd: MESHD_VERSION, node: process.versions.node }))
+    this.admin.handle('join', async (params) => {
+      const addrs = params.addrs
+      if (!Array.isArray(addrs) || addrs.length === 0 || !addrs.every((a) => typeof a === 'string')) {
+        throw new AdminRequestError('usage', 'join needs one or more multiaddrs')
+      }
+      const results = await this.discovery.join(addrs as string[])
+      if (results.every((r) => !r.ok)) throw new AdminRequestError('failed', `could not reach any of ${addrs.length} peer(s): ${results.map((r) => `${r.addr}: ${r.error ?? ''}`).join('; ')}`)
+      return { results }
+    })
+    this.admin.handle('leave', async () => {
+      // Answer first, then go: the CLI hears that the departure is under way.
+      setImmediate(() => {
+        this.stop('leave').then(() => { this.opts.onExit?.(0) }, (err: unknown) => {
+          this.log.error({ err }, 'leave failed')
+          this.opts.onExit?.(1)
+        })
+      })
+      return { leaving: true, peer: this.peerId }
+    })
+  }
+}
+
+export function statePath (config: Config, file: string): string {
+  return join(config.state_dir, file)
+}

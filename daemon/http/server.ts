@@ -1,0 +1,92 @@
+/**
+ * The HTTP listener on http.listen: GET /health, GET /metrics, and the
+ * OpenAI-compatible routes (added by the front door). Routing is a plain
+ * switch on method and path: there are few routes and this is the hot path.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Registry } from 'prom-client'
+import { sendError, sendJson } from './errors.ts'
+import { parseHostPort } from './listen.ts'
+
+export interface Health { ok: boolean, reason: string, detail?: Record<string, unknown> }
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void
+
+export interface HttpServerInit {
+  listen: string
+  selfId: string
+}
+
+export interface HttpServerComponents {
+  registry: Registry
+  health: () => Health
+  /** The OpenAI routes; absent until the front door is wired in. */
+  api?: RouteHandler
+  log: { warn: (o: object, msg: string) => void }
+}
+
+export class HttpServer {
+  private readonly init: HttpServerInit
+  private readonly c: HttpServerComponents
+  private server: Server | undefined
+  port = 0
+
+  constructor (init: HttpServerInit, components: HttpServerComponents) {
+    this.init = init
+    this.c = components
+  }
+
+  async start (): Promise<void> {
+    const { host, port } = parseHostPort(this.init.listen)
+    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => { this.route(req, res) })
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    })
+    const addr = server.address()
+    this.port = typeof addr === 'object' && addr !== null ? addr.port : port
+  }
+
+  /** Stops accepting connections; idle keep-alive sockets are closed, busy ones finish. */
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    await new Promise<void>((resolve) => {
+      server.close(() => { resolve() })
+      server.closeIdleConnections()
+    })
+  }
+
+  closeAllConnections (): void {
+    this.server?.closeAllConnections()
+  }
+
+  private route (req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q < 0 ? url : url.slice(0, q)
+    try {
+      if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+        const h = this.c.health()
+        sendJson(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'unavailable', reason: h.reason, ...h.detail }, { 'x-meshd-served-by': this.init.selfId })
+        return
+      }
+      if (path === '/metrics' && req.method === 'GET') {
+        this.c.registry.metrics().then((text) => {
+          res.writeHead(200, { 'content-type': this.c.registry.contentType })
+          res.end(text)
+        }, (err: Error) => { sendError(res, { status: 500, type: 'server_error', code: 'metrics_failed', message: err.message }) })
+        return
+      }
+      if (path.startsWith('/v1/') && this.c.api !== undefined) {
+        this.c.api(req, res)
+        return
+      }
+      sendError(res, { status: 404, type: 'not_found_error', code: 'not_found', message: `no route for ${req.method ?? 'GET'} ${path}` }, { 'x-meshd-served-by': this.init.selfId })
+    } catch (err) {
+      this.c.log.warn({ err, path }, 'request handler failed')
+      sendError(res, { status: 500, type: 'server_error', code: 'internal_error', message: 'internal error' })
+    }
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * CPU and memory use of this host for the heartbeat (systeminformation).
+ * Sampled on its own timer and cached, so building a heartbeat never waits
+ * on /proc.
+ */
+import si from 'systeminformation'
+
+export interface HostLoad { cpu: number, mem: number }
+
+export class LoadSampler {
+  private current: HostLoad = { cpu: 0, mem: 0 }
+  private timer: NodeJS.Timeout | undefined
+  private readonly everyMs: number
+
+  constructor (everyMs: number) {
+    this.everyMs = everyMs
+  }
+
+  get (): HostLoad {
+    return this.current
+  }
+
+  /** The first reading of systeminformation takes ~0.5 s; it is not awaited. */
+  start (): void {
+    void this.sample()
+    this.timer = setInterval(() => { void this.sample() }, this.everyMs)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
+
+  private async sample (): Promise<void> {
+    try {
+      const [cpu, mem] = await Promise.all([si.currentLoad(), si.mem()])
+      this.current = {
+        cpu: clamp01(cpu.currentLoad / 100),
+        mem: clamp01(mem.total > 0 ? mem.active / mem.total : 0)
+      }
+    } catch {
+      // Keep the last sample; a failed read of /proc is not worth a crash.
+    }
+  }
+}
+
+function clamp01 (x: number): number {
+  return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0
+}

@@ -1,0 +1,33 @@
+/**
+ * Prometheus metrics (prom-client), served on GET /metrics. One registry per
+ * daemon (not prom-client's global one), so several daemons in one test
+ * process never share counters. Names follow Prometheus conventions:
+ * `meshd_` prefix, `_total` for counters, base units (seconds, bytes).
+ */
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
+
+export type Metrics = ReturnType<typeof createMetrics>
+
+export function createMetrics () {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'meshd_process_' })
+  const r = [registry]
+  return {
+    registry,
+    members: new Gauge({ name: 'meshd_members', help: 'Members of the mesh as this node sees them, by state', labelNames: ['state'] as const, registers: r }),
+    heartbeatsSent: new Counter({ name: 'meshd_heartbeats_sent_total', help: 'Heartbeats this node published', registers: r }),
+    heartbeatsReceived: new Counter({ name: 'meshd_heartbeats_received_total', help: 'Heartbeats received from other members (new ones, after de-duplication)', registers: r }),
+    heartbeatBytes: new Counter({ name: 'meshd_heartbeat_bytes_sent_total', help: 'Bytes of heartbeat payload this node published', registers: r }),
+    gossipRejected: new Counter({ name: 'meshd_gossip_rejected_total', help: 'Gossip messages rejected by a topic validator', labelNames: ['topic', 'reason'] as const, registers: r }),
+    memberTransitions: new Counter({ name: 'meshd_member_transitions_total', help: 'Member state changes seen by this node', labelNames: ['to'] as const, registers: r }),
+    peersConnected: new Gauge({ name: 'meshd_peers_connected', help: 'Peers with an open libp2p connection', registers: r }),
+    peersRefused: new Counter({ name: 'meshd_peers_refused_total', help: 'Connections closed because the peer is not of this cluster', registers: r }),
+    dials: new Counter({ name: 'meshd_dials_total', help: 'Dials to known members', labelNames: ['result'] as const, registers: r })
+  }
+}
+
+export function histogramBuckets (): number[] {
+  return [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+}
+
+export { Counter, Gauge, Histogram }

@@ -1,0 +1,63 @@
+/**
+ * The libp2p node: TCP, noise, yamux, identify, ping, a private network from
+ * the swarm key (pnet), and gossipsub. Everything meshd says between nodes
+ * goes over this one node: gossip topics and its own stream protocols.
+ */
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import type { PrivateKey } from '@libp2p/interface'
+
+export interface MeshNodeInit {
+  privateKey: PrivateKey
+  swarmKey: Uint8Array
+  listen: string[]
+  announce: string[]
+  /** Largest gossip RPC accepted from a peer; messages are capped lower per topic. */
+  maxGossipRpcBytes: number
+}
+
+export type MeshServices = { identify: Identify, ping: Ping, pubsub: GossipSub }
+export type MeshNode = Libp2p<MeshServices>
+
+export async function createMeshNode (init: MeshNodeInit): Promise<MeshNode> {
+  return createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: init.listen, announce: init.announce },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: preSharedKey({ psk: init.swarmKey }),
+    connectionManager: {
+      // Members of one cluster often share an address (several nodes on one
+      // host, or behind one NAT): the default per-host inbound rate limit
+      // would refuse them while the mesh forms.
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 256,
+      dialTimeout: 5000
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        // A lone first node still publishes its heartbeat (nobody hears it).
+        allowPublishToZeroTopicPeers: true,
+        // Our own heartbeats go to every topic peer directly, not only to the
+        // gossip mesh: every member hears every member first-hand, which is
+        // what the failure detector's timeouts assume.
+        floodPublish: true,
+        emitSelf: false,
+        maxInboundDataLength: init.maxGossipRpcBytes,
+        // Messages are signed by their origin (the default, StrictSign): a
+        // heartbeat's `id` is checked against the signed `from`, so no member
+        // can speak for another.
+        globalSignaturePolicy: 'StrictSign'
+      })
+    }
+  })
+}
