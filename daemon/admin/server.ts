@@ -46,17 +46,21 @@ export class AdminServer {
       unlinkSync(path) // left behind by a daemon that crashed
     }
     const server = createServer((sock) => { this.serve(sock) })
-    this.server = server
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(path, () => { server.off('error', reject); resolve() })
     })
+    this.server = server
     chmodSync(path, 0o660)
   }
 
   async stop (): Promise<void> {
+    const server = this.server
+    // Never unlink a socket we did not bind: it may be another daemon's.
+    if (server === undefined) return
+    this.server = undefined
     for (const s of this.sockets) s.destroy()
-    await new Promise<void>((resolve) => { this.server === undefined ? resolve() : this.server.close(() => { resolve() }) })
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
     try { unlinkSync(this.init.socketPath) } catch {}
   }
 

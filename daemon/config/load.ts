@@ -49,7 +49,8 @@ export function validateConfig (raw: unknown, file: string): Config {
     const got = valueAt(raw, first.path)
     expected = got === undefined ? `${first.expected} (the key is required)` : `${first.expected}, got ${describe(got)}`
   }
-  expected = expected.replace(/^Invalid input: /, '')
+  // zod prefixes its messages ("Invalid option: expected ..."); the ConfigError says "expected" itself.
+  expected = expected.replace(/^(Invalid \w+|Too (small|big)): /, '')
   throw new ConfigError(file, key, expected, issues.length)
 }
 

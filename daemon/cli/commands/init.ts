@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, writeFileSync, mkdirSync, chownSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { hostname, networkInterfaces } from 'node:os'
 import { parseCommandArgs, UsageError } from '../command.ts'
@@ -19,14 +19,17 @@ mesh; keep it mode 0600) before \`meshd start\`, then \`meshd join <multiaddr>\`
   --cluster NAME      cluster name (default: meshd); peers of other clusters are never admitted
   --state-dir DIR     identity key and database (default: /var/lib/meshd)
   --listen MULTIADDR  mesh listen address (default: /ip4/0.0.0.0/tcp/4001)
-  --http HOST:PORT    OpenAI-compatible endpoint (default: 127.0.0.1:8080)`
+  --http HOST:PORT    OpenAI-compatible endpoint (default: 127.0.0.1:8080)
+  --owner USER        give the state dir and key files to USER (default, as root with
+                      the system config: meshd, if that user exists)`
 
 export async function run (argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('init', argv, {
     cluster: { type: 'string' },
     'state-dir': { type: 'string' },
     listen: { type: 'string' },
-    http: { type: 'string' }
+    http: { type: 'string' },
+    owner: { type: 'string' }
   })
   const configPath = resolve(resolveConfigPath(values.config))
   const actions: string[] = []
@@ -37,7 +40,7 @@ export async function run (argv: string[]): Promise<number> {
     // Off the system paths (a user's own directory), keep everything together.
     const system = configPath === DEFAULT_CONFIG_FILE
     const swarmKeyFile = system ? '/etc/meshd/swarm.key' : join(dirname(configPath), 'swarm.key')
-    const adminSocket = values['state-dir'] === undefined ? '/run/meshd/admin.sock' : join(stateDir, 'admin.sock')
+    const adminSocket = system ? '/run/meshd/admin.sock' : join(stateDir, 'admin.sock')
     mkdirSync(dirname(configPath), { recursive: true, mode: 0o755 })
     writeFileSync(configPath, configTemplate({
       cluster,
@@ -61,6 +64,14 @@ export async function run (argv: string[]): Promise<number> {
   }
   const identity = await loadOrCreateIdentity(config.state_dir)
   actions.push(`${identity.created ? 'created' : 'kept'} the node identity in ${config.state_dir} (peer id ${identity.peerId.toString()})`)
+  const owner = ownerFor(values.owner, configPath)
+  if (owner !== null) {
+    // The daemon runs as `owner` (systemd User=): it must read the key files
+    // that root just wrote, and nobody else may.
+    for (const f of [config.state_dir, join(config.state_dir, 'identity.key'), config.swarm_key_file]) chownSync(f, owner.uid, owner.gid)
+    chownSync(configPath, 0, owner.gid)
+    actions.push(`gave ${config.state_dir} and ${config.swarm_key_file} to user ${owner.name}`)
+  }
   const addrs = joinAddrs(config.mesh.announce.length > 0 ? config.mesh.announce : config.mesh.listen, identity.peerId.toString())
   if (values.json) {
     printJson({ config: configPath, swarm_key_file: config.swarm_key_file, state_dir: config.state_dir, peer: identity.peerId.toString(), multiaddrs: addrs })
@@ -108,4 +119,17 @@ admin:
 #   command: "llama-server -m /models/m.gguf --port 9000 --parallel 4"   # or "sim"
 #   url: http://127.0.0.1:9000
 `
+}
+
+function ownerFor (flag: string | undefined, configPath: string): { name: string, uid: number, gid: number } | null {
+  if (process.getuid?.() !== 0) return null
+  const name = flag ?? (configPath === DEFAULT_CONFIG_FILE ? 'meshd' : undefined)
+  if (name === undefined) return null
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`))
+  if (line === undefined) {
+    if (flag !== undefined) throw new UsageError(`init: --owner ${flag}: no such user`)
+    return null
+  }
+  const f = line.split(':')
+  return { name, uid: Number(f[2]), gid: Number(f[3]) }
 }

@@ -1,0 +1,140 @@
+/**
+ * The command line as scripts use it: exit statuses (0 ok, 1 failed, 2 bad
+ * usage or config), messages that name the file and key, and the launcher
+ * finding the project's Node 24 from any directory and through a symlink.
+ */
+import t from 'tap'
+import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { tempDir } from '../helpers/tmp.ts'
+import { meshd } from '../helpers/cli.ts'
+import { DaemonProcess, MESHD, writeSwarmKey } from '../helpers/daemon.ts'
+import { waitFor } from '../helpers/poll.ts'
+
+t.test('usage errors exit 2', async (t) => {
+  let r = await meshd([])
+  t.equal(r.code, 2)
+  t.match(r.stdout, /usage: meshd <command>/)
+  r = await meshd(['frobnicate'])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /unknown command "frobnicate"/)
+  r = await meshd(['status', '--bogus'])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /status: Unknown option '--bogus'/)
+  r = await meshd(['join'])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /expected at least one multiaddr/)
+  r = await meshd(['join', '10.0.0.1:4001'])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /is not a multiaddr/)
+  r = await meshd(['status', '--help'])
+  t.equal(r.code, 0)
+  t.match(r.stdout, /usage: meshd status/)
+})
+
+t.test('version runs on the bundled Node 24 from any directory and through a symlink', async (t) => {
+  const dir = tempDir(t)
+  const link = join(dir, 'meshd')
+  symlinkSync(MESHD, link)
+  for (const [how, bin, cwd] of [['direct', MESHD, '/'], ['symlink', link, dir]] as const) {
+    const r = await meshd(['version', '--json'], { bin, cwd, env: { PATH: '/usr/bin:/bin' } })
+    t.equal(r.code, 0, `${how}: exit 0; stderr: ${r.stderr}`)
+    const v = JSON.parse(r.stdout) as { meshd: string, node: string, libp2p: string }
+    t.match(v.node, /^24\./, `${how}: runs on Node 24 although PATH has only the system Node`)
+    t.match(v.libp2p, /^3\./)
+    t.equal(v.meshd, (JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version)
+  }
+})
+
+t.test('init writes a config, a private swarm key and an identity; a second init keeps them', async (t) => {
+  const dir = tempDir(t)
+  const config = join(dir, 'etc', 'meshd.yaml')
+  const r = await meshd(['init', '--config', config, '--state-dir', join(dir, 'state'), '--cluster', 'lab', '--listen', '/ip4/127.0.0.1/tcp/4101'])
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /meshd join \/ip4\/127\.0\.0\.1\/tcp\/4101\/p2p\/12D3KooW\w+/)
+  t.match(readFileSync(config, 'utf8'), /^cluster: lab$/m)
+  const key = join(dir, 'etc', 'swarm.key')
+  t.equal(statSync(key).mode & 0o777, 0o600, 'the swarm key is readable by its owner only')
+  t.match(readFileSync(key, 'utf8'), /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n$/)
+  t.ok(existsSync(join(dir, 'state', 'identity.key')))
+  const keyBefore = readFileSync(key, 'utf8')
+  const again = await meshd(['init', '--config', config, '--json'])
+  t.equal(again.code, 0)
+  const doc = JSON.parse(again.stdout) as { peer: string }
+  t.match(r.stdout, doc.peer, 'same identity')
+  t.equal(readFileSync(key, 'utf8'), keyBefore, 'the swarm key is never replaced')
+})
+
+t.test('start with a bad config exits 2 naming the file and the key', async (t) => {
+  const dir = tempDir(t)
+  const config = join(dir, 'bad.yaml')
+  writeFileSync(config, 'cluster: x\nmesh:\n  heartbeat_ms: fast\n')
+  let r = await meshd(['start', '--config', config])
+  t.equal(r.code, 2)
+  t.equal(r.stderr.trim(), `meshd: ${config}: mesh.heartbeat_ms: expected number, got string "fast"`)
+  r = await meshd(['start'], { env: { MESHD_CONFIG: config } })
+  t.equal(r.code, 2, '$MESHD_CONFIG names the config')
+  writeFileSync(config, `cluster: x\nswarm_key_file: ${join(dir, 'missing.key')}\nstate_dir: ${join(dir, 's')}\nadmin: {socket: ${join(dir, 'a.sock')}}\nhttp: {listen: "127.0.0.1:0"}\nmesh: {listen: [/ip4/127.0.0.1/tcp/0]}\n`)
+  r = await meshd(['start', '--config', config])
+  t.equal(r.code, 2, 'a missing swarm key is a config problem')
+  t.match(r.stderr, new RegExp(`${join(dir, 'missing.key')}: cannot read the swarm key \\(ENOENT\\)`))
+  r = await meshd(['start', '--config', config], { env: { MESHD_MESH_HEARTBEAT_MS: 'x' } })
+  t.equal(r.code, 2)
+  t.match(r.stderr, /mesh\.heartbeat_ms: expected number, got string "x"/)
+})
+
+t.test('commands that need the daemon fail with exit 1 when it is not running', async (t) => {
+  const dir = tempDir(t)
+  const config = join(dir, 'c.yaml')
+  writeFileSync(config, `cluster: x\nadmin: {socket: ${join(dir, 'none.sock')}}\n`)
+  const r = await meshd(['status', '--config', config])
+  t.equal(r.code, 1)
+  t.match(r.stderr, /cannot reach the daemon at .*none\.sock \(ENOENT\): is the daemon running\?/)
+})
+
+t.test('against a running daemon: status, join errors, the socket mode, leave', async (t) => {
+  const dir = tempDir(t)
+  const key = writeSwarmKey(dir)
+  const d = await DaemonProcess.start(t, dir, { name: 'solo', swarmKeyFile: key })
+  t.equal(statSync(d.socket).mode & 0o777, 0o660, 'the admin socket is for the daemon user and group only')
+
+  const table = await meshd(['status', '--config', d.configPath])
+  t.equal(table.code, 0)
+  t.match(table.stdout, /^Mesh test: 1\/1 members alive · leader none/m)
+  t.match(table.stdout, /NAME\s+ID\s+PROVIDER\s+REGION\s+STATE\s+LOAD\s+REPLICA\s+COST\/H\s+LAST SEEN/)
+  t.match(table.stdout, /solo \(self\)\s+12D3KooW…\w+\s+static\s+local\s+alive/)
+  t.comment(`meshd status answered in ${Math.round(table.ms)} ms (process start included)`)
+
+  const json = await meshd(['status', '--json', '--config', d.configPath])
+  const doc = JSON.parse(json.stdout) as { self: string, members: Array<{ id: string, state: string }> }
+  t.equal(doc.self, d.peerId)
+  t.match(doc, { cluster: 'test', leader: null, term: 0, members: [{ id: d.peerId, name: 'solo', state: 'alive', voter: true }] })
+
+  const bad = await meshd(['join', '--config', d.configPath, '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLi3bFCrYmYhHP5mrRBnARLprYy8REb6UGGBaRPkxwPGk'])
+  t.equal(bad.code, 1, 'joining through an unreachable peer fails')
+  t.match(bad.stderr, /could not reach any of 1 peer/)
+
+  const leave = await meshd(['leave', '--config', d.configPath])
+  t.equal(leave.code, 0)
+  const exit = await d.exited()
+  t.same(exit, { code: 0, signal: null }, 'the daemon exits 0 after leave')
+  t.notOk(existsSync(d.socket), 'the admin socket is removed')
+})
+
+t.test('SIGTERM stops the daemon with exit 0', async (t) => {
+  const dir = tempDir(t)
+  const d = await DaemonProcess.start(t, dir, { name: 'term', swarmKeyFile: writeSwarmKey(dir) })
+  d.kill('SIGTERM')
+  t.same(await d.exited(), { code: 0, signal: null })
+  t.ok(d.logs.some((l) => l.msg === 'meshd stopped'), 'it logged its stop')
+})
+
+t.test('a second daemon on the same admin socket refuses to start', async (t) => {
+  const dir = tempDir(t)
+  const key = writeSwarmKey(dir)
+  const first = await DaemonProcess.start(t, dir, { name: 'one', swarmKeyFile: key })
+  const r = await meshd(['start', '--config', first.configPath])
+  t.equal(r.code, 1)
+  t.match(r.stderr, /another meshd daemon is already answering on/)
+  await waitFor(async () => (await first.status()).members.length === 1, { timeoutMs: 2000, what: 'the first daemon to still answer' })
+})

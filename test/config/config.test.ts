@@ -1,0 +1,116 @@
+import t from 'tap'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { loadConfig, validateConfig, parseYaml, ConfigError } from '../../daemon/config/load.ts'
+import { resolveEnvPath } from '../../daemon/config/env.ts'
+import { parseDuration, formatDuration } from '../../daemon/config/duration.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+/** The example config of INTERFACE.md, as users will copy it. */
+function interfaceExample (): string {
+  const md = readFileSync(join(import.meta.dirname, '../../../shared/INTERFACE.md'), 'utf8')
+  const m = /```yaml\n([\s\S]*?)```/.exec(md)
+  if (m === null) throw new Error('no yaml block in INTERFACE.md')
+  return m[1]!
+}
+
+t.test('the INTERFACE.md example config is valid and keeps its values', async (t) => {
+  const c = validateConfig(parseYaml(interfaceExample(), 'INTERFACE.md'), 'INTERFACE.md')
+  t.equal(c.cluster, 'prod')
+  t.equal(c.node_name, 'hel1-a')
+  t.equal(c.mesh.heartbeat_ms, 1000)
+  t.same(c.replica?.readiness_probe, { path: '/health', post_data: null, initial_delay_seconds: 120, timeout_seconds: 10, period_seconds: 5 })
+  t.equal(c.burst.scale_down_delay, 5 * 60_000, 'durations become milliseconds')
+  t.equal(c.burst.ttl, 8 * 3_600_000)
+  t.equal(c.providers.length, 3)
+  t.match(c.providers[0], { name: 'workstation', kind: 'local', max_instances: 4, cost_per_hour: 0.3 })
+  t.match(c.providers[1], { kind: 'ssh', known_hosts: '/etc/meshd/known_hosts', hosts: [{ ip: '10.0.1.100' }, { ip: '10.0.1.101', port: 2222 }] })
+  t.match(c.providers[2], { kind: 'aws', spot: true, spot_recovery: 'FAILOVER', regions: ['us-east-1', 'us-west-2'] })
+})
+
+t.test('defaults for a one-machine config', async (t) => {
+  const c = validateConfig({ cluster: 'x' }, 'f.yaml')
+  t.equal(c.voter, true)
+  t.same(c.mesh.listen, ['/ip4/0.0.0.0/tcp/4001'])
+  t.equal(c.http.listen, '127.0.0.1:8080')
+  t.equal(c.http.max_body_bytes, 10 * 1024 * 1024)
+  t.equal(c.admin.socket, '/run/meshd/admin.sock')
+  t.equal(c.replica, undefined, 'no replica: the node only routes')
+  t.equal(c.burst.mode, 'manual', 'spending money is opt-in')
+})
+
+const bad: Array<[string, unknown, RegExp]> = [
+  ['missing cluster', {}, /^f\.yaml: cluster: expected string \(the key is required\)$/],
+  ['wrong type', { cluster: 'x', mesh: { heartbeat_ms: 'fast' } }, /^f\.yaml: mesh\.heartbeat_ms: expected number, got string "fast"$/],
+  ['unknown key', { cluster: 'x', mesh: { hartbeat_ms: 5 } }, /^f\.yaml: mesh\.hartbeat_ms: unknown key; expected one of listen, .*heartbeat_ms/],
+  ['out of range', { cluster: 'x', mesh: { heartbeat_ms: 10 } }, /^f\.yaml: mesh\.heartbeat_ms: expected .*>=50/],
+  ['bad duration', { cluster: 'x', burst: { ttl: 'forever' } }, /^f\.yaml: burst\.ttl: expected a duration like 30s, 5m, 8h or a number of seconds, got "forever"$/],
+  ['bad enum', { cluster: 'x', burst: { mode: 'sometimes' } }, /^f\.yaml: burst\.mode: expected one of "manual"\|"auto"/],
+  ['bad listen', { cluster: 'x', http: { listen: 'localhost' } }, /^f\.yaml: http\.listen: expected host:port/],
+  ['bad multiaddr', { cluster: 'x', mesh: { bootstrap: ['10.0.0.1:4001'] } }, /^f\.yaml: mesh\.bootstrap\.0: expected a multiaddr/],
+  ['bad cluster name', { cluster: 'no spaces' }, /^f\.yaml: cluster: expected a name of letters/],
+  ['replica without command or url', { cluster: 'x', replica: { models: ['m'] } }, /^f\.yaml: replica: expected `command`/],
+  ['duplicate provider', { cluster: 'x', providers: [{ name: 'a', kind: 'local', replica: { models: ['m'] } }, { name: 'a', kind: 'local', replica: { models: ['m'] } }] }, /^f\.yaml: providers\.1\.name: expected a unique provider name/],
+  ['unknown provider kind', { cluster: 'x', providers: [{ name: 'a', kind: 'gcp' }] }, /^f\.yaml: providers\.0\.kind: /],
+  ['min over max', { cluster: 'x', burst: { min_cloud_instances: 5, max_cloud_instances: 2 } }, /burst\.min_cloud_instances: expected at most burst\.max_cloud_instances \(2\)/]
+]
+for (const [name, raw, pattern] of bad) {
+  t.test(`bad config names file, key and expectation: ${name}`, async (t) => {
+    const err = t.throws(() => validateConfig(raw, 'f.yaml')) as ConfigError
+    t.type(err, ConfigError)
+    t.equal(err.exitCode, 2)
+    t.match(err.message, pattern)
+  })
+}
+
+t.test('YAML syntax errors name the line', async (t) => {
+  t.throws(() => parseYaml('cluster: x\nmesh:\n  listen: [a\n', 'g.yaml'), /^g\.yaml: line \d+, column \d+: expected valid YAML/)
+  t.throws(() => parseYaml('- a\n- b\n', 'g.yaml'), /g\.yaml: \(top level\): expected a mapping/)
+})
+
+t.test('a missing file says how to make one', async (t) => {
+  t.throws(() => loadConfig('/nonexistent/meshd.yaml', {}), /\/nonexistent\/meshd\.yaml: \(file\): expected an existing file \(run `meshd init`/)
+})
+
+t.test('MESHD_* environment overrides', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'c.yaml')
+  writeFileSync(file, 'cluster: x\nmesh:\n  heartbeat_ms: 500\n')
+  const c = loadConfig(file, {
+    MESHD_HTTP_LISTEN: '0.0.0.0:9090',
+    MESHD_MESH_HEARTBEAT_MS: '250',
+    MESHD_NODE_NAME: 'from-env',
+    MESHD_BURST_COST_BUDGET: '1.5',
+    MESHD_MESH_BOOTSTRAP: '[/ip4/10.0.0.1/tcp/4001]',
+    MESHD_VOTER: 'false',
+    MESHD_CONFIG: 'ignored: names the file, not a key',
+    PATH: '/bin'
+  })
+  t.equal(c.http.listen, '0.0.0.0:9090')
+  t.equal(c.mesh.heartbeat_ms, 250, 'env wins over the file')
+  t.equal(c.node_name, 'from-env', 'node_name is one key, not node.name')
+  t.equal(c.burst.cost_budget, 1.5)
+  t.same(c.mesh.bootstrap, ['/ip4/10.0.0.1/tcp/4001'], 'flow lists are parsed')
+  t.equal(c.voter, false)
+  t.throws(() => loadConfig(file, { MESHD_HTTP_LISTN: 'x' }), /environment MESHD_HTTP_LISTN/, 'a misspelt override is an error, not silently ignored')
+  t.throws(() => loadConfig(file, { MESHD_MESH_HEARTBEAT_MS: 'soon' }), /mesh\.heartbeat_ms: expected number, got string "soon"/)
+})
+
+t.test('env names resolve against the schema, longest key first', async (t) => {
+  t.same(resolveEnvPath('HTTP_MAX_BODY_BYTES'), ['http', 'max_body_bytes'])
+  t.same(resolveEnvPath('SERVICE_TARGET_QPS_PER_REPLICA'), ['service', 'target_qps_per_replica'])
+  t.same(resolveEnvPath('PROVIDERS_0_COST_PER_HOUR'), ['providers', 0, 'cost_per_hour'])
+  t.same(resolveEnvPath('REPLICA_SIM_TTFT_MS'), ['replica', 'sim', 'ttft_ms'])
+  t.equal(resolveEnvPath('NOPE'), null)
+})
+
+t.test('durations', async (t) => {
+  const table: Array<[string | number, number | null]> = [
+    ['5m', 300_000], ['10s', 10_000], ['8h', 28_800_000], ['1h30m', 5_400_000], ['250ms', 250], ['2d', 172_800_000],
+    ['0', 0], [0, 0], [90, 90_000], ['1.5s', 1500], ['', null], ['5 m', null], ['m5', null], ['5x', null], [-1, null]
+  ]
+  for (const [input, ms] of table) t.equal(parseDuration(input), ms, `${JSON.stringify(input)} → ${ms}`)
+  t.equal(formatDuration(1500), '1s')
+  t.equal(formatDuration(90_000), '1m30s')
+  t.equal(formatDuration(5_400_000), '1h30m')
+})
