@@ -196,6 +196,14 @@ export class Daemon {
     this.admin.handle('ping', async () => ({ pong: true }))
     this.admin.handle('status', async () => this.status())
     this.admin.handle('version', async () => ({ meshd: MESHD_VERSION, node: process.versions.node }))
+    this.admin.handle('info', async () => ({
+      peer: this.peerId,
+      name: this.config.node_name,
+      addrs: this.node.getMultiaddrs().map((a) => a.toString()),
+      http: `${this.config.http.listen.replace(/:\d+$/, '')}:${this.http.port}`,
+      pid: process.pid,
+      version: MESHD_VERSION
+    }))
     this.admin.handle('join', async (params) => {
       const addrs = params.addrs
       if (!Array.isArray(addrs) || addrs.length === 0 || !addrs.every((a) => typeof a === 'string')) {

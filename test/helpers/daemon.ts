@@ -1,22 +1,20 @@
 /**
  * Real meshd daemons for end-to-end tests: each is a `bin/meshd start`
- * process with its own state dir, admin socket and OS-chosen ports (mesh and
- * HTTP listen on port 0; the actual ports are read from the daemon's
- * "meshd started" log line), so tests run side by side. Every process is
- * killed at teardown, also when the test fails.
+ * process (daemon/local/meshd-process.ts) with its own state dir, admin
+ * socket and OS-chosen ports (mesh and HTTP listen on port 0; the actual
+ * ones come from the daemon's `info`), so tests run side by side. Every
+ * process group is killed at teardown, also when the test fails.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
-import { callDaemon } from '../../daemon/admin/client.ts'
+import { join } from 'node:path'
+import { MeshdProcess, MESHD_BIN, type LogLine } from '../../daemon/local/meshd-process.ts'
 import type { AdminMethod } from '../../daemon/admin/protocol.ts'
 import type { StatusDocument } from '../../daemon/status.ts'
 import { generateSwarmKey } from '../../mesh/swarm-key.ts'
 import type { Teardown } from './tmp.ts'
 
-export const REPO = resolve(import.meta.dirname, '../..')
-export const MESHD = join(REPO, 'bin', 'meshd')
+export const MESHD = MESHD_BIN
+export const REPO = join(import.meta.dirname, '../..')
 
 export function writeSwarmKey (dir: string, name = 'swarm.key'): string {
   const file = join(dir, name)
@@ -34,29 +32,22 @@ export interface DaemonSpec {
   env?: Record<string, string>
 }
 
-export interface LogLine { level: string, msg: string, [k: string]: unknown }
-
 export class DaemonProcess {
   readonly spec: DaemonSpec
   readonly dir: string
   readonly configPath: string
   readonly socket: string
-  proc!: ChildProcess
-  peerId = ''
-  addrs: string[] = []
-  httpPort = 0
-  logs: LogLine[] = []
-  stderr = ''
-  private exit!: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  readonly process: MeshdProcess
 
   private constructor (root: string, spec: DaemonSpec) {
     this.spec = spec
     this.dir = join(root, spec.name)
     this.configPath = join(this.dir, 'meshd.yaml')
     this.socket = join(this.dir, 'admin.sock')
+    this.process = new MeshdProcess({ name: spec.name, configPath: this.configPath, socket: this.socket, env: spec.env })
   }
 
-  /** Writes the config and starts the daemon; resolves once it logged "meshd started". */
+  /** Writes the config and starts the daemon; resolves once its admin socket answers. */
   static async start (t: Teardown, root: string, spec: DaemonSpec): Promise<DaemonProcess> {
     const d = new DaemonProcess(root, spec)
     mkdirSync(d.dir, { recursive: true })
@@ -72,79 +63,29 @@ export class DaemonProcess {
       ...spec.config
     }
     writeFileSync(d.configPath, JSON.stringify(config, null, 2))
-    t.teardown(() => d.destroy())
-    await d.launch()
+    t.teardown(() => { d.destroy() })
+    await d.process.start()
     return d
   }
 
   /** Starts the daemon again from the same state dir and config (after a kill). */
   async restart (): Promise<void> {
-    await this.launch()
+    await this.process.start()
   }
 
-  private async launch (): Promise<void> {
-    this.logs = []
-    this.stderr = ''
-    const proc = spawn(MESHD, ['start', '--config', this.configPath], {
-      detached: true, // its own process group: teardown kills the replica children too
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.spec.env }
-    })
-    this.proc = proc
-    this.exit = new Promise((resolve) => { proc.once('exit', (code, signal) => { resolve({ code, signal }) }) })
-    proc.stderr!.setEncoding('utf8').on('data', (s: string) => { this.stderr += s })
-    const started = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`${this.spec.name} did not start within 30 s; stderr: ${this.stderr}; last logs: ${JSON.stringify(this.logs.slice(-5))}`)) }, 30_000)
-      createInterface({ input: proc.stdout! }).on('line', (line) => {
-        let entry: LogLine
-        try { entry = JSON.parse(line) as LogLine } catch { return }
-        this.logs.push(entry)
-        if (entry.msg === 'meshd started') {
-          this.peerId = entry.peer as string
-          this.addrs = entry.addrs as string[]
-          this.httpPort = Number(String(entry.http).split(':').pop())
-          clearTimeout(timer)
-          resolve()
-        }
-      })
-      void this.exit.then(({ code, signal }) => {
-        clearTimeout(timer)
-        reject(new Error(`${this.spec.name} exited (code ${code}, signal ${signal}) before starting; stderr: ${this.stderr}`))
-      })
-    })
-    await started
-  }
+  get peerId (): string { return this.process.info!.peer }
+  get addrs (): string[] { return this.process.info!.addrs }
+  get httpPort (): number { return Number(this.process.info!.http.split(':').pop()) }
+  get url (): string { return `http://127.0.0.1:${this.httpPort}` }
+  get joinAddr (): string { return this.process.joinAddr }
+  get pid (): number { return this.process.pid! }
+  get logs (): LogLine[] { return this.process.logs }
+  get running (): boolean { return this.process.running }
 
-  /** An address others can `join` through. */
-  get joinAddr (): string {
-    const a = this.addrs.find((x) => x.includes('/tcp/'))
-    if (a === undefined) throw new Error(`${this.spec.name} has no tcp address`)
-    return a.includes('/p2p/') ? a : `${a}/p2p/${this.peerId}`
-  }
-
-  get pid (): number {
-    return this.proc.pid!
-  }
-
-  kill (signal: NodeJS.Signals): void {
-    try { process.kill(this.pid, signal) } catch {}
-  }
-
-  exited (): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
-    return this.exit
-  }
-
-  get running (): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null
-  }
-
-  call (method: AdminMethod, params: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> {
-    return callDaemon(this.socket, method, params, { timeoutMs })
-  }
-
-  async status (): Promise<StatusDocument> {
-    return this.call('status') as Promise<StatusDocument>
-  }
+  kill (signal: NodeJS.Signals): void { this.process.signal(signal) }
+  exited (): Promise<{ code: number | null, signal: NodeJS.Signals | null }> { return this.process.exited() }
+  call (method: AdminMethod, params: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> { return this.process.call(method, params, timeoutMs) }
+  status (): Promise<StatusDocument> { return this.process.status() }
 
   /** State of a member as this daemon sees it, or undefined if not listed. */
   async stateOf (peerId: string): Promise<string | undefined> {
@@ -152,7 +93,7 @@ export class DaemonProcess {
   }
 
   async metricsText (): Promise<string> {
-    const res = await fetch(`http://127.0.0.1:${this.httpPort}/metrics`)
+    const res = await fetch(`${this.url}/metrics`)
     return res.text()
   }
 
@@ -161,12 +102,7 @@ export class DaemonProcess {
     return sumMetric(await this.metricsText(), name, labels)
   }
 
-  /** Kills the whole process group, also a SIGSTOPped one. */
-  destroy (): void {
-    if (this.proc?.pid === undefined) return
-    try { process.kill(-this.proc.pid, 'SIGKILL') } catch {}
-    try { process.kill(-this.proc.pid, 'SIGCONT') } catch {}
-  }
+  destroy (): void { this.process.killGroup() }
 }
 
 export function sumMetric (text: string, name: string, labels: Record<string, string> = {}): number {

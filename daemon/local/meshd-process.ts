@@ -1,0 +1,168 @@
+/**
+ * A `meshd start` child process on this machine: what `meshd demo`, the local
+ * provider (burst nodes as processes) and the end-to-end tests all run.
+ *
+ * Readiness is read from the daemon itself: once its admin socket answers
+ * `info`, every service is up (the socket starts last). Two ways to run:
+ * attached (stdout piped to us, the child dies with its process group) and
+ * detached (stdout to a log file, its own session, it outlives us: a burst
+ * node must survive the death of the daemon that launched it).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { openSync, closeSync, createWriteStream } from 'node:fs'
+import { resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { callDaemon } from '../admin/client.ts'
+import type { AdminMethod } from '../admin/protocol.ts'
+import type { StatusDocument } from '../status.ts'
+
+export const MESHD_BIN = resolve(import.meta.dirname, '../../bin/meshd')
+
+export interface DaemonInfo {
+  peer: string
+  name: string
+  addrs: string[]
+  http: string
+  pid: number
+  version: string
+}
+
+export interface LogLine { level: string, msg: string, [k: string]: unknown }
+
+export interface MeshdProcessInit {
+  name: string
+  configPath: string
+  /** The daemon's admin socket (from its config). */
+  socket: string
+  /** Detached: its own session, output to `logFile`, survives us. */
+  detached?: boolean
+  /** Where output goes: required when detached; when attached, lines are also kept in memory. */
+  logFile?: string
+  env?: Record<string, string | undefined>
+  startTimeoutMs?: number
+  onLog?: (line: LogLine) => void
+}
+
+export class MeshdProcess {
+  readonly init: MeshdProcessInit
+  proc: ChildProcess | undefined
+  info: DaemonInfo | undefined
+  logs: LogLine[] = []
+  stderr = ''
+  private exit: Promise<{ code: number | null, signal: NodeJS.Signals | null }> = Promise.resolve({ code: null, signal: null })
+
+  constructor (init: MeshdProcessInit) {
+    this.init = init
+  }
+
+  /** Starts the daemon and resolves with its identity once its admin socket answers. */
+  async start (): Promise<DaemonInfo> {
+    this.logs = []
+    this.stderr = ''
+    this.info = undefined
+    const detached = this.init.detached === true
+    let fd: number | undefined
+    if (detached) {
+      if (this.init.logFile === undefined) throw new Error('a detached meshd needs a log file')
+      fd = openSync(this.init.logFile, 'a', 0o640)
+    }
+    const proc = spawn(MESHD_BIN, ['start', '--config', this.init.configPath], {
+      // Attached children still get their own process group, so that killing
+      // the group also takes their replica; detached ones their own session.
+      detached: true,
+      stdio: detached ? ['ignore', fd!, fd!] : ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.init.env }
+    })
+    if (fd !== undefined) closeSync(fd)
+    this.proc = proc
+    this.exit = new Promise((resolve) => { proc.once('exit', (code, signal) => { resolve({ code, signal }) }) })
+    if (detached) proc.unref()
+    else {
+      if (this.init.logFile !== undefined) {
+        const out = createWriteStream(this.init.logFile, { flags: 'a', mode: 0o640 })
+        proc.stdout!.pipe(out)
+        proc.stderr!.pipe(out)
+      }
+      proc.stderr!.setEncoding('utf8').on('data', (s: string) => { this.stderr += s })
+      createInterface({ input: proc.stdout! }).on('line', (line) => {
+        let entry: LogLine
+        try { entry = JSON.parse(line) as LogLine } catch { return }
+        this.logs.push(entry)
+        if (this.logs.length > 5000) this.logs.splice(0, 1000)
+        this.init.onLog?.(entry)
+      })
+    }
+    this.info = await this.waitReady()
+    return this.info
+  }
+
+  private async waitReady (): Promise<DaemonInfo> {
+    const deadline = Date.now() + (this.init.startTimeoutMs ?? 30_000)
+    let exited: { code: number | null, signal: NodeJS.Signals | null } | null = null
+    void this.exit.then((e) => { exited = e })
+    for (;;) {
+      if (exited !== null) {
+        const e = exited as { code: number | null, signal: NodeJS.Signals | null }
+        throw new Error(`${this.init.name} exited (code ${e.code}, signal ${e.signal}) before it was ready${this.stderr !== '' ? `: ${this.stderr.trim()}` : ''}`)
+      }
+      try {
+        return await callDaemon(this.init.socket, 'info', {}, { timeoutMs: 2000 }) as DaemonInfo
+      } catch {
+        if (Date.now() > deadline) throw new Error(`${this.init.name} was not ready within ${this.init.startTimeoutMs ?? 30_000} ms${this.stderr !== '' ? `; stderr: ${this.stderr.trim()}` : ''}`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+  }
+
+  get pid (): number | undefined {
+    return this.proc?.pid
+  }
+
+  get running (): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null
+  }
+
+  /** An address others can `join` through. */
+  get joinAddr (): string {
+    const info = this.info
+    if (info === undefined) throw new Error(`${this.init.name} is not started`)
+    const a = info.addrs.find((x) => x.includes('/tcp/'))
+    if (a === undefined) throw new Error(`${this.init.name} has no tcp address`)
+    return a.includes('/p2p/') ? a : `${a}/p2p/${info.peer}`
+  }
+
+  signal (sig: NodeJS.Signals): void {
+    if (this.proc?.pid === undefined) return
+    try { process.kill(this.proc.pid, sig) } catch {}
+  }
+
+  exited (): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
+    return this.exit
+  }
+
+  /** SIGTERM and wait (the daemon drains); SIGKILL the group after `graceMs`. */
+  async stop (graceMs = 15_000): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
+    if (!this.running) return this.exit
+    this.signal('SIGTERM')
+    const timer = setTimeout(() => { this.killGroup() }, graceMs)
+    const e = await this.exit
+    clearTimeout(timer)
+    return e
+  }
+
+  /** Kills the whole process group, also a SIGSTOPped one. */
+  killGroup (): void {
+    const pid = this.proc?.pid
+    if (pid === undefined) return
+    try { process.kill(-pid, 'SIGKILL') } catch {}
+    try { process.kill(-pid, 'SIGCONT') } catch {}
+  }
+
+  call (method: AdminMethod, params: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> {
+    return callDaemon(this.init.socket, method, params, { timeoutMs })
+  }
+
+  status (): Promise<StatusDocument> {
+    return this.call('status') as Promise<StatusDocument>
+  }
+}
