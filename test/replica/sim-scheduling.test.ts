@@ -154,7 +154,9 @@ t.test('pacing holds with 200 concurrent streams (no drift)', async (t) => {
   const n = 200
   const tps = 100
   const tokens = 50
-  const sim = await startSim(t, { models: ['m'], slots: n, ttftMs: 0, tokensPerSecond: tps })
+  // The client shares this event loop: a ttft lets all 200 connections get set
+  // up before tokens flow, so client-side stamps measure the server's pacing.
+  const sim = await startSim(t, { models: ['m'], slots: n, ttftMs: 300, tokensPerSecond: tps })
   const started = performance.now()
   const results = await Promise.all(Array.from({ length: n }, (_, i) => timedStream(sim.url, `stream ${i}`, tokens)))
   const wall = performance.now() - started
@@ -234,4 +236,25 @@ t.test('metrics exposition is well-formed and counts tokens', async (t) => {
   t.equal(metricValue(text, 'vllm:time_to_first_token_seconds_count'), 1, 'one request produced a first token')
   t.equal(metricValue(text, 'vllm:request_success_total', VLLM_LENGTH), 1)
   t.equal(metricValue(text, 'meshd_sim_slots'), 4)
+})
+
+t.test('close() during a drain that cannot finish cuts what is left', async (t) => {
+  const sim = await startSim(t, { models: ['m'], ttftMs: 0, tokensPerSecond: 100, stallAfterTokens: 1 })
+  const api = client(sim.url)
+  const stream = await api.chat.completions.create({ model: 'm', messages: chat('stuck'), stream: true })
+  const it = stream[Symbol.asyncIterator]()
+  await it.next()
+  const drained = sim.drain()
+  const health = await fetch(`${sim.url}/health`)
+  t.equal(health.status, 503, 'draining refuses')
+  t.equal(sim.stats().inflight, 1, 'the stalled request keeps the drain waiting')
+  let settled = false
+  void Promise.all([drained, sim.close()]).then(() => (settled = true))
+  await waitFor('drain and close to resolve', () => settled, 1000)
+  t.equal(sim.stats().inflight, 0)
+  const rest = await it.next().then(
+    (r) => (r.done ? 'ended' : 'more'),
+    () => 'cut',
+  )
+  t.not(rest, 'more', 'the client stream was cut')
 })

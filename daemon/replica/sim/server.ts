@@ -94,6 +94,7 @@ class SimHttp implements SimServer, JobObserver {
   private completed = 0
   private cancelled = 0
   private stopping: Promise<void> | null = null
+  private closed: Promise<void> | null = null
   private drainPoll: NodeJS.Timeout | null = null
 
   constructor(opts: SimOptions, log: SimLogger) {
@@ -188,24 +189,28 @@ class SimHttp implements SimServer, JobObserver {
     )
   }
 
+  /**
+   * Stops listening and resolves once every connection is gone. Forced, it
+   * cuts requests and connections at once; it may follow a graceful call that
+   * is still waiting for connections, and then cuts those.
+   */
   private shutDown(force: boolean): Promise<void> {
     if (force) this.scheduler.cancelAll()
-    if (!this.server.listening) return Promise.resolve()
-    return new Promise((resolve) => {
+    this.closed ??= new Promise((resolve) => {
       this.server.close(() => {
         if (this.drainPoll) clearInterval(this.drainPoll)
         this.drainPoll = null
         resolve()
       })
-      if (force) {
-        this.server.closeAllConnections()
-      } else {
+      if (!force) {
         // Keep-alive connections become idle only once their last response has
         // flushed; close them as they do instead of cutting a response short.
         this.server.closeIdleConnections()
         this.drainPoll = setInterval(() => this.server.closeIdleConnections(), DRAIN_POLL_MS)
       }
     })
+    if (force) this.server.closeAllConnections()
+    return this.closed
   }
 
   private isReady(): boolean {
@@ -325,7 +330,8 @@ class SimHttp implements SimServer, JobObserver {
     }
     job = built.job
     if (job instanceof CompletionJob) job.begin()
-    this.scheduler.submit(job)
+    // Cannot fail: admission() saw room and nothing ran since. Never leave a committed stream hanging, though.
+    if (!this.scheduler.submit(job)) res.destroy()
   }
 
   /** Why a valid request cannot enter the engine now, if it cannot. */
