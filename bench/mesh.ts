@@ -1,0 +1,208 @@
+/**
+ * bench/mesh: N real daemons on this machine (N = 5, 15, 30 by default).
+ * Figures, never pass/fail:
+ *   - convergence: time from the last join (a chain: each joined only to the
+ *     one before it) until every daemon lists all N alive;
+ *   - detection: time from kill -9 / SIGSTOP of one daemon until no other
+ *     lists it alive (medians over several victims);
+ *   - at rest: CPU % and RSS per daemon, heartbeat payload bytes, and bytes
+ *     on the wire per daemon per second (TCP bytes_sent from `ss`, so gossip
+ *     duplicates, control messages, pnet/noise/yamux framing all count).
+ *
+ *   node_modules/.bin/node bench/mesh.ts [--sizes 5,15,30] [--rounds 3] [--rest-seconds 10] [--json out.json]
+ */
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execFileSync } from 'node:child_process'
+import { parseArgs } from 'node:util'
+import { MeshdProcess } from '../daemon/local/meshd-process.ts'
+import { generateSwarmKey } from '../mesh/swarm-key.ts'
+import { median, pct, fmtMs } from './stats.ts'
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '5,15,30' },
+    rounds: { type: 'string', default: '3' },
+    'rest-seconds': { type: 'string', default: '10' },
+    json: { type: 'string' }
+  }
+})
+const sizes = values.sizes.split(',').map(Number)
+const rounds = Number(values.rounds)
+const restSeconds = Number(values['rest-seconds'])
+
+const live = new Set<MeshdProcess>()
+const cleanup = (): void => { for (const p of live) p.killGroup() }
+process.on('SIGINT', () => { cleanup(); process.exit(130) })
+process.on('exit', cleanup)
+
+interface SizeResult {
+  n: number
+  converge_ms: number
+  kill_detect_ms: number[]
+  hang_detect_ms: number[]
+  cpu_pct_per_daemon: number
+  rss_mb_per_daemon: number
+  heartbeat_payload_bytes: number
+  wire_bytes_per_s_per_daemon: number
+}
+
+async function poll (cond: () => Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<number> {
+  const start = performance.now()
+  for (;;) {
+    try { if (await cond()) return performance.now() - start } catch {}
+    if (performance.now() - start > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
+
+async function aliveCount (p: MeshdProcess): Promise<Map<string, string>> {
+  const s = await p.status()
+  return new Map(s.members.map((m) => [m.id, m.state]))
+}
+
+function procStat (pid: number): { cpuTicks: number, rssKb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const cpuTicks = Number(fields[11]) + Number(fields[12])
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1])
+  return { cpuTicks, rssKb }
+}
+
+/** TCP bytes sent per pid, from the kernel's per-socket counters. */
+function bytesSentByPid (): Map<number, number> {
+  const out = new Map<number, number>()
+  const text = execFileSync('ss', ['-tinpH'], { encoding: 'utf8', maxBuffer: 64 << 20 })
+  let pid: number | null = null
+  for (const line of text.split('\n')) {
+    const p = /pid=(\d+)/.exec(line)
+    if (p !== null) { pid = Number(p[1]); continue }
+    const b = /bytes_sent:(\d+)/.exec(line)
+    if (b !== null && pid !== null) out.set(pid, (out.get(pid) ?? 0) + Number(b[1]))
+  }
+  return out
+}
+
+async function runSize (n: number): Promise<SizeResult> {
+  const dir = mkdtempSync(join(tmpdir(), `meshd-bench-mesh-${n}-`))
+  const key = join(dir, 'swarm.key')
+  writeFileSync(key, generateSwarmKey(), { mode: 0o600 })
+  const nodes: MeshdProcess[] = []
+  try {
+    for (let i = 0; i < n; i++) {
+      const name = `b${i + 1}`
+      const d = join(dir, name)
+      mkdirSync(d)
+      const socket = join(d, 'admin.sock')
+      writeFileSync(join(d, 'meshd.yaml'), JSON.stringify({
+        cluster: 'bench', node_name: name, state_dir: join(d, 'state'), swarm_key_file: key, log: { level: 'warn' },
+        mesh: { listen: ['/ip4/127.0.0.1/tcp/0'] }, http: { listen: '127.0.0.1:0' }, admin: { socket }
+      }))
+      const p = new MeshdProcess({ name, configPath: join(d, 'meshd.yaml'), socket, logFile: join(d, 'log') })
+      live.add(p)
+      await p.start()
+      nodes.push(p)
+    }
+    for (let i = 1; i < n; i++) await nodes[i]!.call('join', { addrs: [nodes[i - 1]!.joinAddr] }, 30_000)
+    const converge = await poll(async () => {
+      for (const p of nodes) {
+        const m = await aliveCount(p)
+        if ([...m.values()].filter((s) => s === 'alive').length !== n) return false
+      }
+      return true
+    }, 120_000, 100)
+    process.stderr.write(`  n=${n}: converged in ${fmtMs(converge)}\n`)
+
+    // At rest: let the mesh settle, then measure over restSeconds.
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    const hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+    const before = new Map(nodes.map((p) => [p.pid!, procStat(p.pid!)]))
+    const sentBefore = bytesSentByPid()
+    const hbBefore = await Promise.all(nodes.map(async (p) => heartbeatBytes(p)))
+    const t0 = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, restSeconds * 1000))
+    const elapsed = (performance.now() - t0) / 1000
+    const sentAfter = bytesSentByPid()
+    const hbAfter = await Promise.all(nodes.map(async (p) => heartbeatBytes(p)))
+    const cpu: number[] = []
+    const rss: number[] = []
+    const wire: number[] = []
+    for (const p of nodes) {
+      const a = procStat(p.pid!)
+      const b = before.get(p.pid!)!
+      cpu.push(((a.cpuTicks - b.cpuTicks) / hz) / elapsed * 100)
+      rss.push(a.rssKb / 1024)
+      wire.push(((sentAfter.get(p.pid!) ?? 0) - (sentBefore.get(p.pid!) ?? 0)) / elapsed)
+    }
+    const payload = hbAfter.map((v, i) => (v.bytes - hbBefore[i]!.bytes) / Math.max(1, v.count - hbBefore[i]!.count))
+
+    // Detection: kill -9 some daemons, SIGSTOP others (distinct victims, never daemon 0, the viewer of last resort).
+    const killDetect: number[] = []
+    const hangDetect: number[] = []
+    for (let r = 0; r < rounds; r++) {
+      const victim = nodes[1 + (r * 2) % (n - 1)]!
+      const watchers = nodes.filter((p) => p !== victim && p.running)
+      victim.signal('SIGKILL')
+      killDetect.push(await poll(async () => notAlive(watchers, victim.info!.peer), 30_000, 20))
+      await victim.exited()
+      await victim.start()
+      await poll(async () => { for (const w of watchers) if ((await aliveCount(w)).get(victim.info!.peer) !== 'alive') return false; return true }, 30_000, 100)
+
+      const hung = nodes[1 + (r * 2 + 1) % (n - 1)]!
+      const hw = nodes.filter((p) => p !== hung)
+      hung.signal('SIGSTOP')
+      hangDetect.push(await poll(async () => notAlive(hw, hung.info!.peer), 30_000, 50))
+      hung.signal('SIGCONT')
+      await poll(async () => { for (const w of hw) if ((await aliveCount(w)).get(hung.info!.peer) !== 'alive') return false; return true }, 30_000, 100)
+    }
+    process.stderr.write(`  n=${n}: kill ${killDetect.map(fmtMs).join(', ')}; hang ${hangDetect.map(fmtMs).join(', ')}\n`)
+    return {
+      n,
+      converge_ms: converge,
+      kill_detect_ms: killDetect,
+      hang_detect_ms: hangDetect,
+      cpu_pct_per_daemon: median(cpu),
+      rss_mb_per_daemon: median(rss),
+      heartbeat_payload_bytes: median(payload),
+      wire_bytes_per_s_per_daemon: median(wire)
+    }
+  } finally {
+    await Promise.all(nodes.map(async (p) => { await p.stop(5000); live.delete(p) }))
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function heartbeatBytes (p: MeshdProcess): Promise<{ bytes: number, count: number }> {
+  const text = await (await fetch(`http://${p.info!.http}/metrics`)).text()
+  const get = (name: string): number => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0)
+  return { bytes: get('meshd_heartbeat_bytes_sent_total'), count: get('meshd_heartbeats_sent_total') }
+}
+
+async function notAlive (watchers: MeshdProcess[], id: string): Promise<boolean> {
+  for (const w of watchers) if ((await aliveCount(w)).get(id) === 'alive') return false
+  return true
+}
+
+const results: SizeResult[] = []
+process.stderr.write(`bench/mesh: sizes ${sizes.join(', ')}, ${rounds} detection rounds each, ${restSeconds} s at rest\n`)
+for (const n of sizes) results.push(await runSize(n))
+
+console.log('\n| daemons | converge after last join | kill -9 detected (median) | SIGSTOP detected (median) | CPU per daemon at rest | RSS per daemon | heartbeat payload | wire bytes/s per daemon |')
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|')
+for (const r of results) {
+  console.log(`| ${r.n} | ${fmtMs(r.converge_ms)} | ${fmtMs(median(r.kill_detect_ms))} | ${fmtMs(median(r.hang_detect_ms))} | ${pct(r.cpu_pct_per_daemon)} | ${r.rss_mb_per_daemon.toFixed(0)} MB | ${r.heartbeat_payload_bytes.toFixed(0)} B | ${(r.wire_bytes_per_s_per_daemon / 1024).toFixed(1)} KiB/s |`)
+}
+// Wire bytes per daemon grow with the number of members it hears from:
+// fit bytes/s ≈ a·n + b by least squares over the measured sizes and project.
+if (results.length >= 2) {
+  const xs = results.map((r) => r.n)
+  const ys = results.map((r) => r.wire_bytes_per_s_per_daemon)
+  const mx = xs.reduce((a, b) => a + b) / xs.length
+  const my = ys.reduce((a, b) => a + b) / ys.length
+  const a = xs.reduce((s, x, i) => s + (x - mx) * (ys[i]! - my), 0) / xs.reduce((s, x) => s + (x - mx) ** 2, 0)
+  const b = my - a * mx
+  console.log(`\nfit: wire bytes/s per daemon ≈ ${a.toFixed(0)}·n + ${b.toFixed(0)} (≈ ${(a / median(results.map((r) => r.heartbeat_payload_bytes))).toFixed(1)}× the payload per member per second)`)
+  for (const n of [300, 3000]) console.log(`projection n=${n}: ${((a * n + b) / 1024).toFixed(0)} KiB/s sent per daemon (and about as much received)`)
+}
+if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(results, null, 2))
