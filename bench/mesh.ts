@@ -111,7 +111,7 @@ async function runSize (n: number): Promise<SizeResult> {
         if ([...m.values()].filter((s) => s === 'alive').length !== n) return false
       }
       return true
-    }, 120_000, 100)
+    }, 300_000, 100)
     process.stderr.write(`  n=${n}: converged in ${fmtMs(converge)}\n`)
 
     // At rest: let the mesh settle, then measure over restSeconds.
@@ -141,20 +141,32 @@ async function runSize (n: number): Promise<SizeResult> {
     const killDetect: number[] = []
     const hangDetect: number[] = []
     for (let r = 0; r < rounds; r++) {
+      try {
+        await detectionRound(r)
+      } catch (err) {
+        // An overloaded host (many daemons per core) may not settle in time:
+        // record the round as missing rather than lose the other figures.
+        process.stderr.write(`  n=${n}: detection round ${r + 1} did not settle: ${(err as Error).message}\n`)
+      }
+    }
+    async function detectionRound (r: number): Promise<void> {
       const victim = nodes[1 + (r * 2) % (n - 1)]!
       const watchers = nodes.filter((p) => p !== victim && p.running)
       victim.signal('SIGKILL')
       killDetect.push(await poll(async () => notAlive(watchers, victim.info!.peer), 30_000, 20))
       await victim.exited()
       await victim.start()
-      await poll(async () => { for (const w of watchers) if ((await aliveCount(w)).get(victim.info!.peer) !== 'alive') return false; return true }, 30_000, 100)
+      await poll(async () => { for (const w of watchers) if ((await aliveCount(w)).get(victim.info!.peer) !== 'alive') return false; return true }, 60_000, 100)
 
       const hung = nodes[1 + (r * 2 + 1) % (n - 1)]!
       const hw = nodes.filter((p) => p !== hung)
       hung.signal('SIGSTOP')
-      hangDetect.push(await poll(async () => notAlive(hw, hung.info!.peer), 30_000, 50))
-      hung.signal('SIGCONT')
-      await poll(async () => { for (const w of hw) if ((await aliveCount(w)).get(hung.info!.peer) !== 'alive') return false; return true }, 30_000, 100)
+      try {
+        hangDetect.push(await poll(async () => notAlive(hw, hung.info!.peer), 30_000, 50))
+      } finally {
+        hung.signal('SIGCONT')
+      }
+      await poll(async () => { for (const w of hw) if ((await aliveCount(w)).get(hung.info!.peer) !== 'alive') return false; return true }, 60_000, 100)
     }
     process.stderr.write(`  n=${n}: kill ${killDetect.map(fmtMs).join(', ')}; hang ${hangDetect.map(fmtMs).join(', ')}\n`)
     return {

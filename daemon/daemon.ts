@@ -90,7 +90,12 @@ export class Daemon {
       timing,
       maxMessageBytes: c.mesh.max_message_bytes,
       describeSelf: () => this.describeSelf()
-    }, { node: this.node, metrics: this.metrics, log: this.log.child({ svc: 'membership' }) })
+    }, {
+      node: this.node,
+      metrics: this.metrics,
+      log: this.log.child({ svc: 'membership' }),
+      probe: async (peer) => this.discovery.probe(peer, Math.min(1000, c.mesh.heartbeat_ms))
+    })
     this.discovery = new Discovery({
       cluster: c.cluster,
       bootstrap: c.mesh.bootstrap,

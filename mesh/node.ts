@@ -63,7 +63,20 @@ export async function createMeshNode (init: MeshNodeInit): Promise<MeshNode> {
         // daemons on one host, pods behind one SNAT. Left on, at 15 members
         // on a host every peer's score fell to the graylist within seconds
         // and heartbeats stopped flowing (found by bench/mesh).
-        scoreParams: { IPColocationFactorWeight: 0 }
+        scoreParams: { IPColocationFactorWeight: 0 },
+        // Every member receives each heartbeat first-hand from its origin
+        // (flood publish); the gossip mesh only covers members that are not
+        // directly connected. A smaller mesh degree than the default 6
+        // (Dhi 12) cuts the duplicate copies each node receives, the bulk of
+        // the gossip bytes (bench/mesh), and IDONTWANT from 128 bytes on
+        // stops most of the rest.
+        D: 3,
+        Dlo: 2,
+        Dhi: 6,
+        Dout: 1,
+        Dscore: 2,
+        Dlazy: 3,
+        idontwantMinDataSize: 128
       })
     }
   })

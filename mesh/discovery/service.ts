@@ -122,6 +122,16 @@ export class Discovery {
     }))
   }
 
+  /** Dials a member now; false if it cannot be reached within `timeoutMs`. */
+  async probe (peer: PeerId, timeoutMs: number): Promise<boolean> {
+    try {
+      await this.c.node.dial(peer, { signal: AbortSignal.timeout(timeoutMs) })
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** Adds a peer's addresses to libp2p's peer store so it can be dialled by id. */
   private learn (id: string, addrs: string[]): void {
     if (id === this.c.membership.selfId || addrs.length === 0) return

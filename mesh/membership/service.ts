@@ -39,6 +39,14 @@ export interface MembershipInit {
 
 export interface MembershipComponents {
   node: MeshNode
+  /**
+   * Redials a member whose last connection just closed; resolves false when
+   * it cannot be reached. A killed process's port refuses at once, so this
+   * stays the fast path for crashes, while a connection dropped for another
+   * reason (a timeout under load, a NAT rebinding) does not cost a false
+   * suspicion.
+   */
+  probe?: (peer: PeerId) => Promise<boolean>
   metrics: MembershipMetrics
   log: { info: (o: object, msg: string) => void, warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
 }
@@ -66,7 +74,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly decoded = new WeakMap<Message, Heartbeat>()
   private readonly onMessage = (evt: CustomEvent<Message>): void => { this.handleMessage(evt.detail) }
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => { this.handleTransition(this.table.observeConnected(evt.detail.toString(), this.now())) }
-  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => { this.handleTransition(this.table.observeDisconnected(evt.detail.toString(), this.now())) }
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => { this.handleDisconnect(evt.detail) }
 
   constructor (init: MembershipInit, components: MembershipComponents) {
     super()
@@ -97,7 +105,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     await this.publishNow()
   }
 
+  private stopped = false
+
   stop (): void {
+    this.stopped = true
     clearInterval(this.heartbeatTimer)
     clearInterval(this.evaluateTimer)
     const pubsub = this.c.node.services.pubsub
@@ -196,6 +207,22 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     this.handleTransition(transition)
     this.emit('member:update', member)
+  }
+
+  private handleDisconnect (peer: PeerId): void {
+    const id = peer.toString()
+    const m = this.table.get(id)
+    if (m === undefined) return
+    const probe = this.c.probe
+    if (probe === undefined || m.state !== 'alive' || this.stopped) {
+      this.handleTransition(this.table.observeDisconnected(id, this.now()))
+      return
+    }
+    m.connected = false
+    probe(peer).then((reachable) => {
+      if (this.stopped || reachable || this.c.node.getConnections(peer).length > 0) return
+      this.handleTransition(this.table.observeDisconnected(id, this.now()))
+    }, () => {})
   }
 
   private evaluate (): void {

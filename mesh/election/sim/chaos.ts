@@ -1,0 +1,210 @@
+/**
+ * A random fault schedule, fully determined by its seed: a chaos phase
+ * (crashes and restarts, hung processes, partitions, one-way link cuts, clock
+ * rate changes, lossy and slow networks, membership changes, a steady trickle
+ * of client proposals), then a calm phase in which everything heals and the
+ * cluster must converge. The checker runs on every event throughout; this
+ * module adds the liveness watch and the end-of-run convergence checks.
+ */
+import { Cluster } from './cluster.ts'
+import { SimViolation } from './checker.ts'
+import type { NetConfig } from './network.ts'
+import { Rng } from './prng.ts'
+
+export interface ChaosOptions {
+  seed: number
+  /** Length of the chaos phase (virtual ms). */
+  chaosMs?: number
+  /** Length of the calm phase before convergence is required (virtual ms). */
+  calmMs?: number
+  trace?: boolean
+}
+
+export interface ChaosResult {
+  seed: number
+  voters: number
+  events: number
+  messages: number
+  terms: number
+  committed: number
+  actingLeaders: number
+  faults: Record<string, number>
+}
+
+/** Liveness bound: a healthy majority must produce an acting leader this often. */
+export function livenessBoundMs (c: Cluster): number {
+  return 5 * c.timing.electionTimeoutMaxMs
+}
+
+export function runChaos (opts: ChaosOptions): ChaosResult {
+  const plan = new Rng(opts.seed ^ 0x9e3779b9)
+  const initialVoters = plan.pick([3, 3, 5, 5, 5, 7])
+  const net: NetConfig = {
+    minDelayMs: plan.range(0.2, 5),
+    maxDelayMs: plan.pick([10, 30, 80, 150]),
+    loss: plan.pick([0, 0, 0.01, 0.05, 0.15]),
+    duplicate: plan.pick([0, 0.01, 0.05]),
+    spike: plan.pick([0, 0.01, 0.05]),
+    spikeMaxMs: plan.pick([100, 400, 1000])
+  }
+  const calmNet: NetConfig = { ...net, loss: 0, spike: 0, duplicate: 0 }
+  const c = new Cluster({
+    seed: opts.seed,
+    voters: initialVoters,
+    net,
+    drift: plan.pick(['random', 'extreme', 'extreme']),
+    asyncFlush: plan.pick([0, 0.3, 0.8]),
+    timerLateMs: plan.pick([0, 5, 30]),
+    trace: opts.trace ?? false
+  })
+  const chaosMs = opts.chaosMs ?? 30_000
+  const calmMs = opts.calmMs ?? 15_000
+  const faults: Record<string, number> = {}
+  const count = (k: string): void => { faults[k] = (faults[k] ?? 0) + 1 }
+  const rho = c.timing.maxDriftRate
+  const bound = livenessBoundMs(c)
+
+  // Liveness watch, sampled every 100 ms of virtual time.
+  let healthySince: number | null = null
+  const watch = (): void => {
+    if (c.healthyMajority()) {
+      healthySince ??= c.now
+      const since = Math.max(healthySince, c.checker.lastActingAt)
+      if (c.now - since > bound) throw new SimViolation(`liveness: a majority has been up and connected since t=${healthySince.toFixed(0)} but no node has acted since t=${c.checker.lastActingAt.toFixed(0)} (now t=${c.now.toFixed(0)})`)
+    } else {
+      healthySince = null
+    }
+    c.at(100, 'watch', watch)
+  }
+  c.at(100, 'watch', watch)
+  const audit = (): void => { c.checkLogs(); c.at(2000, 'audit', audit) }
+  c.at(2000, 'audit', audit)
+
+  // Client traffic: proposals to random nodes, redirected once to the hinted leader.
+  let n = 0
+  const client = (): void => {
+    const live = c.ids().filter(id => c.isUp(id))
+    if (live.length > 0) {
+      const id = plan.pick(live)
+      const r = c.propose(id, { n: n++ })
+      if (r !== null && 'error' in r && r.leader !== null) c.propose(r.leader, { n: n++ })
+    }
+    c.at(plan.exp(300), 'client', client)
+  }
+  c.at(plan.exp(300), 'client', client)
+
+  // Faults, as a Poisson process over the chaos phase.
+  const members = (): string[] => c.ids().filter(id => !c.isRetired(id))
+  const fault = (): void => {
+    if (c.now >= chaosMs) return
+    const acting = c.actingLeaders()[0] ?? c.leaderId()
+    const roll = plan.next()
+    const target = (preferLeader: number): string | undefined => {
+      const ms = members().filter(id => c.raftOf(id) !== null)
+      if (acting !== null && acting !== undefined && plan.chance(preferLeader)) return acting
+      return ms.length === 0 ? undefined : plan.pick(ms)
+    }
+    if (roll < 0.18) {
+      const id = target(0.6)
+      if (id !== undefined) {
+        count('crash')
+        c.crash(id)
+        if (plan.chance(0.9)) c.at(plan.range(100, 8000), `restart ${id}`, () => c.restart(id))
+        else c.at(chaosMs - c.now, `restart ${id}`, () => c.restart(id))
+      }
+    } else if (roll < 0.38) {
+      const id = target(0.6)
+      if (id !== undefined) {
+        count('pause')
+        c.pause(id, plan.chance(0.5) ? plan.range(20, 1400) : plan.range(1400, 9000))
+      }
+    } else if (roll < 0.52) {
+      const ms = members()
+      const minority = plan.chance(0.5)
+      const size = minority ? plan.int(1, Math.max(2, Math.ceil(ms.length / 2))) : plan.int(1, ms.length)
+      const shuffled = ms.slice().sort(() => plan.next() - 0.5)
+      const side = shuffled.slice(0, size)
+      if (acting !== null && acting !== undefined && plan.chance(0.5) && !side.includes(acting)) side[0] = acting
+      count('partition')
+      c.net.partition([side, ms.filter(id => !side.includes(id))])
+      c.at(plan.range(500, 10_000), 'heal', () => c.net.heal())
+    } else if (roll < 0.58) {
+      const ms = members()
+      if (ms.length >= 2) {
+        const a = plan.pick(ms)
+        const b = plan.pick(ms.filter(id => id !== a))
+        count('one_way_cut')
+        c.net.cut(a, b)
+        c.at(plan.range(500, 8000), 'heal link', () => c.net.healLink(a, b))
+      }
+    } else if (roll < 0.66) {
+      const id = plan.pick(c.ids())
+      count('clock_rate')
+      c.setRate(id, plan.chance(0.7) ? (plan.chance(0.5) ? 1 - rho : 1 + rho) : plan.range(1 - rho, 1 + rho))
+    } else if (roll < 0.72) {
+      count('net_change')
+      c.net.config = { ...net, loss: plan.pick([0, 0.05, 0.3]), spike: plan.pick([0, 0.1]), spikeMaxMs: plan.pick([200, 1500]) }
+      c.at(plan.range(500, 5000), 'net restore', () => { c.net.config = { ...net } })
+    } else if (roll < 0.82) {
+      const leader = c.leaderId()
+      const voters = leader === null ? [] : c.raftOf(leader)!.status(c.localOf(leader)).voters
+      if (leader !== null && (voters.length <= 2 || (voters.length < 7 && plan.chance(0.5)))) {
+        count('add_voter')
+        c.addNode()
+      } else if (leader !== null && voters.length > 2) {
+        const victim = plan.chance(0.3) ? leader : plan.pick(voters)
+        const r = c.changeConfig({ remove: victim })
+        if (!('error' in r)) {
+          count('remove_voter')
+          if (plan.chance(0.6)) c.at(plan.range(0, 6000), `retire ${victim}`, () => c.retire(victim))
+        }
+      }
+    } else if (roll < 0.9) {
+      const id = target(1)
+      if (id !== undefined && members().length > 1) {
+        count('isolate')
+        c.net.isolate(id, members())
+        c.at(plan.range(500, 8000), 'heal', () => c.net.heal())
+      }
+    } else {
+      count('quiet') // nothing: gives elections room to finish
+    }
+    c.at(plan.exp(1500), 'fault', fault)
+  }
+  c.at(plan.exp(1000), 'fault', fault)
+
+  c.runUntil(chaosMs)
+
+  // Calm: heal everything, restart what is down, and demand convergence.
+  c.net.heal()
+  c.net.config = calmNet
+  for (const id of c.ids()) {
+    if (c.isCrashed(id)) c.restart(id)
+    else c.resume(id)
+  }
+  c.runFor(calmMs)
+  const leader = c.actingLeaders()[0] ?? null
+  if (leader === null) throw new SimViolation(`liveness: no acting leader ${calmMs} ms after everything healed (t=${c.now.toFixed(0)})`)
+  const marker = { marker: opts.seed }
+  const r = c.propose(leader, marker)
+  if (r === null || 'error' in r) throw new SimViolation(`acting leader ${leader} refused a proposal: ${JSON.stringify(r)}`)
+  c.runFor(3 * c.timing.heartbeatMs)
+  const voters = c.raftOf(leader)?.status(c.localOf(leader)).voters ?? []
+  for (const id of voters) {
+    if (c.raftOf(id) === null) continue
+    if (c.appliedIndex(id) < r.index) throw new SimViolation(`convergence: voter ${id} applied ${c.appliedIndex(id)} < ${r.index} after calm (t=${c.now.toFixed(0)})`)
+  }
+  c.checkLogs()
+
+  const terms = Math.max(0, ...c.ids().map(id => c.raftOf(id)?.currentTerm ?? 0))
+  return {
+    seed: opts.seed,
+    voters: initialVoters,
+    events: c.events,
+    messages: c.messagesSent,
+    terms,
+    committed: c.checker.committedMax,
+    actingLeaders: c.checker.firstActing.length,
+    faults
+  }
+}
