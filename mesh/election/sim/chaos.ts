@@ -48,6 +48,8 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
     spikeMaxMs: plan.pick([100, 400, 1000])
   }
   const calmNet: NetConfig = { ...net, loss: 0, spike: 0, duplicate: 0 }
+  // Restorers scheduled during chaos that fire in the calm phase must not
+  // undo the calm (its heal and network already cover them).
   const c = new Cluster({
     seed: opts.seed,
     voters: initialVoters,
@@ -60,19 +62,24 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
   const chaosMs = opts.chaosMs ?? 30_000
   const calmMs = opts.calmMs ?? 15_000
   const faults: Record<string, number> = {}
-  const count = (k: string): void => { faults[k] = (faults[k] ?? 0) + 1 }
+  const count = (k: string, detail = ''): void => { faults[k] = (faults[k] ?? 0) + 1; c.log(`FAULT ${k} ${detail}`) }
   const rho = c.timing.maxDriftRate
   const bound = livenessBoundMs(c)
 
-  // Liveness watch, sampled every 100 ms of virtual time.
-  let healthySince: number | null = null
+  // Liveness watch, sampled every 100 ms of virtual time: the same group
+  // holding a majority must stay up and connected, on a network losing at
+  // most 5% of messages, for the bound. (Safety is checked under anything;
+  // liveness cannot be promised under any loss.)
+  let healthy: { key: string, since: number } | null = null
   const watch = (): void => {
-    if (c.healthyMajority()) {
-      healthySince ??= c.now
-      const since = Math.max(healthySince, c.checker.lastActingAt)
-      if (c.now - since > bound) throw new SimViolation(`liveness: a majority has been up and connected since t=${healthySince.toFixed(0)} but no node has acted since t=${c.checker.lastActingAt.toFixed(0)} (now t=${c.now.toFixed(0)})`)
+    const group = c.net.config.loss <= 0.05 ? c.healthyMajority() : null
+    const key = group?.join() ?? ''
+    if (group === null) {
+      healthy = null
     } else {
-      healthySince = null
+      if (healthy?.key !== key) healthy = { key, since: c.now }
+      const since = Math.max(healthy.since, c.checker.lastActingAt)
+      if (c.now - since > bound) throw new SimViolation(`liveness: ${key} have been up and connected since t=${healthy.since.toFixed(0)} but no node has acted since t=${c.checker.lastActingAt.toFixed(0)} (now t=${c.now.toFixed(0)})`)
     }
     c.at(100, 'watch', watch)
   }
@@ -95,6 +102,14 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
 
   // Faults, as a Poisson process over the chaos phase.
   const members = (): string[] => c.ids().filter(id => !c.isRetired(id))
+  // An operator shuts a removed node down only once its removal has
+  // committed; before that the change may still be rolled back.
+  const retireWhenGone = (victim: string, tries: number): void => {
+    const leader = c.leaderId()
+    const committed = leader === null ? null : c.committedVoters(leader)
+    if (committed !== null && !committed.includes(victim)) c.retire(victim)
+    else if (tries > 0) c.at(1000, `retire ${victim}`, () => retireWhenGone(victim, tries - 1))
+  }
   const fault = (): void => {
     if (c.now >= chaosMs) return
     const acting = c.actingLeaders()[0] ?? c.leaderId()
@@ -125,15 +140,15 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
       const shuffled = ms.slice().sort(() => plan.next() - 0.5)
       const side = shuffled.slice(0, size)
       if (acting !== null && acting !== undefined && plan.chance(0.5) && !side.includes(acting)) side[0] = acting
-      count('partition')
+      count('partition', JSON.stringify(side))
       c.net.partition([side, ms.filter(id => !side.includes(id))])
-      c.at(plan.range(500, 10_000), 'heal', () => c.net.heal())
+      c.at(plan.range(500, 10_000), 'heal', () => { if (c.now < chaosMs) { c.log('HEAL'); c.net.heal() } })
     } else if (roll < 0.58) {
       const ms = members()
       if (ms.length >= 2) {
         const a = plan.pick(ms)
         const b = plan.pick(ms.filter(id => id !== a))
-        count('one_way_cut')
+        count('one_way_cut', `${a}>${b}`)
         c.net.cut(a, b)
         c.at(plan.range(500, 8000), 'heal link', () => c.net.healLink(a, b))
       }
@@ -142,9 +157,9 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
       count('clock_rate')
       c.setRate(id, plan.chance(0.7) ? (plan.chance(0.5) ? 1 - rho : 1 + rho) : plan.range(1 - rho, 1 + rho))
     } else if (roll < 0.72) {
-      count('net_change')
       c.net.config = { ...net, loss: plan.pick([0, 0.05, 0.3]), spike: plan.pick([0, 0.1]), spikeMaxMs: plan.pick([200, 1500]) }
-      c.at(plan.range(500, 5000), 'net restore', () => { c.net.config = { ...net } })
+      count('net_change', JSON.stringify(c.net.config))
+      c.at(plan.range(500, 5000), 'net restore', () => { if (c.now < chaosMs) { c.log('NET RESTORE'); c.net.config = { ...net } } })
     } else if (roll < 0.82) {
       const leader = c.leaderId()
       const voters = leader === null ? [] : c.raftOf(leader)!.status(c.localOf(leader)).voters
@@ -156,15 +171,15 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
         const r = c.changeConfig({ remove: victim })
         if (!('error' in r)) {
           count('remove_voter')
-          if (plan.chance(0.6)) c.at(plan.range(0, 6000), `retire ${victim}`, () => c.retire(victim))
+          if (plan.chance(0.6)) c.at(plan.range(0, 6000), `retire ${victim}`, () => retireWhenGone(victim, 5))
         }
       }
     } else if (roll < 0.9) {
       const id = target(1)
       if (id !== undefined && members().length > 1) {
-        count('isolate')
+        count('isolate', id)
         c.net.isolate(id, members())
-        c.at(plan.range(500, 8000), 'heal', () => c.net.heal())
+        c.at(plan.range(500, 8000), 'heal', () => { if (c.now < chaosMs) { c.log('HEAL'); c.net.heal() } })
       }
     } else {
       count('quiet') // nothing: gives elections room to finish

@@ -8,7 +8,8 @@
  * - election safety: at most one leader per term;
  * - state-machine safety: no two nodes apply different entries at an index,
  *   and each node applies in order with no gaps;
- * - leader completeness: a new leader's log holds every applied entry;
+ * - leader completeness: a new leader's log holds every entry committed in
+ *   an earlier term;
  * - no committed entry is truncated from a node's persisted log;
  * - log matching: same index and term ⇒ identical prefixes (periodically);
  * - liveness: while a majority of the voters is up and connected, an acting
@@ -44,6 +45,13 @@ export interface NodeView {
 export class Checker {
   /** Fingerprint of the entry applied at each index (index 0 unused). */
   readonly committed: string[] = ['']
+  /**
+   * An upper bound on the term in which each index was committed: the term
+   * of the first node to apply it (the committing leader applies its own
+   * commits before anyone hears of them; a term change before its shell ran
+   * only raises the bound). Leader completeness binds leaders of later terms.
+   */
+  private readonly commitTerm: number[] = [0]
   private readonly applied = new Map<string, number>()
   private readonly leaderOfTerm = new Map<number, string>()
   private readonly leaderSeen = new Set<string>()
@@ -62,7 +70,7 @@ export class Checker {
 
   setApplied (id: string, index: number): void { this.applied.set(id, index) }
 
-  onApply (id: string, entries: readonly Entry[], at: number): void {
+  onApply (id: string, entries: readonly Entry[], at: number, term: number): void {
     let last = this.applied.get(id) ?? 0
     for (const e of entries) {
       if (e.index !== last + 1) throw new SimViolation(`${id} applied index ${e.index} after ${last} at t=${at.toFixed(1)}`)
@@ -70,6 +78,7 @@ export class Checker {
       const have = this.committed[e.index]
       if (have === undefined) {
         this.committed.push(f)
+        this.commitTerm.push(term)
       } else if (have !== f) {
         throw new SimViolation(`state-machine safety: ${id} applied ${f} at index ${e.index}, another node applied ${have} (t=${at.toFixed(1)})`)
       }
@@ -119,6 +128,7 @@ export class Checker {
   private checkCompleteness (n: NodeView, at: number): void {
     const log = n.log()
     for (let i = 1; i <= this.committedMax; i++) {
+      if (this.commitTerm[i]! >= n.term) continue
       const e = log[i - 1]
       if (e === undefined || fingerprint(e) !== this.committed[i]) {
         throw new SimViolation(`leader completeness: ${n.id} leads term ${n.term} without applied entry ${i} (${this.committed[i]}); has ${e === undefined ? 'nothing' : fingerprint(e)} (t=${at.toFixed(1)})`)

@@ -270,6 +270,18 @@ export class Cluster {
 
   leaderId (): string | null { return this.leaderSlot()?.id ?? null }
 
+  /** The latest committed config in a node's log (as far as it knows), or null. */
+  committedVoters (id: string): string[] | null {
+    const raft = this.raftOf(id)
+    if (raft === null) return null
+    const log = raft.logSlice(1, raft.currentCommit)
+    for (let i = log.length - 1; i >= 0; i--) {
+      const e = log[i]!
+      if (e.kind === 'config') return e.data.voters
+    }
+    return null
+  }
+
   appliedIndex (id: string): number { return this.checker.appliedIndex(id) }
 
   persistedLog (id: string): readonly Entry[] { return this.slots.get(id)?.store.log ?? [] }
@@ -345,7 +357,7 @@ export class Cluster {
           slot.inbox.push(msg)
           return
         }
-        if (this.opts.trace === true) this.log(`${ev.to} <- ${describe(msg)}`)
+        if (this.opts.trace === true) this.log(`${ev.to} <- ${ev.from} ${describe(msg)}`)
         slot.raft.step(msg, this.localOf(slot))
         this.afterNodeEvent(slot)
       }
@@ -403,7 +415,7 @@ export class Cluster {
       for (const e of rd.committed) {
         if (store.log[e.index - 1] !== e && JSON.stringify(store.log[e.index - 1]) !== JSON.stringify(e)) throw new SimViolation(`${slot.id} applies index ${e.index}, which it has not persisted`)
       }
-      this.checker.onApply(slot.id, rd.committed, this.now)
+      this.checker.onApply(slot.id, rd.committed, this.now, raft.currentTerm)
       store.applied = rd.committed[rd.committed.length - 1]!.index
     }
   }
@@ -439,9 +451,9 @@ export class Cluster {
   /**
    * Is there a group of running, unpaused nodes, all linked both ways, that
    * holds a majority of every config any running node has? (Then Raft owes
-   * us an acting leader.)
+   * us an acting leader.) Returns that group, sorted, or null.
    */
-  healthyMajority (): boolean {
+  healthyMajority (): string[] | null {
     const up = [...this.slots.values()].filter(s => s.raft !== null && !s.paused).map(s => s.id)
     const configs: string[][] = []
     for (const s of this.slots.values()) {
@@ -449,7 +461,7 @@ export class Cluster {
       const voters = s.raft.status(this.localOf(s)).voters
       if (voters.length > 0 && !configs.some(c => c.join() === voters.join())) configs.push(voters)
     }
-    if (configs.length === 0) return false
+    if (configs.length === 0) return null
     const linked = (a: string, b: string): boolean => this.net.isUp(a, b) && this.net.isUp(b, a)
     const seen = new Set<string>()
     for (const start of up) {
@@ -460,9 +472,9 @@ export class Cluster {
         for (const o of up) if (!seen.has(o) && linked(group[i]!, o)) { seen.add(o); group.push(o) }
       }
       const clique = group.every(a => group.every(b => a === b || linked(a, b)))
-      if (clique && configs.every(c => c.filter(v => group.includes(v)).length > c.length / 2)) return true
+      if (clique && configs.every(c => c.filter(v => group.includes(v)).length > c.length / 2)) return group.sort()
     }
-    return false
+    return null
   }
 
   log (line: string): void {
