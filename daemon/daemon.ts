@@ -15,6 +15,7 @@ import { LoadSampler } from './load-sampler.ts'
 import { MESHD_VERSION } from './version.ts'
 import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
+import { Serving } from './serving.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
 import { loadOrCreateIdentity } from '../mesh/identity.ts'
 import { readSwarmKey } from '../mesh/swarm-key.ts'
@@ -41,6 +42,7 @@ export class Daemon {
   membership!: Membership
   discovery!: Discovery
   http!: HttpServer
+  serving!: Serving
   private admin!: AdminServer
   private readonly load: LoadSampler
   private lifecycle: Lifecycle = 'created'
@@ -101,9 +103,11 @@ export class Daemon {
       bootstrap: c.mesh.bootstrap,
       heartbeatMs: c.mesh.heartbeat_ms
     }, { node: this.node, membership: this.membership, peers, metrics: this.metrics, log: this.log.child({ svc: 'discovery' }) })
+    this.serving = new Serving(c, identity.peerId.toString(), { node: this.node, membership: this.membership, metrics: this.metrics, log: this.log })
     this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString() }, {
       registry: this.metrics.registry,
       health: () => this.health(),
+      api: (req, res) => { this.serving.api.handle(req, res) },
       log: this.log.child({ svc: 'http' })
     })
     this.admin = new AdminServer({ socketPath: c.admin.socket, log: this.log.child({ svc: 'admin' }) })
@@ -114,6 +118,7 @@ export class Daemon {
     // Discovery registers the cluster's sync protocol before membership
     // publishes, so identify tells peers we are of this cluster from the start.
     await this.discovery.start()
+    await this.serving.start()
     this.membership.start()
     await this.http.start()
     await this.admin.start()
@@ -141,9 +146,17 @@ export class Daemon {
   private async doStop (reason: string): Promise<void> {
     if (this.lifecycle === 'created') { this.lifecycle = 'stopped'; return }
     this.log.info({ reason }, 'meshd stopping')
+    if (this.lifecycle === 'running' && reason !== 'error') {
+      // Draining: say so in a heartbeat at once (members stop sending us
+      // requests), refuse new ones, let those in flight finish.
+      this.lifecycle = 'draining'
+      await this.membership.publishNow().catch(() => {})
+      await this.serving.drain(this.config.http.drain_timeout)
+    }
     this.lifecycle = 'stopping'
     await this.admin?.stop().catch(() => {})
     await this.http?.stop().catch(() => {})
+    await this.serving?.stop().catch((err: unknown) => { this.log.warn({ err }, 'stopping the replica failed') })
     // Only `meshd leave` says "left": a SIGTERM (systemctl stop/restart) is a
     // pause, not a departure, and must not shrink the voter set. Others see
     // its connections close and list it suspect, then dead.
@@ -183,7 +196,7 @@ export class Daemon {
       cost_per_hour: c.cost_per_hour,
       http: c.http.listen,
       load: this.load.get(),
-      replica: null,
+      replica: this.serving?.heartbeat() ?? null,
       instance: c.instance === undefined ? null : { provider: c.instance.provider, id: c.instance.id, ...(c.instance.key !== undefined ? { key: c.instance.key } : {}), launched_at: c.instance.launched_at }
     }
     if (c.zone !== undefined) self.zone = c.zone
@@ -192,9 +205,8 @@ export class Daemon {
 
   private health (): Health {
     if (this.lifecycle !== 'running') return { ok: false, reason: `daemon is ${this.lifecycle}` }
-    const ready = this.membership.members().filter((m) => m.state === 'alive' && m.heartbeat.state === 'alive' && m.heartbeat.replica?.ready === true)
-    if (ready.length === 0) return { ok: false, reason: 'no member of the mesh has a ready replica', detail: { members: this.membership.table.size } }
-    return { ok: true, reason: 'ready', detail: { ready_replicas: ready.length } }
+    const r = this.serving.canRoute()
+    return { ok: r.ok, reason: r.reason, detail: { models_ready: r.models, members: this.membership.table.size } }
   }
 
   private registerAdmin (): void {

@@ -22,7 +22,16 @@ export function createMetrics () {
     memberTransitions: new Counter({ name: 'meshd_member_transitions_total', help: 'Member state changes seen by this node', labelNames: ['to'] as const, registers: r }),
     peersConnected: new Gauge({ name: 'meshd_peers_connected', help: 'Peers with an open libp2p connection', registers: r }),
     peersRefused: new Counter({ name: 'meshd_peers_refused_total', help: 'Connections closed because the peer is not of this cluster', registers: r }),
-    dials: new Counter({ name: 'meshd_dials_total', help: 'Dials to known members', labelNames: ['result'] as const, registers: r })
+    dials: new Counter({ name: 'meshd_dials_total', help: 'Dials to known members', labelNames: ['result'] as const, registers: r }),
+    requests: new Counter({ name: 'meshd_http_requests_total', help: 'Requests answered by this node\'s front door, by route and status', labelNames: ['route', 'code'] as const, registers: r }),
+    ttfb: new Histogram({ name: 'meshd_request_ttfb_seconds', help: 'Time from request arrival to the first response byte, by serving member and model', labelNames: ['served_by', 'model'] as const, buckets: histogramBuckets(), registers: r }),
+    latency: new Histogram({ name: 'meshd_request_duration_seconds', help: 'Time from request arrival to the last response byte, by serving member and model', labelNames: ['served_by', 'model'] as const, buckets: histogramBuckets(), registers: r }),
+    retries: new Counter({ name: 'meshd_request_retries_total', help: 'Requests retried on another member before any byte reached the client', labelNames: ['reason'] as const, registers: r }),
+    rejected: new Counter({ name: 'meshd_requests_rejected_total', help: 'Requests answered with an error by the front door', labelNames: ['reason'] as const, registers: r }),
+    inflight: new Gauge({ name: 'meshd_requests_inflight', help: 'Requests this front door is relaying now', registers: r }),
+    queueLength: new Gauge({ name: 'meshd_entry_queue_length', help: 'Requests waiting at this entry node for a member with room', registers: r }),
+    replicaInflight: new Gauge({ name: 'meshd_replica_inflight', help: 'Requests at the local replica (from any entry node)', registers: r }),
+    replicaReady: new Gauge({ name: 'meshd_replica_ready', help: '1 when the local replica passes its readiness probe', registers: r })
   }
 }
 

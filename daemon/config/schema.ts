@@ -61,6 +61,9 @@ export const replicaSchema = z.strictObject({
   sim: simSettings
 }).refine((r) => r.command !== undefined || r.url !== undefined, {
   message: 'expected `command` (a server meshd starts, or "sim") or `url` (a server managed elsewhere)'
+}).refine((r) => r.command === undefined || r.command === 'sim' || r.url !== undefined, {
+  path: ['url'],
+  message: 'expected the URL the command\'s server listens on (e.g. http://127.0.0.1:9000): meshd cannot guess where it listens'
 })
 
 const providerCommon = {
@@ -161,7 +164,9 @@ export const configSchema = z.strictObject({
     /** Requests waiting at the entry node at most; beyond it 429. */
     max_queue: z.number().int().nonnegative().default(256),
     /** Deadline of a proxied request, carried to the member that serves it. */
-    request_timeout: duration.prefault('10m')
+    request_timeout: duration.prefault('10m'),
+    /** On SIGTERM or leave: how long requests in flight may take to finish before the replica is stopped anyway. */
+    drain_timeout: duration.prefault('120s')
   }).prefault({}),
   routing: z.strictObject({
     policy: z.enum(['least_load']).default('least_load')

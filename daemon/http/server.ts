@@ -48,12 +48,17 @@ export class HttpServer {
     this.port = typeof addr === 'object' && addr !== null ? addr.port : port
   }
 
-  /** Stops accepting connections; idle keep-alive sockets are closed, busy ones finish. */
-  async stop (): Promise<void> {
+  /**
+   * Stops accepting connections; idle keep-alive sockets are closed at once,
+   * busy ones get `graceMs` to finish (the drain already waited for requests).
+   */
+  async stop (graceMs = 2000): Promise<void> {
     const server = this.server
     if (server === undefined) return
+    this.server = undefined
     await new Promise<void>((resolve) => {
-      server.close(() => { resolve() })
+      const force = setTimeout(() => { server.closeAllConnections() }, graceMs)
+      server.close(() => { clearTimeout(force); resolve() })
       server.closeIdleConnections()
     })
   }

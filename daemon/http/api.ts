@@ -1,0 +1,358 @@
+/**
+ * The OpenAI-compatible front door on every node: POST /v1/chat/completions,
+ * /v1/completions, /v1/embeddings and GET /v1/models. Each request goes to
+ * one member (router.ts); a failure before the first response byte is
+ * retried on the next-best member (at most twice); after bytes have flowed
+ * there is no retry, and a stream ends with an error event.
+ *
+ * Everything a client can send is bounded: body size (413), body time (408),
+ * JSON and required fields (400), API key (401), unknown model (404), and
+ * saturation (429 after the entry queue's deadline). Errors are OpenAI error
+ * objects; none of it can throw out of the handler.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { randomUUID, timingSafeEqual } from 'node:crypto'
+import { sendError, sendJson, type OpenAIError } from './errors.ts'
+import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../proxy/upstream.ts'
+import type { Router } from '../proxy/router.ts'
+import type { Candidate } from '../proxy/pick.ts'
+
+export interface ApiInit {
+  selfId: string
+  apiKeys: string[]
+  maxBodyBytes: number
+  bodyTimeoutMs: number
+  queueTimeoutMs: number
+  requestTimeoutMs: number
+}
+
+export interface ApiMetrics {
+  requests: { inc: (labels: { route: string, code: string }) => void }
+  ttfb: { observe: (labels: { served_by: string, model: string }, v: number) => void }
+  latency: { observe: (labels: { served_by: string, model: string }, v: number) => void }
+  retries: { inc: (labels: { reason: string }) => void }
+  rejected: { inc: (labels: { reason: string }) => void }
+  inflight: { inc: () => void, dec: () => void }
+  queueLength: { set: (v: number) => void }
+}
+
+export interface ApiComponents {
+  router: Router
+  metrics: ApiMetrics
+  /** True once this node drains: it takes no new requests. */
+  draining: () => boolean
+  log: { warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
+}
+
+const ROUTES: Record<string, { required: string, check: (v: unknown) => boolean, expect: string }> = {
+  '/v1/chat/completions': { required: 'messages', check: (v) => Array.isArray(v) && v.length > 0, expect: 'a non-empty array of messages' },
+  '/v1/completions': { required: 'prompt', check: (v) => typeof v === 'string' || Array.isArray(v), expect: 'a string or an array' },
+  '/v1/embeddings': { required: 'input', check: (v) => typeof v === 'string' || Array.isArray(v), expect: 'a string or an array' }
+}
+
+/** Request headers passed to the replica; everything else (cookies, credentials, hop-by-hop) stays here. */
+const FORWARD_REQUEST_HEADERS = new Set(['content-type', 'accept', 'user-agent', 'openai-organization', 'openai-project', 'x-request-id'])
+/** Response headers not passed back (hop-by-hop, or set by us). */
+const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'server', 'x-meshd-served-by', 'content-length'])
+const MAX_ATTEMPTS = 3
+const SERVED_BY = 'x-meshd-served-by'
+
+export class OpenAIApi {
+  private readonly init: ApiInit
+  private readonly c: ApiComponents
+  private readonly keys: Buffer[]
+  /** Requests accepted and not yet answered (waiting, dispatched or streaming): what a drain waits for. */
+  active = 0
+
+  constructor (init: ApiInit, components: ApiComponents) {
+    this.init = init
+    this.c = components
+    this.keys = init.apiKeys.map((k) => Buffer.from(k))
+  }
+
+  /** Entry point for every /v1/* request. */
+  handle (req: IncomingMessage, res: ServerResponse): void {
+    this.serve(req, res).catch((err: unknown) => {
+      this.c.log.warn({ err }, 'front door request failed unexpectedly')
+      this.fail(res, 'internal', { status: 500, type: 'server_error', code: 'internal_error', message: 'internal error in meshd' })
+    })
+  }
+
+  private async serve (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!
+    if (!this.authorized(req)) {
+      req.resume()
+      this.fail(res, 'unauthorized', { status: 401, type: 'authentication_error', code: 'invalid_api_key', message: 'missing or invalid API key: send Authorization: Bearer <key>' })
+      return
+    }
+    if (path === '/v1/models' && req.method === 'GET') {
+      this.listModels(res)
+      return
+    }
+    const route = ROUTES[path]
+    if (route === undefined || req.method !== 'POST') {
+      req.resume()
+      const status = route === undefined ? 404 : 405
+      this.fail(res, 'no_route', { status, type: 'invalid_request_error', code: status === 404 ? 'unknown_url' : 'method_not_allowed', message: `no route for ${req.method ?? '?'} ${path}` })
+      return
+    }
+    if (this.c.draining()) {
+      req.resume()
+      this.fail(res, 'draining', { status: 503, type: 'service_unavailable', code: 'draining', message: 'this node is draining; send requests to another member', retryAfterSeconds: 1 })
+      return
+    }
+    const started = performance.now()
+    const body = await readBody(req, res, this.init.maxBodyBytes, this.init.bodyTimeoutMs)
+    if ('error' in body) {
+      this.fail(res, body.error.code, body.error)
+      return
+    }
+    let doc: unknown
+    try {
+      doc = JSON.parse(body.bytes.toString('utf8'))
+    } catch (err) {
+      this.fail(res, 'bad_json', { status: 400, type: 'invalid_request_error', code: 'invalid_json', message: `the body is not valid JSON: ${(err as Error).message}` })
+      return
+    }
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+      this.fail(res, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', message: 'the body must be a JSON object' })
+      return
+    }
+    const fields = doc as Record<string, unknown>
+    if (typeof fields.model !== 'string' || fields.model === '') {
+      this.fail(res, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'missing_model', param: 'model', message: 'you must provide a model parameter' })
+      return
+    }
+    if (!route.check(fields[route.required])) {
+      this.fail(res, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', param: route.required, message: `\`${route.required}\` must be ${route.expect}` })
+      return
+    }
+    if (fields.stream !== undefined && typeof fields.stream !== 'boolean') {
+      this.fail(res, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', param: 'stream', message: '`stream` must be a boolean' })
+      return
+    }
+    this.active++
+    try {
+      await this.proxy(req, res, path, fields.model, body.bytes, started)
+    } finally {
+      this.active--
+    }
+  }
+
+  private async proxy (req: IncomingMessage, res: ServerResponse, path: string, model: string, body: Buffer, started: number): Promise<void> {
+    const router = this.c.router
+    const gone = new AbortController()
+    res.on('close', () => { if (!res.writableFinished) gone.abort() })
+    const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : randomUUID()
+    const upReq: UpstreamRequest = {
+      id,
+      method: 'POST',
+      path,
+      headers: forwardHeaders(req, id),
+      body,
+      model,
+      deadline: Date.now() + this.init.requestTimeoutMs
+    }
+    const tried = new Set<string>()
+    let lastError: UpstreamError | null = null
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (gone.signal.aborted) return
+      let cand: Candidate | null = router.choose(model, tried)
+      if (cand === null) {
+        if (router.availability(model, tried) === 'no_member') {
+          if (lastError !== null) break
+          if (router.knowsModel(model)) {
+            this.fail(res, 'no_ready_replica', { status: 503, type: 'service_unavailable', code: 'no_ready_replica', message: `no member has a ready replica for model "${model}"`, retryAfterSeconds: 5 })
+          } else {
+            this.fail(res, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model "${model}" is not served by any member of the mesh` })
+          }
+          return
+        }
+        this.c.metrics.queueLength.set(router.queue.length + 1)
+        cand = await router.wait(model, Math.min(this.init.queueTimeoutMs, upReq.deadline - Date.now()), gone.signal, tried)
+        this.c.metrics.queueLength.set(router.queue.length)
+        if (gone.signal.aborted) return
+        if (cand === null) {
+          this.fail(res, 'saturated', { status: 429, type: 'rate_limit_error', code: 'saturated', message: `every member serving "${model}" is saturated; retry later`, retryAfterSeconds: 2 })
+          return
+        }
+      }
+      tried.add(cand.id)
+      let up: UpstreamResponse
+      try {
+        up = await router.dispatch(cand, upReq)
+      } catch (err) {
+        const e = err instanceof UpstreamError ? err : new UpstreamError('internal_error', (err as Error).message, false)
+        lastError = e
+        if (e.retryable && attempt + 1 < MAX_ATTEMPTS) {
+          this.c.metrics.retries.inc({ reason: e.code })
+          this.c.log.debug({ member: cand.id, code: e.code, err: e.message }, 'retrying on another member')
+          continue
+        }
+        break
+      }
+      if (gone.signal.aborted) { up.abort(); return }
+      // A replica that refuses (overloaded, starting, draining) has done nothing: try another.
+      if ((up.status === 502 || up.status === 503) && attempt + 1 < MAX_ATTEMPTS) {
+        up.abort(new Error(`member answered ${up.status}`))
+        lastError = new UpstreamError(`upstream_${up.status}`, `member ${cand.id} answered ${up.status}`, true)
+        this.c.metrics.retries.inc({ reason: `status_${up.status}` })
+        continue
+      }
+      await this.relay(res, up, model, started, gone.signal)
+      return
+    }
+    const e = lastError ?? new UpstreamError('no_member', 'no member could serve the request', false)
+    this.fail(res, 'upstream_failed', { status: e.code === 'deadline_exceeded' ? 504 : 502, type: 'server_error', code: e.code, message: `no member could serve the request: ${e.message}` })
+  }
+
+  /** Streams the member's answer to the client chunk by chunk, as it arrives. */
+  private async relay (res: ServerResponse, up: UpstreamResponse, model: string, started: number, gone: AbortSignal): Promise<void> {
+    const onGone = (): void => { up.abort(new Error('client went away')) }
+    gone.addEventListener('abort', onGone, { once: true })
+    const headers: Array<[string, string]> = []
+    let sse = false
+    for (const [k, v] of up.headers) {
+      const key = k.toLowerCase()
+      if (DROP_RESPONSE_HEADERS.has(key)) continue
+      if (key === 'content-type' && v.startsWith('text/event-stream')) sse = true
+      headers.push([k, v])
+    }
+    headers.push([SERVED_BY, up.servedBy])
+    res.writeHead(up.status, headers.flat())
+    if (sse) res.flushHeaders()
+    this.c.metrics.inflight.inc()
+    let firstByte = true
+    try {
+      for await (const chunk of up.body) {
+        if (firstByte) {
+          firstByte = false
+          this.c.metrics.ttfb.observe({ served_by: up.servedBy, model }, (performance.now() - started) / 1000)
+        }
+        if (!res.write(chunk)) await drained(res, gone)
+        if (gone.aborted) return
+      }
+      res.end()
+      this.c.metrics.requests.inc({ route: 'proxy', code: String(up.status) })
+      this.c.metrics.latency.observe({ served_by: up.servedBy, model }, (performance.now() - started) / 1000)
+    } catch (err) {
+      if (gone.aborted) return
+      this.c.metrics.requests.inc({ route: 'proxy', code: 'stream_error' })
+      this.c.log.debug({ member: up.servedBy, err: (err as Error).message }, 'answer broke off mid-stream')
+      if (sse) {
+        // After bytes have flowed there is no retry: end the stream with an error event.
+        const event = { error: { message: `the serving member failed mid-stream: ${(err as Error).message}`, type: 'server_error', code: 'upstream_failed' } }
+        res.end(`data: ${JSON.stringify(event)}\n\n`)
+      } else {
+        res.destroy(err as Error)
+      }
+    } finally {
+      gone.removeEventListener('abort', onGone)
+      this.c.metrics.inflight.dec()
+    }
+  }
+
+  private listModels (res: ServerResponse): void {
+    const created = Math.floor(Date.now() / 1000)
+    const data = [...this.c.router.models()].sort(([a], [b]) => a.localeCompare(b)).map(([id, ready]) => ({
+      id, object: 'model', created, owned_by: 'meshd', meshd: { ready_members: ready }
+    }))
+    sendJson(res, 200, { object: 'list', data }, { [SERVED_BY]: this.init.selfId })
+    this.c.metrics.requests.inc({ route: 'models', code: '200' })
+  }
+
+  private authorized (req: IncomingMessage): boolean {
+    if (this.keys.length === 0) return true
+    const h = req.headers.authorization
+    if (h === undefined || !h.startsWith('Bearer ')) return false
+    const given = Buffer.from(h.slice(7).trim())
+    return this.keys.some((k) => k.length === given.length && timingSafeEqual(k, given))
+  }
+
+  private fail (res: ServerResponse, reason: string, err: OpenAIError): void {
+    this.c.metrics.rejected.inc({ reason })
+    this.c.metrics.requests.inc({ route: 'proxy', code: String(err.status) })
+    sendError(res, err, { [SERVED_BY]: this.init.selfId })
+  }
+}
+
+function forwardHeaders (req: IncomingMessage, id: string): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined || !FORWARD_REQUEST_HEADERS.has(k) || k === 'x-request-id') continue
+    out.push([k, Array.isArray(v) ? v.join(', ') : v])
+  }
+  out.push(['x-request-id', id])
+  return out
+}
+
+type BodyResult = { bytes: Buffer } | { error: OpenAIError & { code: string } }
+
+/**
+ * A body larger than the limit is read and thrown away up to this many bytes
+ * before the 413 goes out: a client still sending when the server answers and
+ * closes sees a broken pipe instead of the 413. Past it, the connection is cut.
+ */
+const DISCARD_LIMIT = 256 * 1024 * 1024
+
+/** Reads the request body within a size and a time limit. */
+function readBody (req: IncomingMessage, res: ServerResponse, max: number, timeoutMs: number): Promise<BodyResult> {
+  const declared = Number(req.headers['content-length'] ?? NaN)
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let done = false
+    let overflow = declared > max
+    const finish = (r: BodyResult): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      resolve(r)
+    }
+    const onData = (chunk: Buffer): void => {
+      size += chunk.byteLength
+      if (size > max) {
+        overflow = true
+        chunks.length = 0
+        if (size > DISCARD_LIMIT) {
+          res.shouldKeepAlive = false
+          finish({ error: tooLarge(max) })
+          setImmediate(() => { req.destroy() })
+        }
+        return
+      }
+      if (!overflow) chunks.push(chunk)
+    }
+    const onEnd = (): void => {
+      if (overflow) {
+        res.shouldKeepAlive = false
+        finish({ error: tooLarge(max) })
+      } else {
+        finish({ bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) })
+      }
+    }
+    const onError = (): void => { finish({ error: { status: 400, type: 'invalid_request_error', code: 'body_error', message: 'the request body could not be read' } }) }
+    const timer = setTimeout(() => {
+      res.shouldKeepAlive = false
+      finish(overflow ? { error: tooLarge(max) } : { error: { status: 408, type: 'invalid_request_error', code: 'body_timeout', message: `the request body did not arrive within ${Math.round(timeoutMs / 1000)} s` } })
+    }, timeoutMs)
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+  })
+}
+
+function tooLarge (max: number): OpenAIError & { code: string } {
+  return { status: 413, type: 'invalid_request_error', code: 'request_too_large', message: `the request body exceeds ${max} bytes` }
+}
+
+function drained (res: ServerResponse, gone: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => { res.off('drain', done); gone.removeEventListener('abort', done); resolve() }
+    res.once('drain', done)
+    gone.addEventListener('abort', done, { once: true })
+  })
+}

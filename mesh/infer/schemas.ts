@@ -1,0 +1,49 @@
+/**
+ * The JSON parts of /meshd/infer/1, version 1: request head, response head,
+ * trailer and error. Validated on receipt: they come from the network.
+ */
+import { z } from 'zod'
+
+export const INFER_PROTOCOL = '/meshd/infer/1'
+export const INFER_VERSION = 1
+
+const headers = z.array(z.tuple([z.string().max(256), z.string().max(16 * 1024)])).max(128)
+
+export const loadReportSchema = z.object({
+  inflight: z.number().int().nonnegative(),
+  queued: z.number().int().nonnegative(),
+  slots: z.number().int().nonnegative()
+})
+
+export const requestHeadSchema = z.object({
+  v: z.literal(INFER_VERSION),
+  id: z.string().max(128),
+  method: z.enum(['GET', 'POST']),
+  path: z.string().max(2048).regex(/^\/v1\//),
+  headers,
+  model: z.string().max(256),
+  /** Milliseconds left until the entry node's deadline: the far side stops at it too. */
+  deadline_ms: z.number().int().positive()
+})
+
+export const responseHeadSchema = z.object({
+  status: z.number().int().min(100).max(599),
+  headers,
+  served_by: z.string().max(128),
+  load: loadReportSchema.optional()
+})
+
+export const trailerSchema = z.object({
+  load: loadReportSchema.optional()
+})
+
+export const errorSchema = z.object({
+  code: z.string().max(64),
+  message: z.string().max(4096),
+  /** True when nothing reached the replica, so another member may be tried. */
+  retryable: z.boolean()
+})
+
+export type RequestHead = z.output<typeof requestHeadSchema>
+export type ResponseHead = z.output<typeof responseHeadSchema>
+export type InferError = z.output<typeof errorSchema>

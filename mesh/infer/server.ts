@@ -1,0 +1,151 @@
+/**
+ * The serving member's side of /meshd/infer/1: reads a request from a peer,
+ * has the local replica serve it, and streams the answer back frame by
+ * frame. When the peer goes away (its client disconnected, or it died), the
+ * replica's request is aborted at once, which frees its slot.
+ */
+import type { Stream } from '@libp2p/interface'
+import type { MeshNode } from '../node.ts'
+import { FRAME, FrameDecoder, FrameError, encodeFrame, encodeJsonFrame, decodeJson } from './frames.ts'
+import { INFER_PROTOCOL, requestHeadSchema, type RequestHead } from './schemas.ts'
+import { MAX_INFER_STREAMS } from './client.ts'
+import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
+import type { LoadReport } from '../../daemon/proxy/load-view.ts'
+
+export interface InferServerInit {
+  selfId: string
+  maxBodyBytes: number
+}
+
+export interface InferServerComponents {
+  node: MeshNode
+  /** Serves a request on the local replica; throws UpstreamError when it cannot. */
+  serve: (req: UpstreamRequest) => Promise<UpstreamResponse>
+  load: () => LoadReport
+  log: { debug: (o: object, msg: string) => void, warn: (o: object, msg: string) => void }
+}
+
+export class InferServer {
+  private readonly init: InferServerInit
+  private readonly c: InferServerComponents
+  private readonly active = new Set<Stream>()
+
+  constructor (init: InferServerInit, components: InferServerComponents) {
+    this.init = init
+    this.c = components
+  }
+
+  async start (): Promise<void> {
+    await this.c.node.handle(INFER_PROTOCOL, (stream) => { this.accept(stream) }, { maxInboundStreams: MAX_INFER_STREAMS, maxOutboundStreams: MAX_INFER_STREAMS })
+  }
+
+  async stop (): Promise<void> {
+    await this.c.node.unhandle(INFER_PROTOCOL)
+  }
+
+  get activeStreams (): number {
+    return this.active.size
+  }
+
+  private accept (stream: Stream): void {
+    this.active.add(stream)
+    const decoder = new FrameDecoder()
+    let head: RequestHead | null = null
+    const parts: Uint8Array[] = []
+    let size = 0
+    let started = false
+    let upstream: UpstreamResponse | null = null
+    let closed = false
+
+    const refuse = (code: string, message: string, retryable: boolean): void => {
+      try {
+        stream.send(encodeJsonFrame(FRAME.ERROR, { code, message, retryable }))
+        void stream.close().catch(() => {})
+      } catch {
+        stream.abort(new Error(message))
+      }
+    }
+    stream.addEventListener('close', () => {
+      closed = true
+      this.active.delete(stream)
+      // The peer went away mid-answer: stop the replica's work now.
+      upstream?.abort(new Error('peer closed the stream'))
+    })
+    stream.addEventListener('message', (evt) => {
+      if (started) return
+      let frames
+      try {
+        frames = decoder.push(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
+      } catch (err) {
+        refuse('protocol_error', (err as FrameError).message, false)
+        return
+      }
+      for (const f of frames) {
+        if (head === null) {
+          if (f.type !== FRAME.REQ_HEAD) { refuse('protocol_error', 'expected a request head', false); return }
+          let raw: unknown = null
+          try { raw = decodeJson(f.payload) } catch {}
+          const parsed = requestHeadSchema.safeParse(raw)
+          if (!parsed.success) { refuse('bad_request', `malformed request head: ${parsed.error.issues[0]?.message ?? ''}`, false); return }
+          head = parsed.data
+          stream.inactivityTimeout = head.deadline_ms + 5000
+        } else if (f.type === FRAME.REQ_BODY) {
+          size += f.payload.byteLength
+          if (size > this.init.maxBodyBytes) { refuse('body_too_large', `request body over ${this.init.maxBodyBytes} bytes`, false); return }
+          parts.push(f.payload.slice())
+        } else if (f.type === FRAME.REQ_END) {
+          started = true
+          const h: RequestHead = head
+          const body = concat(parts, size)
+          void this.run(stream, h, body, (u) => { upstream = u; if (closed) u.abort(new Error('peer closed the stream')) })
+          return
+        } else {
+          refuse('protocol_error', `unexpected frame ${f.type}`, false)
+          return
+        }
+      }
+    })
+  }
+
+  private async run (stream: Stream, head: RequestHead, body: Uint8Array, attach: (u: UpstreamResponse) => void): Promise<void> {
+    let up: UpstreamResponse
+    try {
+      up = await this.c.serve({ id: head.id, method: head.method, path: head.path, headers: head.headers, body, model: head.model, deadline: Date.now() + head.deadline_ms })
+    } catch (err) {
+      const e = err instanceof UpstreamError ? err : new UpstreamError('internal_error', (err as Error).message, false)
+      try {
+        stream.send(encodeJsonFrame(FRAME.ERROR, { code: e.code, message: e.message, retryable: e.retryable }))
+        await stream.close()
+      } catch {}
+      return
+    }
+    attach(up)
+    try {
+      stream.send(encodeJsonFrame(FRAME.RES_HEAD, { status: up.status, headers: up.headers, served_by: this.init.selfId, load: this.c.load() }))
+      for await (const chunk of up.body) {
+        if (!stream.send(encodeFrame(FRAME.RES_BODY, chunk))) await stream.onDrain()
+      }
+      stream.send(encodeJsonFrame(FRAME.RES_END, { load: this.c.load() }))
+      await stream.close()
+    } catch (err) {
+      up.abort(err as Error)
+      if (stream.status === 'open') {
+        try {
+          stream.send(encodeJsonFrame(FRAME.ERROR, { code: 'replica_failed', message: `the replica failed mid-answer: ${(err as Error).message}`, retryable: false }))
+          await stream.close()
+        } catch {
+          stream.abort(err as Error)
+        }
+      }
+      this.c.log.debug({ err: (err as Error).message }, 'infer stream ended early')
+    }
+  }
+}
+
+function concat (parts: Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!
+  const out = new Uint8Array(size)
+  let at = 0
+  for (const p of parts) { out.set(p, at); at += p.byteLength }
+  return out
+}
