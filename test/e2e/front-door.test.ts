@@ -26,9 +26,9 @@ async function readyEverywhere (nodes: DaemonProcess[], n: number): Promise<void
 t.test('front door', async (t) => {
   const root = tempDir(t)
   const swarmKeyFile = writeSwarmKey(root)
-  const fast1 = await DaemonProcess.start(t, root, { name: 'fast-1', swarmKeyFile, config: { replica: replica(['llama3'], 40), http: { listen: '127.0.0.1:0', queue_timeout: '20s' } } })
+  const fast1 = await DaemonProcess.start(t, root, { name: 'fast-1', swarmKeyFile, config: { replica: replica(['llama3'], 40), http: { listen: '127.0.0.1:0', queue_timeout: '20s', body_timeout: '1s' } } })
   const fast2 = await DaemonProcess.start(t, root, { name: 'fast-2', swarmKeyFile, config: { replica: replica(['llama3', 'tiny'], 40) } })
-  const slow = await DaemonProcess.start(t, root, { name: 'slow', swarmKeyFile, config: { replica: replica(['llama3'], 10) } })
+  const slow = await DaemonProcess.start(t, root, { name: 'slow', swarmKeyFile, config: { replica: replica(['llama3'], 10), http: { listen: '127.0.0.1:0', api_keys: ['secret-key'], queue_timeout: '1s', max_queue: 4 } } })
   await fast2.call('join', { addrs: [fast1.joinAddr] })
   await slow.call('join', { addrs: [fast2.joinAddr] })
   const all = [fast1, fast2, slow]
@@ -38,7 +38,7 @@ t.test('front door', async (t) => {
 
   await t.test('plain and streamed chat completions through any node', async (t) => {
     for (const d of all) {
-      const c = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'unused', maxRetries: 0 })
+      const c = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'secret-key', maxRetries: 0 })
       const { data, response } = await c.chat.completions.create({ model: 'llama3', messages: [{ role: 'user', content: 'hello' }] }).withResponse()
       t.equal(data.object, 'chat.completion')
       t.ok((data.choices[0]?.message.content ?? '').length > 0, `${d.spec.name}: an answer`)
@@ -80,6 +80,40 @@ t.test('front door', async (t) => {
     t.ok(err instanceof OpenAI.NotFoundError, 'the openai client surfaces it as a NotFoundError')
     const models = await client.models.list()
     t.same(models.data.map((m) => m.id).sort(), ['llama3', 'tiny'], 'GET /v1/models lists what the mesh serves')
+  })
+
+  await t.test('API keys, stalled bodies and saturation', async (t) => {
+    const noKey = new OpenAI({ baseURL: `${slow.url}/v1`, apiKey: 'wrong', maxRetries: 0 })
+    const err = await noKey.chat.completions.create({ model: 'llama3', messages: [{ role: 'user', content: 'x' }] }).then(() => null, (e: unknown) => e)
+    t.ok(err instanceof OpenAI.AuthenticationError, 'a wrong key gets 401 on a node with http.api_keys')
+    const bare = await fetch(`${slow.url}/v1/models`)
+    t.equal(bare.status, 401, 'no key: 401')
+    t.match(await bare.json(), { error: { type: 'authentication_error', code: 'invalid_api_key' } })
+
+    // A body that stops arriving: 408 after http.body_timeout (1 s on fast-1).
+    const { connect } = await import('node:net')
+    const sock = connect(entry.httpPort, '127.0.0.1')
+    sock.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"model":')
+    const answer = await new Promise<string>((resolve) => { let s = ''; sock.on('data', (d) => { s += d.toString() }); sock.on('close', () => { resolve(s) }) })
+    t.match(answer, /^HTTP\/1\.1 408 /, 'a stalled body times out with 408')
+    t.match(answer, /"code":"body_timeout"/)
+
+    // 'tiny' is served by fast-2 alone (4 slots, room for 6); slow's entry queue holds 4 for 1 s.
+    const sat = new OpenAI({ baseURL: `${slow.url}/v1`, apiKey: 'secret-key', maxRetries: 0 })
+    const outcomes = await Promise.all(Array.from({ length: 14 }, async () => {
+      try {
+        const stream = await sat.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'long' }], stream: true, max_tokens: 120 })
+        for await (const _ of stream) { /* drain */ }
+        return 200
+      } catch (e) {
+        return (e as { status?: number }).status ?? 0
+      }
+    }))
+    const rejected = await fetch(`${slow.url}/metrics`).then(async (r) => r.text())
+    t.ok(outcomes.filter((s) => s === 429).length >= 4, `saturation answers 429 (${outcomes.join(',')})`)
+    t.ok(outcomes.filter((s) => s === 200).length >= 6, 'what fits is served')
+    t.ok(outcomes.every((s) => s === 200 || s === 429), 'nothing else')
+    t.match(rejected, /meshd_requests_rejected_total\{reason="saturated"\} [1-9]/, 'rejections are counted by reason')
   })
 
   await t.test('24 concurrent streams: the slow member serves clearly fewer requests', async (t) => {
