@@ -116,10 +116,13 @@ export interface Provider {
    * `req.key`. Resolves once the instance exists at the provider (it may
    * still be `pending`); it does not wait for meshd on it to join the mesh.
    *
-   * Idempotent by `req.key`: while an instance created with this key exists
-   * (pending, running or stopping), creating the same key again, even
-   * concurrently, resolves to that same instance, never a second one. The
-   * leader never reuses a key, so what happens after deletion is left open.
+   * Idempotent by `req.key`: creating the same key again, even concurrently,
+   * resolves to the instance made for it, never a second one. That holds
+   * after it was deleted or vanished too: the call then resolves to it in
+   * state `terminated` (as EC2's ClientToken does). A new leader re-issues a
+   * launch whose outcome it never saw, and an instance that died in between
+   * must not come back as a second one. Local and SSH providers remember the
+   * keys they used (the state dir, a file on the host).
    *
    * Rejects with InsufficientCapacityError when this offering cannot be had
    * (spot capacity gone, pool full, offering no longer offered): the launcher

@@ -86,6 +86,13 @@ export function decide (
   const term = observations.term
   const mem = clone(memoryFor(memory, term, now))
 
+  // A leader of an older term than the ledger has been deposed: its entries
+  // would be refused everywhere.
+  if (term < ledger.term) {
+    const waiting = `term ${term} is older than the ledger's ${ledger.term}: no longer the leader`
+    return { entries: [], actions: [], answers: [], lines: [waiting], memory: mem, ledger, waiting, auto: null, budget: summary(ledger, policy, now) }
+  }
+
   // One decision in flight: deciding again on a ledger that does not yet show
   // the last decision's intents would spend the same headroom twice.
   if (mem.awaiting !== null) {

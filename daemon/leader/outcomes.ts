@@ -7,7 +7,10 @@
  *   used when a fallback was taken; the offerings that refused first);
  * - create rejected on every offering tried → `instance.state failed`, with
  *   the offerings that answered InsufficientCapacity (placement skips them
- *   for capacityErrorTtlMs);
+ *   for capacityErrorTtlMs); a provider that could not be reached records
+ *   nothing (the launch is issued again);
+ * - create resolved to an instance already terminated → launched, then
+ *   vanished;
  * - delete rejected with NotFoundError → `instance.state terminated` (the
  *   goal is reached);
  * - delete resolved → nothing: the instance may bill while it stops; the next
@@ -24,7 +27,7 @@ import {
   type Instance,
   type Offering
 } from '../../providers/types.ts'
-import { LEDGER_VERSION, type LaunchedEntry, type StateEntry } from './entries.ts'
+import { LEDGER_VERSION, type LaunchedEntry, type LedgerEntry, type StateEntry } from './entries.ts'
 
 export function launchedOutcome (key: string, instance: Instance, used: Offering, refused: readonly Offering[], term: number, at: number): LaunchedEntry {
   const e: LaunchedEntry = {
@@ -44,6 +47,17 @@ export function launchedOutcome (key: string, instance: Instance, used: Offering
   return e
 }
 
+/**
+ * The entries for a create that resolved: the launch, and its end at once
+ * when the provider handed back an instance already terminated (a re-issued
+ * launch whose instance died before anyone recorded it).
+ */
+export function createdOutcomes (key: string, instance: Instance, used: Offering, refused: readonly Offering[], term: number, at: number): LedgerEntry[] {
+  const launched = launchedOutcome(key, instance, used, refused, term, at)
+  if (instance.state !== 'terminated') return [launched]
+  return [launched, { v: LEDGER_VERSION, type: 'instance.vanished', term, at, key, reason: `${instance.id} was already terminated when its launch was confirmed` }]
+}
+
 /** A short code for the ledger: what kind of failure it was. */
 export function errorCode (e: unknown): string {
   if (isInsufficientCapacityError(e)) return 'insufficient_capacity'
@@ -53,7 +67,13 @@ export function errorCode (e: unknown): string {
   return 'error'
 }
 
-export function launchFailedOutcome (key: string, error: unknown, refused: readonly Offering[], term: number, at: number): StateEntry {
+/**
+ * The entry for a create that failed on every offering tried, or null when
+ * the provider could not be reached (nothing is known: the leader issues the
+ * launch again after actionRetryMs, and the launch timeout bounds it).
+ */
+export function launchFailedOutcome (key: string, error: unknown, refused: readonly Offering[], term: number, at: number): StateEntry | null {
+  if (isProviderUnavailableError(error) && refused.length === 0) return null
   const message = error instanceof Error ? error.message : String(error)
   return {
     v: LEDGER_VERSION,

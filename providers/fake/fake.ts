@@ -39,9 +39,9 @@ export interface FakeProviderInit {
   now?: () => number
   /**
    * Create with a key whose instance was deleted makes a new instance when
-   * true (what a process- or host-based provider may do), returns the old
-   * terminated one when false (EC2's ClientToken). The leader never reuses a
-   * key; the property tests set this to true to prove it.
+   * true: a provider that breaks the contract (providers/types.ts), kept to
+   * show what the compliance suite and `createdPerKey` catch. False (the
+   * contract, EC2's ClientToken): the old, terminated instance comes back.
    * @default false
    */
   recreateAfterDelete?: boolean

@@ -344,3 +344,19 @@ t.test('auto mode: scale up on load, down only after the window', async (t) => {
   r = q.decide(T0 + 10_000, { members: base(0, 150) })
   t.equal(r.auto?.desired, 9, 'queue 150 at 4 slots per replica → 150/4+1 = 38 replicas, capped by max_replicas 10 → 9 burst')
 })
+
+t.test('limits lowered under live capacity: the least useful are drained; a deposed leader decides nothing', async (t) => {
+  const h = ws({ burst: { costBudget: 10 } })
+  h.decide(T0, { burst: [{ id: 'r', count: 3 }] })
+  for (const k of ['d1-1-0', 'd1-1-1', 'd1-1-2']) h.launched(k, `i-${k}`, T0 + MIN)
+  const members = ['d1-1-0', 'd1-1-1', 'd1-1-2'].map((k, i) => burstMember(k, `i-${k}`, 'workstation', { replica: { ready: true, models: ['m'], slots: 4, inflight: i, queued: 0, qps: i } }))
+  h.decide(T0 + 2 * MIN, { members })
+  h.policy = { ...h.policy, burst: { ...h.policy.burst, maxCloudInstances: 1 } }
+  const r = h.decide(T0 + 3 * MIN, { members })
+  t.same(r.actions.map((a) => `${a.op} ${a.key}`), ['drain d1-1-0', 'drain d1-1-1'], 'the idle one first, then (equal price, same age) by key')
+  t.match(r.lines[0], /drain d1-1-0 \(max_cloud_instances 1\)/)
+
+  const stale = decide(obs({ term: 1, burst: [{ id: 'late', count: 1 }] }), { ...h.ledger, term: 2 }, h.policy, h.prices, T0 + 4 * MIN)
+  t.match(stale.waiting, /^term 1 is older than the ledger's 2/)
+  t.same([stale.entries, stale.actions, stale.answers], [[], [], []])
+})

@@ -186,6 +186,27 @@ export async function runProviderCompliance (t: Test, makeProvider: Maker, optio
     t.ok(isNotFoundError(await rejection(s.provider.delete(gone.id))), 'deleting it again: NotFoundError')
   })
 
+  check('a deleted key never comes back as a second instance', async (t, s) => {
+    const o = await firstAvailable(s.provider)
+    const a = await s.provider.create(request(s, 'cmp-reuse-1', o))
+    await s.provider.delete(a.id)
+    t.ok(await settlesGone(s.provider, a.id, opts), 'gone')
+    let again: Instance | undefined
+    let error: unknown
+    try {
+      again = await s.provider.create(request(s, 'cmp-reuse-1', o))
+    } catch (e) {
+      error = e
+    }
+    if (again !== undefined) {
+      t.equal(again.id, a.id, 'create of the same key resolves to the old instance')
+      t.equal(again.state, 'terminated', '... as terminated')
+    } else {
+      t.ok(error !== undefined, `or rejects (${String(error)})`)
+    }
+    t.notOk((await s.provider.list()).some((x) => x.key === 'cmp-reuse-1'), 'nothing runs under that key')
+  })
+
   check('unknown ids: NotFoundError from get() and delete()', async (t, s) => {
     const e1 = await rejection(s.provider.get('cmp-no-such-instance'))
     t.ok(isNotFoundError(e1), `get(): NotFoundError, got ${String(e1)}`)
