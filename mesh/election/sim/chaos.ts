@@ -62,7 +62,7 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
   const chaosMs = opts.chaosMs ?? 30_000
   const calmMs = opts.calmMs ?? 15_000
   const faults: Record<string, number> = {}
-  const count = (k: string, detail = ''): void => { faults[k] = (faults[k] ?? 0) + 1; c.log(`FAULT ${k} ${detail}`) }
+  const count = (k: string): void => { faults[k] = (faults[k] ?? 0) + 1; c.log(`FAULT ${k}`) }
   const rho = c.timing.maxDriftRate
   const bound = livenessBoundMs(c)
 
@@ -87,11 +87,17 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
   const audit = (): void => { c.checkLogs(); c.at(2000, 'audit', audit) }
   c.at(2000, 'audit', audit)
 
-  // Client traffic: proposals to random nodes, redirected once to the hinted leader.
+  // Client traffic: proposals to random nodes, redirected once to the hinted
+  // leader, in busy spells and idle spells (when idle, a node cut off from
+  // the leader keeps an up-to-date log and can win an election: the case
+  // the lease must survive).
   let n = 0
+  let idle = false
+  const toggle = (): void => { idle = !idle; c.at(plan.exp(idle ? 6000 : 4000), 'client toggle', toggle) }
+  c.at(plan.exp(4000), 'client toggle', toggle)
   const client = (): void => {
     const live = c.ids().filter(id => c.isUp(id))
-    if (live.length > 0) {
+    if (live.length > 0 && !idle) {
       const id = plan.pick(live)
       const r = c.propose(id, { n: n++ })
       if (r !== null && 'error' in r && r.leader !== null) c.propose(r.leader, { n: n++ })
@@ -110,79 +116,106 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
     if (committed !== null && !committed.includes(victim)) c.retire(victim)
     else if (tries > 0) c.at(1000, `retire ${victim}`, () => retireWhenGone(victim, tries - 1))
   }
-  const fault = (): void => {
-    if (c.now >= chaosMs) return
-    const acting = c.actingLeaders()[0] ?? c.leaderId()
-    const roll = plan.next()
-    const target = (preferLeader: number): string | undefined => {
-      const ms = members().filter(id => c.raftOf(id) !== null)
-      if (acting !== null && acting !== undefined && plan.chance(preferLeader)) return acting
-      return ms.length === 0 ? undefined : plan.pick(ms)
-    }
-    if (roll < 0.18) {
+  const heal = (after: number): void => c.at(after, 'heal', () => { if (c.now < chaosMs) { c.log('HEAL'); c.net.heal() } })
+  const running = (): string[] => members().filter(id => c.raftOf(id) !== null)
+  /** The acting leader (or, failing that, a leader) with probability p, else a random running member. */
+  const target = (p: number): string | undefined => {
+    const leader = c.actingLeaders()[0] ?? c.leaderId()
+    if (leader !== null && plan.chance(p)) return leader
+    const ms = running()
+    return ms.length === 0 ? undefined : plan.pick(ms)
+  }
+  // Each fault with its weight. Several are aimed at the leader, since that
+  // is where lease bugs show: a leader that hangs, loses one follower, or
+  // whose followers crash and come straight back must stop acting in time.
+  const faultTable: Array<[number, string, () => void]> = [
+    [10, 'crash', () => {
       const id = target(0.6)
-      if (id !== undefined) {
-        count('crash')
-        c.crash(id)
-        if (plan.chance(0.9)) c.at(plan.range(100, 8000), `restart ${id}`, () => c.restart(id))
-        else c.at(chaosMs - c.now, `restart ${id}`, () => c.restart(id))
-      }
-    } else if (roll < 0.38) {
+      if (id === undefined) return
+      c.crash(id)
+      c.at(plan.chance(0.9) ? plan.range(100, 8000) : chaosMs - c.now, `restart ${id}`, () => c.restart(id))
+    }],
+    [8, 'bounce', () => {
+      // A crash and an immediate restart: the node forgets any promise it
+      // held in memory, so only its start-up promise protects the lease.
+      const id = target(0.2)
+      if (id === undefined) return
+      c.crash(id)
+      c.at(plan.range(1, 400), `restart ${id}`, () => c.restart(id))
+    }],
+    [14, 'pause', () => {
       const id = target(0.6)
-      if (id !== undefined) {
-        count('pause')
-        c.pause(id, plan.chance(0.5) ? plan.range(20, 1400) : plan.range(1400, 9000))
-      }
-    } else if (roll < 0.52) {
+      if (id !== undefined) c.pause(id, plan.chance(0.5) ? plan.range(20, 1400) : plan.range(1400, 9000))
+    }],
+    [10, 'partition', () => {
       const ms = members()
-      const minority = plan.chance(0.5)
-      const size = minority ? plan.int(1, Math.max(2, Math.ceil(ms.length / 2))) : plan.int(1, ms.length)
-      const shuffled = ms.slice().sort(() => plan.next() - 0.5)
-      const side = shuffled.slice(0, size)
-      if (acting !== null && acting !== undefined && plan.chance(0.5) && !side.includes(acting)) side[0] = acting
-      count('partition', JSON.stringify(side))
-      c.net.partition([side, ms.filter(id => !side.includes(id))])
-      c.at(plan.range(500, 10_000), 'heal', () => { if (c.now < chaosMs) { c.log('HEAL'); c.net.heal() } })
-    } else if (roll < 0.58) {
-      const ms = members()
-      if (ms.length >= 2) {
-        const a = plan.pick(ms)
-        const b = plan.pick(ms.filter(id => id !== a))
-        count('one_way_cut', `${a}>${b}`)
-        c.net.cut(a, b)
-        c.at(plan.range(500, 8000), 'heal link', () => c.net.healLink(a, b))
-      }
-    } else if (roll < 0.66) {
-      const id = plan.pick(c.ids())
-      count('clock_rate')
-      c.setRate(id, plan.chance(0.7) ? (plan.chance(0.5) ? 1 - rho : 1 + rho) : plan.range(1 - rho, 1 + rho))
-    } else if (roll < 0.72) {
-      c.net.config = { ...net, loss: plan.pick([0, 0.05, 0.3]), spike: plan.pick([0, 0.1]), spikeMaxMs: plan.pick([200, 1500]) }
-      count('net_change', JSON.stringify(c.net.config))
-      c.at(plan.range(500, 5000), 'net restore', () => { if (c.now < chaosMs) { c.log('NET RESTORE'); c.net.config = { ...net } } })
-    } else if (roll < 0.82) {
+      const size = plan.chance(0.5) ? plan.int(1, Math.max(2, Math.ceil(ms.length / 2))) : plan.int(1, ms.length)
+      const side = ms.slice().sort(() => plan.next() - 0.5).slice(0, size)
       const leader = c.leaderId()
-      const voters = leader === null ? [] : c.raftOf(leader)!.status(c.localOf(leader)).voters
-      if (leader !== null && (voters.length <= 2 || (voters.length < 7 && plan.chance(0.5)))) {
-        count('add_voter')
+      if (leader !== null && plan.chance(0.5) && !side.includes(leader)) side[0] = leader
+      c.log(`  side ${JSON.stringify(side)}`)
+      c.net.partition([side, ms.filter(id => !side.includes(id))])
+      heal(plan.range(500, 10_000))
+    }],
+    [5, 'one_way_cut', () => {
+      const ms = members()
+      if (ms.length < 2) return
+      const a = plan.pick(ms)
+      const b = plan.pick(ms.filter(id => id !== a))
+      c.log(`  ${a}>${b}`)
+      c.net.cut(a, b)
+      c.at(plan.range(500, 8000), 'heal link', () => c.net.healLink(a, b))
+    }],
+    [8, 'leader_link', () => {
+      // The leader loses one follower (one way or both): that follower times
+      // out while the rest still hear the leader.
+      const leader = c.leaderId()
+      const others = members().filter(id => id !== leader)
+      if (leader === null || others.length === 0) return
+      const f = plan.pick(others)
+      if (plan.chance(0.5)) c.net.cutBoth(leader, f)
+      else c.net.cut(leader, f)
+      c.log(`  ${leader}/${f}`)
+      c.at(plan.range(500, 8000), 'heal link', () => c.net.healLink(leader, f))
+    }],
+    [6, 'isolate', () => {
+      const id = target(1)
+      if (id === undefined || members().length < 2) return
+      c.net.isolate(id, members())
+      heal(plan.range(500, 8000))
+    }],
+    [6, 'clock_rate', () => {
+      c.setRate(plan.pick(c.ids()), plan.chance(0.7) ? (plan.chance(0.5) ? 1 - rho : 1 + rho) : plan.range(1 - rho, 1 + rho))
+    }],
+    [5, 'net_change', () => {
+      c.net.config = { ...net, loss: plan.pick([0, 0.05, 0.3]), spike: plan.pick([0, 0.1]), spikeMaxMs: plan.pick([200, 1500]) }
+      c.at(plan.range(500, 5000), 'net restore', () => { if (c.now < chaosMs) { c.log('NET RESTORE'); c.net.config = { ...net } } })
+    }],
+    [9, 'membership', () => {
+      const leader = c.leaderId()
+      if (leader === null) return
+      const voters = c.raftOf(leader)!.status(c.localOf(leader)).voters
+      if (voters.length <= 2 || (voters.length < 7 && plan.chance(0.5))) {
         c.addNode()
-      } else if (leader !== null && voters.length > 2) {
+      } else {
         const victim = plan.chance(0.3) ? leader : plan.pick(voters)
         const r = c.changeConfig({ remove: victim })
-        if (!('error' in r)) {
-          count('remove_voter')
-          if (plan.chance(0.6)) c.at(plan.range(0, 6000), `retire ${victim}`, () => retireWhenGone(victim, 5))
-        }
+        if (!('error' in r) && plan.chance(0.6)) c.at(plan.range(0, 6000), `retire ${victim}`, () => retireWhenGone(victim, 5))
       }
-    } else if (roll < 0.9) {
-      const id = target(1)
-      if (id !== undefined && members().length > 1) {
-        count('isolate', id)
-        c.net.isolate(id, members())
-        c.at(plan.range(500, 8000), 'heal', () => { if (c.now < chaosMs) { c.log('HEAL'); c.net.heal() } })
+    }],
+    [8, 'quiet', () => {}] // gives elections room to finish
+  ]
+  const totalWeight = faultTable.reduce((a, [w]) => a + w, 0)
+  const fault = (): void => {
+    if (c.now >= chaosMs) return
+    let roll = plan.next() * totalWeight
+    for (const [w, name, run] of faultTable) {
+      roll -= w
+      if (roll < 0) {
+        count(name)
+        run()
+        break
       }
-    } else {
-      count('quiet') // nothing: gives elections room to finish
     }
     c.at(plan.exp(1500), 'fault', fault)
   }
