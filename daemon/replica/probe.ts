@@ -1,0 +1,156 @@
+/**
+ * The readiness probe's rules, as SkyServe applies them
+ * (sky/serve/replica_managers.py, `_probe_all_replicas` and `ReplicaInfo.probe`),
+ * as a pure step function: state + one probe's outcome + the time → the new
+ * state, whether the replica takes traffic, why not, whether the run should be
+ * replaced, and when to probe next. The HTTP request is in probe-http.ts.
+ *
+ * What SkyServe does (and what we keep):
+ * - It probes a replica from the moment its launch finished, every probe
+ *   interval, whatever `initial_delay_seconds` says; the first 200 makes it
+ *   READY at once. `initial_delay_seconds` is not a wait before the first
+ *   probe but the time a replica is allowed to fail its probe before it has
+ *   ever passed: within it a failure is normal (STARTING), beyond it the
+ *   replica is torn down (FAILED_INITIAL_DELAY).
+ * - Once a replica has passed, a single failed probe takes it out of the
+ *   ready set (NOT_READY: `ready_replica_urls` only lists READY), and a pass
+ *   puts it back. Failing without a pass for 180 s
+ *   (`_CONSECUTIVE_FAILURE_THRESHOLD_TIMEOUT`, measured from the first failure
+ *   of the streak to the latest) tears it down (FAILED_PROBING).
+ * - GET `path`, or POST `post_data` as a JSON body when it is given, each with
+ *   `timeout_seconds`; a timeout or connection error is a failure.
+ *
+ * Where we differ, and why:
+ * - Any 2xx passes (SkyServe: exactly 200). A `/health` answering 204 is
+ *   healthy to every load balancer and to Kubernetes.
+ * - The interval is `period_seconds` (SkyServe: a fixed 10 s,
+ *   `endpoint_probe_interval_seconds` in newer versions), and while the
+ *   replica has not passed yet we probe every `startingPeriodMs`
+ *   (min(period, 1 s)): a local engine that is up in 2 s takes traffic at
+ *   2 s, not at the next 5 s tick. Probes never overlap.
+ * - The initial delay counts from the start of the process (SkyServe: from
+ *   its first failed probe, which comes right after the launch anyway).
+ * - "Torn down" becomes "killed and started again with back-off" for an
+ *   engine meshd runs; for one managed elsewhere (`url` only) we cannot
+ *   restart it, so it stays not ready, probed every period, until it passes.
+ *
+ * | before                  | probe | condition                              | after    | ready | restart | next probe      |
+ * | ----------------------- | ----- | -------------------------------------- | -------- | ----- | ------- | --------------- |
+ * | any                     | pass  |                                        | ready    | yes   | no      | period          |
+ * | never passed this run   | fail  | since start < initial delay            | starting | no    | no      | startingPeriod  |
+ * | never passed this run   | fail  | since start ≥ initial delay            | unready  | no    | yes     | period          |
+ * | passed before this run  | fail  | failing for < failure threshold        | unready  | no    | no      | period          |
+ * | passed before this run  | fail  | failing for ≥ failure threshold        | unready  | no    | yes     | period          |
+ *
+ * "This run" is one process of the engine: after a restart the replica has to
+ * pass again, within a fresh initial delay.
+ */
+import type { ReplicaConfig } from '../config/schema.ts'
+
+export interface ProbeRules {
+  path: string
+  /** A JSON body makes the probe a POST; null: GET. */
+  postData: unknown
+  initialDelayMs: number
+  periodMs: number
+  timeoutMs: number
+  /** Probe interval until the first pass of a run. */
+  startingPeriodMs: number
+  /** Failing this long after having passed: restart. Infinity: never. */
+  failureThresholdMs: number
+}
+
+/** SkyServe's `_CONSECUTIVE_FAILURE_THRESHOLD_TIMEOUT`. */
+export const FAILURE_THRESHOLD_MS = 180_000
+/** Probe interval while starting, at most. */
+export const STARTING_PERIOD_MS = 1000
+
+export function probeRules (probe: ReplicaConfig['readiness_probe'], over: { startingPeriodMs?: number, failureThresholdMs?: number } = {}): ProbeRules {
+  const periodMs = probe.period_seconds * 1000
+  return {
+    path: probe.path,
+    postData: probe.post_data ?? null,
+    initialDelayMs: probe.initial_delay_seconds * 1000,
+    periodMs,
+    timeoutMs: probe.timeout_seconds * 1000,
+    startingPeriodMs: Math.min(periodMs, over.startingPeriodMs ?? STARTING_PERIOD_MS),
+    failureThresholdMs: over.failureThresholdMs ?? FAILURE_THRESHOLD_MS
+  }
+}
+
+export type ProbeOutcome = { ok: true } | { ok: false, detail: string }
+
+export interface ProbeState {
+  /** When this run began (the process was started; for a server managed elsewhere, when probing began). */
+  since: number
+  /** The first pass of this run. */
+  passedAt: number | null
+  ready: boolean
+  /** The first failure of the current streak, once the run has passed. */
+  failingSince: number | null
+}
+
+export type ProbePhase = 'starting' | 'ready' | 'unready'
+
+export interface ProbeStep {
+  state: ProbeState
+  phase: ProbePhase
+  ready: boolean
+  /** Why it is not ready ('ready' when it is). */
+  reason: string
+  /** Set when the run should be replaced: the reason. */
+  restart: string | null
+  /** Delay from this probe's start to the next one's. */
+  nextInMs: number
+}
+
+export function initialProbeState (at: number): ProbeState {
+  return { since: at, passedAt: null, ready: false, failingSince: null }
+}
+
+export function probeStep (rules: ProbeRules, s: ProbeState, outcome: ProbeOutcome, at: number): ProbeStep {
+  if (outcome.ok) {
+    return {
+      state: { since: s.since, passedAt: s.passedAt ?? at, ready: true, failingSince: null },
+      phase: 'ready',
+      ready: true,
+      reason: 'ready',
+      restart: null,
+      nextInMs: rules.periodMs
+    }
+  }
+  if (s.passedAt === null) {
+    const waited = at - s.since
+    const state: ProbeState = { ...s, ready: false }
+    if (waited < rules.initialDelayMs) {
+      return {
+        state,
+        phase: 'starting',
+        ready: false,
+        reason: `starting (${secs(waited)} of initial_delay_seconds ${secs(rules.initialDelayMs)}): ${outcome.detail}`,
+        restart: null,
+        nextInMs: rules.startingPeriodMs
+      }
+    }
+    const reason = `not ready within initial_delay_seconds ${secs(rules.initialDelayMs)}: ${outcome.detail}`
+    return { state, phase: 'unready', ready: false, reason, restart: reason, nextInMs: rules.periodMs }
+  }
+  const failingSince = s.failingSince ?? at
+  const failingFor = at - failingSince
+  const state: ProbeState = { ...s, ready: false, failingSince }
+  const reason = `readiness probe failed${failingFor > 0 ? ` for ${secs(failingFor)}` : ''}: ${outcome.detail}`
+  return {
+    state,
+    phase: 'unready',
+    ready: false,
+    reason,
+    restart: failingFor >= rules.failureThresholdMs ? reason : null,
+    nextInMs: rules.periodMs
+  }
+}
+
+/** 0.5 s, 12 s, 120 s. */
+export function secs (ms: number): string {
+  const s = ms / 1000
+  return `${s < 10 ? Math.round(s * 10) / 10 : Math.round(s)} s`
+}
