@@ -8,18 +8,22 @@ import type { PeerId, Stream } from '@libp2p/interface'
 import type { MeshNode } from '../node.ts'
 import { FRAME, FrameDecoder, encodeFrame, encodeJsonFrame, decodeJson, BODY_FRAME_BYTES } from './frames.ts'
 import { INFER_PROTOCOL, INFER_VERSION, responseHeadSchema, trailerSchema, errorSchema } from './schemas.ts'
+import { FrameWriter } from './writer.ts'
 import { ChunkChannel, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
 import type { LoadReport } from '../../daemon/proxy/load-view.ts'
 
 export const MAX_INFER_STREAMS = 4096
 const DIAL_TIMEOUT_MS = 5000
+const EMPTY = new Uint8Array(0)
 
 export async function inferRemote (node: MeshNode, peer: PeerId, req: UpstreamRequest, onTrailer?: (load: LoadReport) => void): Promise<UpstreamResponse> {
   const remaining = req.deadline - Date.now()
   if (remaining <= 0) throw new UpstreamError('deadline_exceeded', 'the request deadline passed before it reached a member', false)
   let stream: Stream
   try {
-    stream = await node.dialProtocol(peer, INFER_PROTOCOL, { signal: AbortSignal.timeout(Math.min(remaining, DIAL_TIMEOUT_MS)), maxOutboundStreams: MAX_INFER_STREAMS })
+    // negotiateFully false: the protocol name goes out with the request head,
+    // saving a round trip per request (multistream-select's optimistic mode).
+    stream = await node.dialProtocol(peer, INFER_PROTOCOL, { signal: AbortSignal.timeout(Math.min(remaining, DIAL_TIMEOUT_MS)), maxOutboundStreams: MAX_INFER_STREAMS, negotiateFully: false })
   } catch (err) {
     throw new UpstreamError('dial_failed', `cannot open a stream to ${peer.toString()}: ${(err as Error).message}`, true)
   }
@@ -27,13 +31,17 @@ export async function inferRemote (node: MeshNode, peer: PeerId, req: UpstreamRe
   stream.inactivityTimeout = remaining + 5000
 
   try {
-    stream.send(encodeJsonFrame(FRAME.REQ_HEAD, {
+    // One write for head, body and end when the body is small (the usual case).
+    const writer = new FrameWriter(stream)
+    writer.write(encodeJsonFrame(FRAME.REQ_HEAD, {
       v: INFER_VERSION, id: req.id, method: req.method, path: req.path, headers: req.headers, model: req.model, deadline_ms: Math.max(1, Math.floor(remaining))
     }))
     for (let at = 0; at < req.body.byteLength; at += BODY_FRAME_BYTES) {
-      if (!stream.send(encodeFrame(FRAME.REQ_BODY, req.body.subarray(at, at + BODY_FRAME_BYTES)))) await stream.onDrain()
+      writer.write(encodeFrame(FRAME.REQ_BODY, req.body.subarray(at, at + BODY_FRAME_BYTES)))
+      await writer.drained()
     }
-    stream.send(encodeFrame(FRAME.REQ_END, new Uint8Array(0)))
+    writer.write(encodeFrame(FRAME.REQ_END, EMPTY))
+    writer.flush()
   } catch (err) {
     stream.abort(err as Error)
     throw new UpstreamError('send_failed', `sending to ${peer.toString()} failed: ${(err as Error).message}`, true)
@@ -110,6 +118,7 @@ export async function inferRemote (node: MeshNode, peer: PeerId, req: UpstreamRe
       }
     })
     stream.addEventListener('close', (evt) => {
+      if (finished) return
       // Reset or closed without an end frame: the member (or the link) died.
       fail(new UpstreamError('stream_reset', `stream to ${peer.toString()} closed${evt.error !== undefined ? `: ${evt.error.message}` : ''}`, true))
     })

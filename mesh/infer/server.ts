@@ -9,6 +9,7 @@ import type { MeshNode } from '../node.ts'
 import { FRAME, FrameDecoder, FrameError, encodeFrame, encodeJsonFrame, decodeJson } from './frames.ts'
 import { INFER_PROTOCOL, requestHeadSchema, type RequestHead } from './schemas.ts'
 import { MAX_INFER_STREAMS } from './client.ts'
+import { FrameWriter } from './writer.ts'
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
 import type { LoadReport } from '../../daemon/proxy/load-view.ts'
 
@@ -120,13 +121,15 @@ export class InferServer {
       return
     }
     attach(up)
+    const writer = new FrameWriter(stream)
     try {
-      stream.send(encodeJsonFrame(FRAME.RES_HEAD, { status: up.status, headers: up.headers, served_by: this.init.selfId, load: this.c.load() }))
+      writer.write(encodeJsonFrame(FRAME.RES_HEAD, { status: up.status, headers: up.headers, served_by: this.init.selfId, load: this.c.load() }))
       for await (const chunk of up.body) {
-        if (!stream.send(encodeFrame(FRAME.RES_BODY, chunk))) await stream.onDrain()
+        writer.write(encodeFrame(FRAME.RES_BODY, chunk))
+        await writer.drained()
       }
-      stream.send(encodeJsonFrame(FRAME.RES_END, { load: this.c.load() }))
-      await stream.close()
+      writer.write(encodeJsonFrame(FRAME.RES_END, { load: this.c.load() }))
+      await writer.close()
     } catch (err) {
       up.abort(err as Error)
       if (stream.status === 'open') {

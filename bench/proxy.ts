@@ -1,0 +1,273 @@
+/**
+ * bench/proxy: what meshd's front door costs and what its routing buys,
+ * against the same simulated replicas, in one run. Figures, never pass/fail.
+ *
+ * 1. Added latency: sequential small requests (1 token, no ttft) straight to a
+ *    replica, through meshd to its local replica, through meshd to a replica
+ *    over the mesh (/meshd/infer/1), and through nginx to the same replica.
+ * 2. Forwarding throughput: autocannon, 64 connections, against the same four.
+ * 3. One slow replica among three (tokens/s 10 against 40, 4 slots each):
+ *    24 concurrent streaming clients through meshd, nginx least_conn and nginx
+ *    round robin; time to first token and total time, p50 and p99, and the
+ *    share of requests each replica served.
+ *
+ *   node_modules/.bin/node bench/proxy.ts [--requests 2000] [--seconds 10] [--slow-seconds 20]
+ * nginx comes from Debian (`apt-get install nginx`); without it, its rows are skipped.
+ */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createServer } from 'node:net'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { parseArgs } from 'node:util'
+import { Pool } from 'undici'
+import autocannon from 'autocannon'
+import { MeshdProcess } from '../daemon/local/meshd-process.ts'
+import { generateSwarmKey } from '../mesh/swarm-key.ts'
+import { quantile, fmtMs } from './stats.ts'
+
+const { values } = parseArgs({ options: { requests: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '10' }, 'slow-seconds': { type: 'string', default: '20' }, only: { type: 'string' } } })
+const ONLY = values.only
+const REQUESTS = Number(values.requests)
+const SECONDS = Number(values.seconds)
+const SLOW_SECONDS = Number(values['slow-seconds'])
+
+const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-proxy-'))
+const key = join(dir, 'swarm.key')
+writeFileSync(key, generateSwarmKey(), { mode: 0o600 })
+const daemons: MeshdProcess[] = []
+const children: ChildProcess[] = []
+const cleanup = (): void => {
+  for (const d of daemons) d.killGroup()
+  for (const c of children) { try { process.kill(-c.pid!, 'SIGKILL') } catch {} }
+}
+process.on('exit', () => { cleanup(); rmSync(dir, { recursive: true, force: true }) })
+process.on('SIGINT', () => { process.exit(130) })
+
+async function freePort (): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => { resolve(p) }) })
+  })
+}
+
+interface Sim { tps: number, slots: number, maxTokens: number, ttftMs: number }
+
+async function daemon (name: string, cluster: string, replica: (Sim & { port: number }) | null): Promise<MeshdProcess> {
+  const d = join(dir, name)
+  mkdirSync(d)
+  const socket = join(d, 'admin.sock')
+  const config: Record<string, unknown> = {
+    cluster, node_name: name, state_dir: join(d, 'state'), swarm_key_file: key, log: { level: 'warn' },
+    mesh: { listen: ['/ip4/127.0.0.1/tcp/0'] }, http: { listen: '127.0.0.1:0', max_queue: 4096 }, admin: { socket }
+  }
+  if (replica !== null) {
+    config.replica = {
+      models: ['m'], slots: replica.slots, command: 'sim', url: `http://127.0.0.1:${replica.port}`,
+      readiness_probe: { path: '/health', initial_delay_seconds: 60, period_seconds: 1 },
+      sim: { ttft_ms: replica.ttftMs, tokens_per_second: replica.tps, max_tokens: replica.maxTokens }
+    }
+  }
+  writeFileSync(join(d, 'meshd.yaml'), JSON.stringify(config))
+  const p = new MeshdProcess({ name, configPath: join(d, 'meshd.yaml'), socket, logFile: join(d, 'log') })
+  daemons.push(p)
+  await p.start()
+  return p
+}
+
+async function waitReady (viewers: MeshdProcess[], replicas: number): Promise<void> {
+  const deadline = Date.now() + 60_000
+  for (const v of viewers) {
+    for (;;) {
+      const s = await v.status()
+      if (s.members.filter((m) => m.state === 'alive' && m.replica?.ready === true).length >= replicas) break
+      if (Date.now() > deadline) throw new Error(`${v.init.name}: replicas not ready`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+}
+
+const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 })
+
+/** Sequential requests over one keep-alive connection: per-request latency. */
+async function latency (origin: string, n: number): Promise<number[]> {
+  const pool = new Pool(origin, { connections: 1 })
+  const out: number[] = []
+  for (let i = 0; i < n + 200; i++) {
+    const t0 = performance.now()
+    const r = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: BODY })
+    await r.body.text()
+    if (r.statusCode !== 200) throw new Error(`${origin}: status ${r.statusCode}`)
+    if (i >= 200) out.push(performance.now() - t0) // the first 200 warm up the JIT and connections
+  }
+  await pool.close()
+  return out
+}
+
+async function throughput (origin: string, seconds: number): Promise<{ rps: number, p50: number, p99: number, errors: number }> {
+  const r = await autocannon({ url: `${origin}/v1/chat/completions`, method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY, connections: 64, duration: seconds })
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx }
+}
+
+function nginxConf (port: number, upstreams: number[], policy: 'least_conn' | 'round_robin'): string {
+  return `worker_processes 1;
+pid ${dir}/nginx-${port}.pid;
+error_log ${dir}/nginx-${port}.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream replicas {
+    ${policy === 'least_conn' ? 'least_conn;' : ''}
+    ${upstreams.map((p) => `server 127.0.0.1:${p};`).join('\n    ')}
+    keepalive 128;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://replicas;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+    }
+  }
+}
+`
+}
+
+const haveNginx = spawnSync('nginx', ['-v']).status === 0
+async function nginx (upstreams: number[], policy: 'least_conn' | 'round_robin'): Promise<{ origin: string, stop: () => void }> {
+  const port = await freePort()
+  const conf = join(dir, `nginx-${port}.conf`)
+  writeFileSync(conf, nginxConf(port, upstreams, policy))
+  const child = spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { detached: true, stdio: 'ignore' })
+  children.push(child)
+  const origin = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 100; i++) {
+    try { await fetch(`${origin}/health`); break } catch { await new Promise((resolve) => setTimeout(resolve, 50)) }
+  }
+  return { origin, stop: () => { try { process.kill(-child.pid!, 'SIGKILL') } catch {} } }
+}
+
+interface StreamStats { ttft: number[], total: number[], servedBy: Map<string, number>, failures: number }
+
+/** `clients` loops of streamed requests for `seconds`: time to first token and total time. */
+async function streams (origin: string, clients: number, seconds: number): Promise<StreamStats> {
+  const stats: StreamStats = { ttft: [], total: [], servedBy: new Map(), failures: 0 }
+  const pool = new Pool(origin, { connections: clients })
+  const until = performance.now() + seconds * 1000
+  const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'stream please' }], stream: true })
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (performance.now() < until) {
+      const t0 = performance.now()
+      try {
+        const r = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body })
+        let first = 0
+        let text = ''
+        for await (const chunk of r.body) {
+          if (first === 0 && chunk.toString().includes('"content"')) first = performance.now()
+          text += chunk.toString()
+        }
+        if (r.statusCode !== 200) { stats.failures++; continue }
+        stats.ttft.push((first || performance.now()) - t0)
+        stats.total.push(performance.now() - t0)
+        // The sim names itself in each chunk's system_fingerprint only as "meshd-sim"; tell replicas apart by the served-by header or, behind nginx, by the port the sim reports in its id.
+        const by = r.headers['x-meshd-served-by'] ?? /"id":"chatcmpl-([a-z0-9]+?)\d/.exec(text)?.[1] ?? '?'
+        stats.servedBy.set(String(by), (stats.servedBy.get(String(by)) ?? 0) + 1)
+      } catch {
+        stats.failures++
+      }
+    }
+  }))
+  await pool.close()
+  return stats
+}
+
+function row (name: string, xs: number[]): string {
+  return `| ${name} | ${fmtMs(quantile(xs, 0.5))} | ${fmtMs(quantile(xs, 0.99))} |`
+}
+
+// ---- 1 and 2: overhead ------------------------------------------------------
+if (ONLY === undefined || ONLY === 'overhead') {
+const fast: Sim = { tps: 1_000_000, slots: 64, maxTokens: 1, ttftMs: 0 }
+const pLocal = await freePort()
+const pRemote = await freePort()
+process.stderr.write('starting: A (replica, alone), B (replica) + E (routing only)\n')
+const a = await daemon('A', 'local-only', { ...fast, port: pLocal })
+const b = await daemon('B', 'mesh', { ...fast, port: pRemote })
+const e = await daemon('E', 'mesh', null)
+await e.call('join', { addrs: [b.joinAddr] })
+await waitReady([a], 1)
+await waitReady([e], 1)
+const origins: Array<[string, string]> = [
+  ['replica directly', `http://127.0.0.1:${pLocal}`],
+  ['meshd → local replica', `http://${a.info!.http}`],
+  ['meshd → replica over the mesh', `http://${e.info!.http}`]
+]
+let ng: { origin: string, stop: () => void } | null = null
+if (haveNginx) {
+  ng = await nginx([pLocal], 'round_robin')
+  origins.push(['nginx → replica', ng.origin])
+}
+const lat = new Map<string, number[]>()
+for (const [name, origin] of origins) {
+  process.stderr.write(`latency: ${name}\n`)
+  lat.set(name, await latency(origin, REQUESTS))
+}
+const base = lat.get('replica directly')!
+console.log(`\n### Added latency (${REQUESTS} sequential requests, 1 token, keep-alive)\n`)
+console.log('| path | p50 | p99 | added p50 | added p99 |\n|---|---:|---:|---:|---:|')
+for (const [name, xs] of lat) {
+  console.log(`| ${name} | ${fmtMs(quantile(xs, 0.5))} | ${fmtMs(quantile(xs, 0.99))} | ${name === 'replica directly' ? '–' : fmtMs(quantile(xs, 0.5) - quantile(base, 0.5))} | ${name === 'replica directly' ? '–' : fmtMs(quantile(xs, 0.99) - quantile(base, 0.99))} |`)
+}
+console.log(`\n### Forwarding throughput (autocannon, 64 connections, ${SECONDS} s)\n`)
+console.log('| path | requests/s | p50 | p99 | errors |\n|---|---:|---:|---:|---:|')
+for (const [name, origin] of origins) {
+  process.stderr.write(`throughput: ${name}\n`)
+  const r = await throughput(origin, SECONDS)
+  console.log(`| ${name} | ${Math.round(r.rps)} | ${r.p50} ms | ${r.p99} ms | ${r.errors} |`)
+}
+ng?.stop()
+for (const d of [a, b, e]) await d.stop()
+}
+
+// ---- 3: one slow replica ----------------------------------------------------
+if (ONLY === undefined || ONLY === 'slow') {
+const ports = [await freePort(), await freePort(), await freePort()]
+const sims: Sim[] = [{ tps: 40, slots: 4, maxTokens: 32, ttftMs: 50 }, { tps: 40, slots: 4, maxTokens: 32, ttftMs: 50 }, { tps: 10, slots: 4, maxTokens: 32, ttftMs: 50 }]
+process.stderr.write('starting: three members (one slow) + a routing-only entry\n')
+const members = [await daemon('S1', 'slow', { ...sims[0]!, port: ports[0]! }), await daemon('S2', 'slow', { ...sims[1]!, port: ports[1]! }), await daemon('S3-slow', 'slow', { ...sims[2]!, port: ports[2]! })]
+const entry = await daemon('E3', 'slow', null)
+for (const m of members) await entry.call('join', { addrs: [m.joinAddr] })
+await waitReady([entry], 3)
+const names = new Map<string, string>(members.map((m) => [m.info!.peer, m.init.name]))
+const runs: Array<[string, string]> = [['meshd (least_load, p2c)', `http://${entry.info!.http}`]]
+const nginxes: Array<{ stop: () => void }> = []
+if (haveNginx) {
+  const lc = await nginx(ports, 'least_conn')
+  const rr = await nginx(ports, 'round_robin')
+  nginxes.push(lc, rr)
+  runs.push(['nginx least_conn', lc.origin], ['nginx round robin', rr.origin])
+}
+console.log(`\n### One slow replica of three (24 streaming clients, ${SLOW_SECONDS} s each, 32 tokens at 40/40/10 tokens/s, 4 slots)\n`)
+console.log('| front | requests | TTFT p50 | TTFT p99 | total p50 | total p99 | failures | share served by the slow replica |\n|---|---:|---:|---:|---:|---:|---:|---:|')
+for (const [name, origin] of runs) {
+  process.stderr.write(`slow replica: ${name}\n`)
+  const s = await streams(origin, 24, SLOW_SECONDS)
+  const slowServed = name.startsWith('meshd')
+    ? (s.servedBy.get(members[2]!.info!.peer) ?? 0)
+    : NaN
+  const n = s.total.length
+  const share = Number.isNaN(slowServed) ? estimateSlowShare(s) : slowServed / Math.max(1, n)
+  console.log(`| ${name} | ${n} | ${fmtMs(quantile(s.ttft, 0.5))} | ${fmtMs(quantile(s.ttft, 0.99))} | ${fmtMs(quantile(s.total, 0.5))} | ${fmtMs(quantile(s.total, 0.99))} | ${s.failures} | ${Number.isNaN(share) ? 'n/a' : `${(share * 100).toFixed(0)}%`} |`)
+  void names
+}
+for (const n of nginxes) n.stop()
+}
+
+/** Behind nginx there is no served-by header: requests slower than 2× the fast replicas' time were the slow one's. */
+function estimateSlowShare (s: StreamStats): number {
+  const fastTotal = (50 + 32 * 25) // ms: ttft + 32 tokens at 40/s
+  return s.total.filter((x) => x > fastTotal * 2).length / Math.max(1, s.total.length)
+}
+for (const d of daemons) await d.stop()
