@@ -10,8 +10,9 @@
  * requests, and one human-readable line per decision.
  *
  * One call, in order (each step sees the entries of the earlier ones):
- *  1. prices: instances whose offering's price changed are re-priced;
- *  2. reconciliation with each provider's list(): adopt, record, vanish;
+ *  1. reconciliation with each provider's list(): adopt, record, vanish;
+ *  2. prices: instances whose offering's price changed are re-priced
+ *     (adopted ones included, in the same call);
  *  3. lifecycle of every instance (lifecycle.ts): ready, launch timeouts,
  *     ttl, idle_timeout, dead members, drains finishing, re-issues;
  *  4. the budget: if what we keep costs more than cost_budget (prices rose,
@@ -27,22 +28,22 @@
  * cost_budget, and a launch was only decided if it fits beside everything
  * that may still bill (test/leader/decide.property.test.ts).
  */
-import { offeringId, type Offering } from '../../providers/types.ts'
+import { offeringId, type Instance, type Offering } from '../../providers/types.ts'
 import { allocate } from './allocate.ts'
 import { autoscale, type AutoDecision } from './autoscale.ts'
 import { limitsOf, shed } from './budget.ts'
 import { committedPerHour, getRecord, isFinished, liveRecords, own, projectedPerHour, records, type InstanceRecord, type LedgerState } from './ledger.ts'
-import type { LedgerEntry } from './entries.ts'
+import { instanceSchema, offeringSchema, type LedgerEntry } from './entries.ts'
 import { lifecycle, type Step } from './lifecycle.ts'
 import { clone, memoryFor, prune, type LeaderMemory } from './memory.ts'
 import { micros, perHour } from './money.ts'
 import { indexMembers, isBusy, memberOf, type MemberIndex } from './observe.ts'
 import { reconcile, type ReconcileStep } from './reconcile.ts'
 import { describeSlots, handleBurst, handleTerminate, heldOf, placementOf, type RequestContext } from './requests.ts'
-import { spend, type Spend } from './spend.ts'
+import { monthStartUtc, spend, type Spend } from './spend.ts'
 import { leastUseful } from './victims.ts'
 import { act, drain, emit, launch, record, setState, terminate, type Work } from './work.ts'
-import type { Action, Answer, Observations, Policy } from './types.ts'
+import type { Action, Answer, Observations, Policy, ProviderListing } from './types.ts'
 
 export interface BudgetSummary {
   costBudget: number
@@ -105,17 +106,22 @@ export function decide (
   }
 
   const w: Work = { term, now, ledger, entries: [], actions: [], memory: mem, notes: [], seq: Math.max(ledger.seq, mem.nextSeq) }
+  // Provider data is checked, not assumed: a NaN price must not reach the log.
+  const clean = sanitize(prices, observations.listings, w.notes)
+  prices = clean.prices
+  observations = { ...observations, listings: clean.listings }
   const tick = { id: `d${term}-${w.seq}`, seq: w.seq, ordinal: 0 }
   w.seq += 1
   const index = indexMembers(observations.members)
   const ctx: RequestContext = { policy, prices, members: observations.members, index }
 
   const tickEntries = (): number => w.entries.length
-  repriceAll(w, prices)
   const listed = reconcileAll(w, observations, policy, prices)
+  repriceAll(w, prices)
   lifecycleAll(w, policy, index, listed)
   shedOverBudget(w, policy)
   drainOverCount(w, policy, index)
+  compactMonthly(w)
   let upkeepEntries = tickEntries()
 
   const answers: Answer[] = []
@@ -148,7 +154,7 @@ export function decide (
   if (w.notes.length > 0) {
     const line = `tick ${tick.id}: ${w.notes.join('; ')}; live ${perHour(projectedPerHour(w.ledger))} of cost_budget ${perHour(policy.burst.costBudget)}, ${liveRecords(w.ledger).length} of max_cloud_instances ${policy.burst.maxCloudInstances}`
     if (upkeepEntries > 0) {
-      emit(w, { type: 'decision', id: tick.id, seq: tick.seq, kind: 'tick', requestId: null, answer: null, reason: w.notes.join('; ').slice(0, 2000), line: line.slice(0, 2000) })
+      emit(w, { type: 'decision', id: tick.id, seq: tick.seq, kind: 'tick', requestId: null, answer: null, reason: w.notes.join('; '), line })
       decided.push(tick.id)
     }
     lines.unshift(line)
@@ -172,7 +178,33 @@ function summary (ledger: LedgerState, policy: Policy, now: number): BudgetSumma
 }
 
 // ---------------------------------------------------------------------------
-// 1. prices
+// 0. what comes from providers
+
+function sanitize (prices: readonly Offering[], listings: readonly ProviderListing[], notes: string[]): { prices: Offering[], listings: ProviderListing[] } {
+  const okPrices: Offering[] = []
+  let badPrices = 0
+  for (const o of prices) {
+    const p = offeringSchema.safeParse(o)
+    if (p.success) okPrices.push(JSON.parse(JSON.stringify(p.data)) as Offering)
+    else badPrices += 1
+  }
+  let badInstances = 0
+  const okListings = listings.map((l) => {
+    const instances: Instance[] = []
+    for (const i of l.instances) {
+      const p = instanceSchema.safeParse(i)
+      if (p.success) instances.push(JSON.parse(JSON.stringify(p.data)) as Instance)
+      else badInstances += 1
+    }
+    return { ...l, instances }
+  })
+  if (badPrices > 0) notes.push(`ignored ${badPrices} malformed offering(s)`)
+  if (badInstances > 0) notes.push(`ignored ${badInstances} malformed listed instance(s)`)
+  return { prices: okPrices, listings: okListings }
+}
+
+// ---------------------------------------------------------------------------
+// 2. prices
 
 function repriceAll (w: Work, prices: readonly Offering[]): void {
   const byId = new Map(prices.map((o) => [offeringId(o), o]))
@@ -187,7 +219,7 @@ function repriceAll (w: Work, prices: readonly Offering[]): void {
 
 
 // ---------------------------------------------------------------------------
-// 2. reconciliation
+// 1. reconciliation
 
 /** Returns, per provider listed this time, the keys its list() shows. */
 function reconcileAll (w: Work, obs: Observations, policy: Policy, prices: readonly Offering[]): Map<string, Set<string>> {
@@ -301,6 +333,22 @@ function performStep (w: Work, policy: Policy, key: string, s: Step, member: Ret
 }
 
 // ---------------------------------------------------------------------------
+// compaction: once a month, a day into it (so a request retried across the
+// boundary still finds its answer), forget what finished before the month.
+
+const DAY_MS = 86_400_000
+
+function compactMonthly (w: Work): void {
+  const month = monthStartUtc(w.now)
+  if (w.now - month < DAY_MS || w.ledger.compacted.before >= month) return
+  const old = Object.values(w.ledger.instances).some((r) => isFinished(r) && r.endedAt !== null && r.endedAt < month) ||
+    Object.values(w.ledger.decisions).some((d) => d.at < month)
+  if (!old) return
+  emit(w, { type: 'ledger.compact', before: month })
+  w.notes.push(`compacted what finished before ${new Date(month).toISOString().slice(0, 10)}`)
+}
+
+// ---------------------------------------------------------------------------
 // 4. budget, 5. counts
 
 function shedOverBudget (w: Work, policy: Policy): void {
@@ -390,7 +438,7 @@ function autoscaleTick (w: Work, c: RequestContext, tick: { id: string, ordinal:
     alloc.slots.forEach((s) => {
       const key = `${tick.id}-${tick.ordinal++}`
       const why = `${a.reason}${s.fallback ? '; on-demand fallback: spot unavailable' : ''}`
-      emit(w, { type: 'instance.intent', key, decisionId: tick.id, offering: s.offering, pricePerHour: s.offering.pricePerHour, fallback: s.fallback, reason: why.slice(0, 2000) })
+      emit(w, { type: 'instance.intent', key, decisionId: tick.id, offering: s.offering, pricePerHour: s.offering.pricePerHour, fallback: s.fallback, reason: why })
       launch(w, key, s.offering, s.fallbacks, why)
     })
     const cut = alloc.slots.length < a.desired - serving.length ? ` — ${alloc.reason}` : ''

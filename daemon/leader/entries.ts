@@ -16,13 +16,18 @@ export const LEDGER_VERSION = 1
 
 const count = z.number().int().nonnegative()
 const money = z.number().nonnegative()
-const text = z.string().max(2000)
+/** Longest reason or line an entry may carry. */
+export const MAX_TEXT = 2000
+const text = z.string().max(MAX_TEXT)
 /**
  * Keys and ids name things in several systems (EC2 ClientToken: 64 ASCII
  * characters). Starting with a letter or digit also keeps them clear of
  * `__proto__` and friends; lookups still go through Object.hasOwn.
  */
 export const keyPattern = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/
+/** Request ids (chosen by the CLI) follow the same rule. */
+export const requestIdPattern = keyPattern
+
 const key = z.string().regex(keyPattern, 'expected a key of letters, digits and ._:/@- (at most 128)')
 const id = z.string().min(1).max(256)
 
@@ -38,8 +43,23 @@ export const offeringSchema = z.object({
   capacity: count.optional()
 })
 
+/** A provider's Instance, as reconciliation may trust it (list() output is checked, not assumed). */
+export const instanceSchema = z.object({
+  id,
+  key: z.string().min(1).max(256),
+  provider: z.string().min(1).max(128),
+  region: z.string().min(1).max(128),
+  zone: z.string().min(1).max(128).optional(),
+  spot: z.boolean(),
+  instanceType: z.string().min(1).max(128).optional(),
+  state: z.enum(['pending', 'running', 'stopping', 'terminated']),
+  launchedAt: count,
+  pricePerHour: money,
+  address: z.string().max(256).optional()
+})
+
 export const answerSchema = z.object({
-  id: z.string().max(256),
+  id: key,
   requested: count,
   granted: count,
   decision: z.enum(['granted', 'cut', 'refused']),
@@ -65,7 +85,7 @@ export const decisionEntry = z.object({
   id: key,
   seq: count,
   kind: z.enum(['burst', 'terminate', 'tick']),
-  requestId: z.string().max(256).nullable(),
+  requestId: key.nullable(),
   answer: answerSchema.nullable(),
   reason: text,
   /** The one human-readable line the leader logs for it. */

@@ -9,6 +9,7 @@ import { offeringId } from '../../providers/types.ts'
 import { allocate, type Slot } from './allocate.ts'
 import { limitsOf, type Held } from './budget.ts'
 import { answerFor, liveRecords, mayBill, records, capacityRefused, type LedgerState } from './ledger.ts'
+import { requestIdPattern } from './entries.ts'
 import { perHour, priceRange } from './money.ts'
 import { isBusy, memberOf, staticReplicas, type MemberIndex } from './observe.ts'
 import type { PlacementContext } from './placement.ts'
@@ -86,7 +87,16 @@ export interface Handled {
   line: string | null
 }
 
+/** A request whose id cannot be recorded is refused without a record. */
+function badId (id: string, requested: unknown): Handled | null {
+  if (typeof id === 'string' && requestIdPattern.test(id)) return null
+  const reason = 'request id must be letters, digits and ._:/@- (at most 128)'
+  return { answer: { id: String(id), requested: typeof requested === 'number' && Number.isInteger(requested) && requested >= 0 ? requested : 0, granted: 0, decision: 'refused', reason, provider: null, instances: [] }, line: `request ${JSON.stringify(String(id)).slice(0, 140)} refused: ${reason}` }
+}
+
 export function handleBurst (w: Work, c: RequestContext, req: BurstRequest): Handled {
+  const bad = badId(req.id, req.count)
+  if (bad !== null) return bad
   const prior = answerFor(w.ledger, req.id)
   if (prior !== null) return { answer: prior, line: null }
   const d = nextDecisionId(w)
@@ -126,6 +136,8 @@ export function handleBurst (w: Work, c: RequestContext, req: BurstRequest): Han
 }
 
 export function handleTerminate (w: Work, c: RequestContext, req: TerminateRequest): Handled {
+  const bad = badId(req.id, req.count)
+  if (bad !== null) return bad
   const prior = answerFor(w.ledger, req.id)
   if (prior !== null) return { answer: prior, line: null }
   const d = nextDecisionId(w)

@@ -8,7 +8,7 @@
  */
 import type { Offering } from '../../providers/types.ts'
 import { applyChecked, getRecord, type InstanceRecord, type LedgerState } from './ledger.ts'
-import type { LedgerEntry, RecordState, StateEntry } from './entries.ts'
+import { MAX_TEXT, parseEntry, type LedgerEntry, type RecordState, type StateEntry } from './entries.ts'
 import type { LeaderMemory } from './memory.ts'
 import type { Action, BurstPolicy, MemberObservation } from './types.ts'
 
@@ -27,12 +27,29 @@ export interface Work {
 
 export type EntryBody<T extends LedgerEntry> = T extends unknown ? Omit<T, 'v' | 'term' | 'at'> : never
 
+/**
+ * Records an entry in its canonical form: what every peer will hold after
+ * JSON transport and parseEntry (long texts clipped, no undefined fields), so
+ * the leader's ledger and its peers' are the same object. An entry peers
+ * would not parse, or that the ledger refuses, is a bug in decide() and
+ * throws here rather than stopping every node's log.
+ */
 export function emit (w: Work, body: EntryBody<LedgerEntry>): void {
-  const entry = { v: 1, term: w.term, at: w.now, ...body } as LedgerEntry
+  const raw = JSON.parse(JSON.stringify({ v: 1, term: w.term, at: w.now, ...body })) as Record<string, unknown>
+  for (const f of ['reason', 'line']) if (typeof raw[f] === 'string') raw[f] = clip(raw[f])
+  const answer = raw.answer as { reason?: unknown } | null | undefined
+  if (answer != null && typeof answer.reason === 'string') answer.reason = clip(answer.reason)
+  const parsed = parseEntry(raw)
+  if (!parsed.ok) throw new Error(`decide: made an entry peers would not parse: ${parsed.error}`)
+  const entry = JSON.parse(JSON.stringify(parsed.entry)) as LedgerEntry
   const r = applyChecked(w.ledger, entry)
   if (!r.ok) throw new Error(`decide: the ledger refuses its own ${entry.type} entry: ${r.why}`)
   w.ledger = r.state
   w.entries.push(entry)
+}
+
+export function clip (text: string): string {
+  return text.length <= MAX_TEXT ? text : `${text.slice(0, MAX_TEXT - 1)}…`
 }
 
 /**

@@ -31,7 +31,7 @@ type Op =
   | { t: 'burst', count: number, provider?: string, spot?: boolean }
   | { t: 'terminate', count?: number, all?: boolean }
   | { t: 'advance', ms: number }
-  | { t: 'price', spot: boolean, price: number }
+  | { t: 'price', spot: boolean, zone?: 'a' | 'b', price: number }
   | { t: 'avail', spot: boolean, zone: 'a' | 'b', available: boolean }
   | { t: 'fail', provider: string, verb: 'create' | 'delete' | 'list' | 'offerings', kind: FailKind }
   | { t: 'kill', pick: number }
@@ -58,6 +58,8 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
   awsMax: fc.integer({ min: 1, max: 6 }),
   wsPrice: cents(0, 50),
   spotPrice: cents(5, 60),
+  /** Zone b's spot price relative to zone a's: placement spreads, fallbacks must not cost more. */
+  zoneSkew: cents(-4, 4),
   odPrice: cents(40, 150),
   auto: fc.boolean(),
   base: fc.integer({ min: 0, max: 2 }),
@@ -97,7 +99,7 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
     { provider: 'pool', kind: 'ssh', region: 'hel1', spot: false, pricePerHour: 0, available: true, capacity: 2 },
     { provider: 'ws', kind: 'local', region: 'local', spot: false, pricePerHour: s.wsPrice, available: true },
     { provider: 'aws', kind: 'aws', region: 'us-east-1', zone: 'a', instanceType: 'c7a', spot: true, pricePerHour: s.spotPrice, available: true },
-    { provider: 'aws', kind: 'aws', region: 'us-east-1', zone: 'b', instanceType: 'c7a', spot: true, pricePerHour: s.spotPrice, available: true },
+    { provider: 'aws', kind: 'aws', region: 'us-east-1', zone: 'b', instanceType: 'c7a', spot: true, pricePerHour: Math.max(0.01, Number((s.spotPrice + s.zoneSkew).toFixed(2))), available: true },
     { provider: 'aws', kind: 'aws', region: 'us-east-1', zone: 'a', instanceType: 'c7a', spot: false, pricePerHour: s.odPrice, available: true },
     { provider: 'aws', kind: 'aws', region: 'us-east-1', zone: 'b', instanceType: 'c7a', spot: false, pricePerHour: s.odPrice, available: true }
   ]
@@ -106,11 +108,14 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
 
 const providerArb = fc.constantFrom('pool', 'ws', 'aws')
 
+/** Mid-month, or just before a month (and year) ends: spend periods roll over and the ledger compacts. */
+const startArb = fc.constantFrom(T0, Date.UTC(2026, 2, 31, 20), Date.UTC(2026, 11, 31, 23, 30))
+
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ t: fc.constant('burst' as const), count: fc.integer({ min: 1, max: 6 }), provider: fc.option(providerArb, { nil: undefined }), spot: fc.option(fc.boolean(), { nil: undefined }) }, { requiredKeys: ['t', 'count'] }) },
   { weight: 2, arbitrary: fc.oneof(fc.record({ t: fc.constant('terminate' as const), count: fc.integer({ min: 1, max: 4 }) }), fc.record({ t: fc.constant('terminate' as const), all: fc.constant(true) })) },
   { weight: 8, arbitrary: fc.record({ t: fc.constant('advance' as const), ms: fc.constantFrom(5_000, 30_000, MIN, 2 * MIN, 3 * MIN, 10 * MIN, 45 * MIN, 3 * HOUR) }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('price' as const), spot: fc.boolean(), price: cents(2, 200) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('price' as const), spot: fc.boolean(), zone: fc.option(fc.constantFrom('a' as const, 'b' as const), { nil: undefined }), price: cents(2, 200) }, { requiredKeys: ['t', 'spot', 'price'] }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('avail' as const), spot: fc.boolean(), zone: fc.constantFrom('a' as const, 'b' as const), available: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('fail' as const), provider: providerArb, verb: fc.constantFrom('create' as const, 'delete' as const, 'list' as const, 'offerings' as const), kind: fc.constantFrom('ice' as const, 'quota' as const, 'unavailable' as const) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('kill' as const), pick: fc.nat(20) }) },
@@ -124,7 +129,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 )
 
 /** Applies one operation to the world, then lets the leader decide (the crash op cuts that decision short). */
-async function step (w: World, op: Op, offerings: Offering[]): Promise<void> {
+async function step (w: World, op: Op): Promise<void> {
   let crash: Crash | null = null
   switch (op.t) {
     case 'burst': {
@@ -136,7 +141,7 @@ async function step (w: World, op: Op, offerings: Offering[]): Promise<void> {
     }
     case 'terminate': w.terminate(op.all === true ? { all: true } : { count: op.count ?? 1 }); break
     case 'advance': w.now += op.ms; break
-    case 'price': w.providers.get('aws')!.setPrice((o) => o.spot === op.spot, op.price); break
+    case 'price': w.providers.get('aws')!.setPrice((o) => o.spot === op.spot && (op.zone === undefined || o.zone === op.zone), op.price); break
     case 'avail': w.providers.get('aws')!.setAvailable((o) => o.spot === op.spot && o.zone === op.zone, op.available); break
     case 'fail': w.inject(op.provider, op.verb, op.kind); break
     case 'kill': { const i = w.pick(op.pick); if (i !== undefined && !w.killedAt.has(i.key)) w.killedAt.set(i.key, w.now); break }
@@ -145,24 +150,27 @@ async function step (w: World, op: Op, offerings: Offering[]): Promise<void> {
     case 'busy': { const i = w.pick(op.pick); if (i !== undefined) w.busy.set(i.key, op.inflight); break }
     case 'hang': w.hangNext = true; break
     case 'load': w.staticQps = op.qps; w.staticQueue = op.queue; break
-    case 'orphan': w.orphan('aws', offerings.find((o) => o.provider === 'aws' && o.spot === op.spot)!); break
+    case 'orphan': await w.orphan('aws', (o) => o.spot === op.spot); break
     case 'crash': crash = op.crash; break
   }
   w.now += 5_000
   await w.tick(crash)
 }
 
-const totals = { runs: 0, decisions: 0, launches: 0, terminates: 0, drains: 0, crashes: 0, granted: 0, cut: 0, refused: 0, refusedOutcomes: 0 }
+const totals = { runs: 0, compactions: 0, decisions: 0, launches: 0, terminates: 0, drains: 0, crashes: 0, granted: 0, cut: 0, refused: 0, refusedOutcomes: 0 }
 
 t.test('the budget, the limits and idempotency hold over random histories with leader changes', async (t) => {
   await fc.assert(
-    fc.asyncProperty(setupArb, fc.array(opArb, { minLength: 10, maxLength: 80, size: 'max' }), async (setup, ops) => {
-      const w = new World(setup.policy, setup.offerings, T0)
-      for (const op of ops) await step(w, op, setup.offerings)
+    fc.asyncProperty(setupArb, fc.array(opArb, { minLength: 10, maxLength: 80, size: 'max' }), startArb, async (setup, ops, start) => {
+      const w = new World(setup.policy, setup.offerings, start)
+      for (const op of ops) await step(w, op)
       // Quiet rounds at the end: every provider answers, time passes, nothing new happens.
       for (let i = 0; i < 20; i++) { w.now += 2 * MIN; await w.tick(null) }
+      // Then two days on: ttl, idle and month ends pass, the ledger compacts.
+      for (let i = 0; i < 4; i++) { w.now += 12 * HOUR; await w.tick(null) }
       totals.runs += 1
-      for (const k of Object.keys(totals) as Array<keyof typeof totals>) if (k !== 'runs') totals[k] += w.stats[k]
+      totals.compactions += w.log.filter((e) => e.type === 'ledger.compact').length
+      for (const k of Object.keys(totals) as Array<keyof typeof totals>) if (k !== 'runs' && k !== 'compactions') totals[k] += w.stats[k]
     }),
     { numRuns: Number(process.env.MESHD_PROPERTY_RUNS ?? 300) }
   )

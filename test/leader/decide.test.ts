@@ -360,3 +360,40 @@ t.test('limits lowered under live capacity: the least useful are drained; a depo
   t.match(stale.waiting, /^term 1 is older than the ledger's 2/)
   t.same([stale.entries, stale.actions, stale.answers], [[], [], []])
 })
+
+t.test('provider data is checked; request ids must be recordable; texts are clipped', async (t) => {
+  const h = ws()
+  h.prices = [{ ...h.prices[0]!, pricePerHour: Number.NaN }]
+  let r = h.decide(T0, { burst: [{ id: 'r1', count: 1 }] })
+  t.match(r.answers[0], { decision: 'refused', reason: /no offering available/ }, 'a NaN price is no offering')
+  t.match(r.lines[0], /ignored 1 malformed offering/)
+  h.prices = [offering('workstation', 'local', 0.3)]
+  r = h.decide(T0 + 1000, { burst: [{ id: 'bad id with spaces', count: 1 }, { id: '__proto__', count: 1 }] })
+  t.match(r.answers, [{ decision: 'refused', reason: /^request id must be/ }, { decision: 'refused', reason: /^request id must be/ }])
+  t.same(r.entries, [], 'nothing recorded for them')
+  const listing = { provider: 'workstation', at: T0, instances: [{ id: 'i', key: 'k', provider: 'workstation', region: 'local', spot: false, state: 'running' as const, launchedAt: -5, pricePerHour: 0.3 }] }
+  r = h.decide(T0 + 2000, { listings: [listing] })
+  t.match(r.lines[0], /ignored 1 malformed listed instance/)
+  t.equal(Object.keys(h.ledger.instances).length, 0, 'not adopted on bad data')
+  const big = ws({ burst: { costBudget: 1000, maxCloudInstances: 400 }, providers: [provider('workstation', 'local', { maxInstances: 400 })] })
+  r = big.decide(T0, { burst: [{ id: 'many', count: 300 }] })
+  const d = r.entries.find((e) => e.type === 'decision')!
+  t.ok(d.type === 'decision' && d.line.length <= 2000 && d.line.endsWith('…'), 'a long line is clipped in the record')
+  t.ok(r.lines[0]!.length > 2000, 'the log line itself is whole')
+})
+
+t.test('a day into a new month, what finished before it is compacted away', async (t) => {
+  const h = ws()
+  const march = Date.UTC(2026, 2, 10)
+  h.decide(march, { burst: [{ id: 'r', count: 1 }] })
+  h.launched('d1-1-0', 'i-1', march + MIN)
+  h.decide(march + 3 * MIN, { listings: [{ provider: 'workstation', at: march + 3 * MIN, instances: [] }] })
+  t.equal(h.state('d1-1-0'), 'terminated')
+  const before = Date.UTC(2026, 3, 1, 12)
+  t.notOk(h.decide(before).entries.some((e) => e.type === 'ledger.compact'), 'not within the first day of the month')
+  const r = h.decide(Date.UTC(2026, 3, 2, 1))
+  t.ok(r.entries.some((e) => e.type === 'ledger.compact'), 'compacted')
+  t.same(Object.keys(h.ledger.instances), [])
+  t.ok(h.ledger.compacted.spend > 0, 'its spend is kept')
+  t.notOk(h.decide(Date.UTC(2026, 3, 3)).entries.some((e) => e.type === 'ledger.compact'), 'once')
+})

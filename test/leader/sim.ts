@@ -27,7 +27,7 @@ import {
 } from '../../providers/types.ts'
 import { decide, type DecideResult } from '../../daemon/leader/decide.ts'
 import { applyChecked, emptyLedger, getRecord, isLive, mayBill, projectedPerHour, rebuild, records, type LedgerState } from '../../daemon/leader/ledger.ts'
-import type { LedgerEntry } from '../../daemon/leader/entries.ts'
+import { parseEntry, type LedgerEntry } from '../../daemon/leader/entries.ts'
 import type { LeaderMemory } from '../../daemon/leader/memory.ts'
 import { micros } from '../../daemon/leader/money.ts'
 import { createdOutcomes, launchFailedOutcome, terminateOutcome } from '../../daemon/leader/outcomes.ts'
@@ -148,9 +148,12 @@ export class World {
   }
 
   /** An instance with this cluster's tag that the ledger never heard of. */
-  orphan (provider: string, offering: Offering): void {
+  async orphan (provider: string, match: (o: Offering) => boolean): Promise<void> {
     const p = this.providers.get(provider)
     if (p === undefined) return
+    // At today's price: everyone on an offering pays its current price.
+    const offering = (await p.offerings().catch(() => [])).find(match)
+    if (offering === undefined) return
     this.requestSerial += 1
     const i: Instance = { id: `orphan-${this.requestSerial}`, key: `orphan-${this.requestSerial}`, provider, region: offering.region, spot: offering.spot, state: 'running', launchedAt: this.now, pricePerHour: offering.pricePerHour }
     if (offering.zone !== undefined) i.zone = offering.zone
@@ -182,6 +185,7 @@ export class World {
     for (const a of r.answers) this.stats[a.decision] += 1
     if (crash === null) {
       this.commitAll(r.entries)
+      if (!isDeepStrictEqual(this.ledger, r.ledger)) fail('a peer applying the entries holds another ledger than the leader')
       this.memory = r.memory
       this.burstQueue = this.burstQueue.filter((q) => !answered.has(q.id))
       this.terminateQueue = this.terminateQueue.filter((q) => !answered.has(q.id))
@@ -213,8 +217,12 @@ export class World {
     return r
   }
 
+  /** Commits entries as peers receive them: through JSON and parseEntry. */
   private commitAll (entries: readonly LedgerEntry[]): void {
-    for (const e of entries) {
+    for (const sent of entries) {
+      const p = parseEntry(JSON.parse(JSON.stringify(sent)))
+      if (!p.ok) fail(`an entry of decide() does not parse on a peer: ${p.error}`)
+      const e = p.entry
       const ok = applyChecked(this.ledger, e)
       if (!ok.ok) fail(`a committed entry of decide() was refused: ${ok.why}`)
       this.ledger = ok.state
@@ -336,6 +344,7 @@ export class World {
       const rec = getRecord(this.ledger, i.key)
       if (rec === undefined) fail(`instance ${i.id} (${i.key}) runs, unknown to the ledger`)
       if (!mayBill(rec)) fail(`instance ${i.id} (${i.key}) runs, the ledger says ${rec.state}`)
+      if (micros(rec.pricePerHour) !== micros(i.pricePerHour)) fail(`instance ${i.id} (${i.key}) bills ${i.pricePerHour}/h, the ledger charges ${rec.pricePerHour}/h`)
     }
   }
 
