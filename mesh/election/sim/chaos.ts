@@ -7,7 +7,7 @@
  * module adds the liveness watch and the end-of-run convergence checks.
  */
 import { Cluster } from './cluster.ts'
-import { SimViolation } from './checker.ts'
+import { SimFailure, SimViolation } from './checker.ts'
 import type { NetConfig } from './network.ts'
 import { Rng } from './prng.ts'
 
@@ -22,7 +22,8 @@ export interface ChaosOptions {
 
 export interface ChaosResult {
   seed: number
-  voters: number
+  /** Nodes that took part (initial voters and nodes added later). */
+  nodes: number
   events: number
   messages: number
   terms: number
@@ -47,9 +48,6 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
     spike: plan.pick([0, 0.01, 0.05]),
     spikeMaxMs: plan.pick([100, 400, 1000])
   }
-  const calmNet: NetConfig = { ...net, loss: 0, spike: 0, duplicate: 0 }
-  // Restorers scheduled during chaos that fire in the calm phase must not
-  // undo the calm (its heal and network already cover them).
   const c = new Cluster({
     seed: opts.seed,
     voters: initialVoters,
@@ -59,6 +57,17 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
     timerLateMs: plan.pick([0, 5, 30]),
     trace: opts.trace ?? false
   })
+  try {
+    return chaos(c, plan, net, opts)
+  } catch (err) {
+    throw new SimFailure(opts.seed, err, c.trace)
+  }
+}
+
+function chaos (c: Cluster, plan: Rng, net: NetConfig, opts: ChaosOptions): ChaosResult {
+  const calmNet: NetConfig = { ...net, loss: 0, spike: 0, duplicate: 0 }
+  // Restorers scheduled during chaos that fire in the calm phase must not
+  // undo the calm (its heal and network already cover them).
   const chaosMs = opts.chaosMs ?? 30_000
   const calmMs = opts.calmMs ?? 15_000
   const faults: Record<string, number> = {}
@@ -247,7 +256,7 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
   const terms = Math.max(0, ...c.ids().map(id => c.raftOf(id)?.currentTerm ?? 0))
   return {
     seed: opts.seed,
-    voters: initialVoters,
+    nodes: c.ids().length,
     events: c.events,
     messages: c.messagesSent,
     terms,

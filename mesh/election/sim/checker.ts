@@ -21,6 +21,19 @@ export class SimViolation extends Error {
   override name = 'SimViolation'
 }
 
+/** A failed run: the violation (or crash) with the seed and the run's trace, if it kept one. */
+export class SimFailure extends Error {
+  override name = 'SimFailure'
+  readonly seed: number
+  readonly trace: readonly string[]
+
+  constructor (seed: number, cause: unknown, trace: readonly string[]) {
+    super(cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause), { cause })
+    this.seed = seed
+    this.trace = trace
+  }
+}
+
 const fingerprints = new WeakMap<Entry, string>()
 
 export function fingerprint (e: Entry): string {
