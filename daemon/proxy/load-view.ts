@@ -9,7 +9,13 @@
  * there. Pure apart from the clock passed in.
  */
 
-export interface LoadReport { inflight: number, queued: number, slots: number }
+export interface LoadReport {
+  inflight: number
+  queued: number
+  slots: number
+  /** When the member measured it, on its own clock: an older report never replaces a newer one. */
+  at?: number
+}
 
 interface Entry {
   base: number
@@ -18,6 +24,7 @@ interface Entry {
   doneSince: number
   mine: number
   reportedAt: number
+  measuredAt: number
 }
 
 export class LoadView {
@@ -26,6 +33,11 @@ export class LoadView {
   /** A fresh report from the member itself (heartbeat or piggyback). */
   report (id: string, r: LoadReport, now: number): void {
     const e = this.entry(id)
+    // A heartbeat sent before a piggybacked report but received after it is stale.
+    if (r.at !== undefined) {
+      if (r.at < e.measuredAt) return
+      e.measuredAt = r.at
+    }
     e.base = Math.max(0, r.inflight + r.queued)
     e.slots = r.slots
     e.sentSince = 0
@@ -64,7 +76,7 @@ export class LoadView {
   private entry (id: string): Entry {
     let e = this.members.get(id)
     if (e === undefined) {
-      e = { base: 0, slots: 1, sentSince: 0, doneSince: 0, mine: 0, reportedAt: 0 }
+      e = { base: 0, slots: 1, sentSince: 0, doneSince: 0, mine: 0, reportedAt: 0, measuredAt: 0 }
       this.members.set(id, e)
     }
     return e

@@ -63,7 +63,7 @@ export class LocalReplica {
     let total = this.inflightCount
     const e = this.init.engine()
     if (e !== null && this.now() - e.at < ENGINE_FRESH_MS) total = Math.max(total, e.running + e.waiting)
-    return { inflight: Math.min(total, slots), queued: Math.max(0, total - slots), slots }
+    return { inflight: Math.min(total, slots), queued: Math.max(0, total - slots), slots, at: Date.now() }
   }
 
   async request (req: UpstreamRequest): Promise<UpstreamResponse> {

@@ -150,7 +150,7 @@ export class Router {
   private onHeartbeat (m: Member): void {
     const r = m.heartbeat.replica
     if (m.id === this.init.selfId || r === null) return
-    this.loads.report(m.id, { inflight: r.inflight, queued: r.queued, slots: r.slots }, Date.now())
+    this.loads.report(m.id, { inflight: r.inflight, queued: r.queued, slots: r.slots, at: m.heartbeat.sent_at }, Date.now())
     this.queue.kick()
   }
 }

@@ -12,7 +12,9 @@ const headers = z.array(z.tuple([z.string().max(256), z.string().max(16 * 1024)]
 export const loadReportSchema = z.object({
   inflight: z.number().int().nonnegative(),
   queued: z.number().int().nonnegative(),
-  slots: z.number().int().nonnegative()
+  slots: z.number().int().nonnegative(),
+  /** The member's clock when it measured the load (orders reports from one member). */
+  at: z.number().nonnegative().optional()
 })
 
 export const requestHeadSchema = z.object({

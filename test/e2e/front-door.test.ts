@@ -98,7 +98,7 @@ t.test('front door', async (t) => {
     t.match(answer, /^HTTP\/1\.1 408 /, 'a stalled body times out with 408')
     t.match(answer, /"code":"body_timeout"/)
 
-    // 'tiny' is served by fast-2 alone (4 slots, room for 6); slow's entry queue holds 4 for 1 s.
+    // 'tiny' is served by fast-2 alone (4 slots); slow's entry queue holds 4 for 1 s.
     const sat = new OpenAI({ baseURL: `${slow.url}/v1`, apiKey: 'secret-key', maxRetries: 0 })
     const outcomes = await Promise.all(Array.from({ length: 14 }, async () => {
       try {
@@ -111,7 +111,7 @@ t.test('front door', async (t) => {
     }))
     const rejected = await fetch(`${slow.url}/metrics`).then(async (r) => r.text())
     t.ok(outcomes.filter((s) => s === 429).length >= 4, `saturation answers 429 (${outcomes.join(',')})`)
-    t.ok(outcomes.filter((s) => s === 200).length >= 6, 'what fits is served')
+    t.ok(outcomes.filter((s) => s === 200).length >= 4, 'what fits (a free slot each) is served')
     t.ok(outcomes.every((s) => s === 200 || s === 429), 'nothing else')
     t.match(rejected, /meshd_requests_rejected_total\{reason="saturated"\} [1-9]/, 'rejections are counted by reason')
   })
