@@ -30,8 +30,7 @@ export function createMetrics () {
     rejected: new Counter({ name: 'meshd_requests_rejected_total', help: 'Requests answered with an error by the front door', labelNames: ['reason'] as const, registers: r }),
     inflight: new Gauge({ name: 'meshd_requests_inflight', help: 'Requests this front door is relaying now', registers: r }),
     queueLength: new Gauge({ name: 'meshd_entry_queue_length', help: 'Requests waiting at this entry node for a member with room', registers: r }),
-    replicaInflight: new Gauge({ name: 'meshd_replica_inflight', help: 'Requests at the local replica (from any entry node)', registers: r }),
-    replicaReady: new Gauge({ name: 'meshd_replica_ready', help: '1 when the local replica passes its readiness probe', registers: r })
+    replicaInflight: new Gauge({ name: 'meshd_replica_inflight', help: 'Requests at the local replica (from any entry node)', registers: r })
   }
 }
 

@@ -11,6 +11,7 @@ import type { MeshNode } from '../mesh/node.ts'
 import type { Membership } from '../mesh/membership/service.ts'
 import type { ReplicaLoad } from '../mesh/schemas/heartbeat.ts'
 import { ReplicaSupervisor } from './replica/supervisor.ts'
+import { createReplicaMetrics } from './replica/metrics.ts'
 import { LocalReplica } from './proxy/local-replica.ts'
 import { Router } from './proxy/router.ts'
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './proxy/upstream.ts'
@@ -38,7 +39,7 @@ export class Serving {
     this.config = config
     this.c = components
     const r = config.replica
-    this.supervisor = r === undefined ? null : new ReplicaSupervisor({ replica: r, nodeName: config.node_name }, { log: components.log.child({ svc: 'replica' }) })
+    this.supervisor = r === undefined ? null : new ReplicaSupervisor({ replica: r, nodeName: config.node_name }, { log: components.log.child({ svc: 'replica' }), metrics: createReplicaMetrics(components.metrics.registry) })
     const sup = this.supervisor
     this.local = r === undefined || sup === null
       ? null
@@ -90,7 +91,6 @@ export class Serving {
     const snap = this.supervisor.snapshot()
     const load = this.local.load()
     this.c.metrics.replicaInflight.set(this.local.inflight)
-    this.c.metrics.replicaReady.set(snap.ready ? 1 : 0)
     const out: ReplicaLoad = {
       ready: snap.ready && !this.draining,
       draining: this.draining,
