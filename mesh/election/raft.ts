@@ -79,6 +79,8 @@ export class Raft {
   /** No vote (or pre-vote) is granted, to anyone or to ourselves, before this local time. */
   private voteFloor: number
   private electionDeadline: number
+  /** Failed pre-vote rounds in a row; paces the retries (see startPreVote). */
+  private preVoteAttempts = 0
   /** Pre-vote or vote replies in the current campaign. */
   private votes = new Map<string, boolean>()
 
@@ -327,7 +329,15 @@ export class Raft {
     this.role = 'precandidate'
     this.leader = null
     this.votes = new Map([[this.id, true]])
-    this.resetElectionDeadline(now)
+    // A pre-vote that fails is retried sooner than a full election timeout:
+    // the usual reason it fails right after a leader dies is that the others'
+    // promises, timed from a heartbeat they received a few ms later or on a
+    // slower clock, have not quite run out yet. Pre-votes change no term, so
+    // retrying is harmless; the interval doubles (250–500 ms, 500–1000 ms, …,
+    // up to the election timeout) so a node cut off for long stays quiet.
+    const base = Math.min(this.timing.electionTimeoutMaxMs, this.timing.heartbeatMs * 2 ** this.preVoteAttempts)
+    this.preVoteAttempts++
+    this.electionDeadline = now + base * (0.5 + 0.5 * this.random())
     for (const v of this.voters()) {
       if (v !== this.id) this.send({ type: 'prevote', from: this.id, to: v, term: this.term + 1, lastLogIndex: this.log.lastIndex(), lastLogTerm: this.log.lastTerm() })
     }
@@ -336,6 +346,7 @@ export class Raft {
 
   private becomeCandidate (now: number): void {
     if (!this.canCampaign(now)) throw new RaftInvariantError('campaign inside the promise window')
+    this.preVoteAttempts = 0
     this.setTerm(this.term + 1)
     this.votedFor = this.id
     this.role = 'candidate'
@@ -357,6 +368,16 @@ export class Raft {
     // have already reached: refuse and tell it our term.
     const granted = msg.term > this.term && now >= this.voteFloor && this.log.isUpToDate(msg.lastLogIndex, msg.lastLogTerm)
     this.send({ type: 'prevote_resp', from: this.id, to: msg.from, term: granted ? msg.term : this.term, granted })
+    if (granted && this.role === 'precandidate' && msg.term === this.term + 1 && msg.from < this.id) {
+      // Two survivors that time out within a round trip of each other would
+      // both pass the pre-vote and split the real vote, costing a whole
+      // extra election timeout (the slow tail of failover). The one with the
+      // larger id steps back briefly; if the other does not win, it retries
+      // after a short pause. Pre-votes change no term: this is liveness only.
+      this.role = 'follower'
+      this.votes = new Map()
+      this.electionDeadline = now + this.timing.heartbeatMs * (0.5 + 0.5 * this.random())
+    }
   }
 
   private handleVote (msg: VoteRequest, now: number): void {
@@ -374,6 +395,7 @@ export class Raft {
   }
 
   private becomeFollower (term: number, leader: string | null, now: number): void {
+    if (leader !== null) this.preVoteAttempts = 0
     if (term > this.term) {
       this.setTerm(term)
       this.votedFor = null

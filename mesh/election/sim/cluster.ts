@@ -402,7 +402,7 @@ export class Cluster {
     const store = slot.store
     if (rd.hardState !== undefined) store.hardState = { ...rd.hardState }
     if (rd.truncateFrom !== undefined) {
-      this.checker.onTruncate(slot.id, rd.truncateFrom, store.log, this.now)
+      this.checker.onTruncate(slot.id, rd.truncateFrom, this.now)
       store.log.length = Math.min(store.log.length, rd.truncateFrom - 1)
     }
     for (const e of rd.append) {
