@@ -127,7 +127,7 @@ export class Serving {
 
   async stop (): Promise<void> {
     this.draining = true
-    this.router.queue.clear()
+    this.router.stop()
     await this.infer.stop().catch(() => {})
     await this.supervisor?.stop(10_000)
     await this.local?.close()

@@ -171,7 +171,10 @@ export class OpenAIApi {
         this.c.metrics.queueLength.set(router.queue.length + 1)
         cand = await router.wait(model, Math.min(this.init.queueTimeoutMs, upReq.deadline - Date.now()), gone.signal, tried)
         this.c.metrics.queueLength.set(router.queue.length)
-        if (gone.signal.aborted) return
+        if (gone.signal.aborted) {
+          if (cand !== null) router.release(cand)
+          return
+        }
         if (cand === null) {
           this.fail(res, 'saturated', { status: 429, type: 'rate_limit_error', code: 'saturated', message: `every member serving "${model}" is saturated; retry later`, retryAfterSeconds: 2 })
           return

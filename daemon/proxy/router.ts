@@ -34,6 +34,8 @@ export interface RouterComponents {
 
 export type Availability = 'available' | 'saturated' | 'no_member'
 
+const RECHECK_MS = 100
+
 export class Router {
   readonly loads = new LoadView()
   readonly queue: EntryQueue<Candidate>
@@ -114,7 +116,38 @@ export class Router {
   async wait (model: string, timeoutMs: number, signal: AbortSignal, exclude?: ReadonlySet<string>): Promise<Candidate | null> {
     const waiting = this.queue.wait(() => this.choose(model, exclude), timeoutMs, signal)
     if (waiting === null) return null
+    this.recheckWhileQueued()
     return waiting
+  }
+
+  /** Gives back a place reserved by choose() that will not be used (the client left). */
+  release (c: Candidate): void {
+    if (c.local) this.localPending--
+    else this.loads.finished(c.id)
+    this.queue.kick()
+  }
+
+  /**
+   * Capacity also frees up where no event tells us: a request from a client
+   * that bypasses meshd ends (seen only in the engine's metrics), an estimate
+   * ages. While anything waits, look again every RECHECK_MS.
+   */
+  private recheckTimer: NodeJS.Timeout | undefined
+  private recheckWhileQueued (): void {
+    if (this.recheckTimer !== undefined) return
+    this.recheckTimer = setInterval(() => {
+      this.queue.kick()
+      if (this.queue.length === 0) {
+        clearInterval(this.recheckTimer)
+        this.recheckTimer = undefined
+      }
+    }, RECHECK_MS)
+  }
+
+  stop (): void {
+    clearInterval(this.recheckTimer)
+    this.recheckTimer = undefined
+    this.queue.clear()
   }
 
   /** Sends the request to the chosen member. Releases the reservation whatever happens. */
