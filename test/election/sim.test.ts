@@ -10,5 +10,5 @@ const replay = process.env.MESHD_SIM_SEED
 if (replay !== undefined) {
   t.test(`replay seed ${replay}`, async (t) => { await replaySeed(t, Number(replay)) })
 } else {
-  t.test('chaos schedules, seeds from 1', async (t) => { await runSeeds(t, 1, 1000) })
+  t.test('chaos schedules, seeds from 1', async (t) => { await runSeeds(t, 1, 2000) })
 }
