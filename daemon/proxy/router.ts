@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { MeshNode } from '../../mesh/node.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
 import type { Member } from '../../mesh/membership/table.ts'
-import { inferRemote } from '../../mesh/infer/client.ts'
+import { InferClient } from '../../mesh/infer/client.ts'
 import { LoadView } from './load-view.ts'
 import { EntryQueue } from './entry-queue.ts'
 import { pick, POLICIES, type Candidate, type RoutingPolicy } from './pick.ts'
@@ -45,6 +45,7 @@ export class Router {
   private readonly random: () => number
   /** Local dispatches chosen but not yet handed to the replica (so the next pick sees them). */
   private localPending = 0
+  private readonly infer: InferClient
 
   constructor (init: RouterInit, components: RouterComponents) {
     this.init = init
@@ -54,6 +55,7 @@ export class Router {
     this.policy = policy
     this.random = init.random ?? Math.random
     this.queue = new EntryQueue(init.maxQueue)
+    this.infer = new InferClient(components.node)
     components.membership.on('member:update', (m) => { this.onHeartbeat(m) })
     components.membership.on('member:forget', (id) => { this.loads.forget(id) })
     // Anything that may free capacity gives queued requests another chance.
@@ -145,6 +147,7 @@ export class Router {
   }
 
   stop (): void {
+    this.infer.close()
     clearInterval(this.recheckTimer)
     this.recheckTimer = undefined
     this.queue.clear()
@@ -166,7 +169,7 @@ export class Router {
     }
     let up: UpstreamResponse
     try {
-      up = await inferRemote(this.c.node, peerIdFromString(c.id), req, (load) => { this.loads.report(c.id, load, Date.now()) })
+      up = await this.infer.request(peerIdFromString(c.id), req, (load) => { this.loads.report(c.id, load, Date.now()) })
     } catch (err) {
       release()
       throw err

@@ -3,75 +3,155 @@
  * the mesh and returns its response head as soon as it arrives, with a body
  * that streams frame by frame. Encrypted and authenticated by the mesh, so
  * the peer needs no public HTTP port (a workstation behind NAT works).
+ *
+ * Streams are reused, one request at a time (as HTTP/1.1 keep-alive reuses
+ * connections): opening a yamux stream and negotiating its protocol costs
+ * frames and a turn of both event loops per request. A stream that ended its
+ * last answer cleanly (RES_END) goes back to its peer's idle pool; one that
+ * was aborted or failed is discarded. No request waits behind another on a
+ * stream, so a slow reader never blocks anyone else.
  */
 import type { PeerId, Stream } from '@libp2p/interface'
 import type { MeshNode } from '../node.ts'
-import { FRAME, FrameDecoder, encodeFrame, encodeJsonFrame, decodeJson, BODY_FRAME_BYTES } from './frames.ts'
+import { FRAME, FrameDecoder, encodeFrame, encodeJsonFrame, decodeJson, BODY_FRAME_BYTES, type Frame } from './frames.ts'
 import { INFER_PROTOCOL, INFER_VERSION, responseHeadSchema, trailerSchema, errorSchema } from './schemas.ts'
 import { FrameWriter } from './writer.ts'
 import { ChunkChannel, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
 import type { LoadReport } from '../../daemon/proxy/load-view.ts'
 
 export const MAX_INFER_STREAMS = 4096
+/** How long a stream waits in the idle pool before it is closed; the server keeps idle streams longer. */
+export const IDLE_STREAM_MS = 30_000
+export const SERVER_IDLE_STREAM_MS = 60_000
+const MAX_IDLE_PER_PEER = 64
 const DIAL_TIMEOUT_MS = 5000
 const EMPTY = new Uint8Array(0)
 
-export async function inferRemote (node: MeshNode, peer: PeerId, req: UpstreamRequest, onTrailer?: (load: LoadReport) => void): Promise<UpstreamResponse> {
-  const remaining = req.deadline - Date.now()
-  if (remaining <= 0) throw new UpstreamError('deadline_exceeded', 'the request deadline passed before it reached a member', false)
-  let stream: Stream
-  try {
-    // negotiateFully false: the protocol name goes out with the request head,
-    // saving a round trip per request (multistream-select's optimistic mode).
-    stream = await node.dialProtocol(peer, INFER_PROTOCOL, { signal: AbortSignal.timeout(Math.min(remaining, DIAL_TIMEOUT_MS)), maxOutboundStreams: MAX_INFER_STREAMS, negotiateFully: false })
-  } catch (err) {
-    throw new UpstreamError('dial_failed', `cannot open a stream to ${peer.toString()}: ${(err as Error).message}`, true)
-  }
-  // A queued LLM request may be silent for minutes: only the deadline ends it.
-  stream.inactivityTimeout = remaining + 5000
+interface Idle { stream: Stream, since: number }
 
-  try {
-    // One write for head, body and end when the body is small (the usual case).
-    const writer = new FrameWriter(stream)
-    writer.write(encodeJsonFrame(FRAME.REQ_HEAD, {
-      v: INFER_VERSION, id: req.id, method: req.method, path: req.path, headers: req.headers, model: req.model, deadline_ms: Math.max(1, Math.floor(remaining))
-    }))
-    for (let at = 0; at < req.body.byteLength; at += BODY_FRAME_BYTES) {
-      writer.write(encodeFrame(FRAME.REQ_BODY, req.body.subarray(at, at + BODY_FRAME_BYTES)))
-      await writer.drained()
-    }
-    writer.write(encodeFrame(FRAME.REQ_END, EMPTY))
-    writer.flush()
-  } catch (err) {
-    stream.abort(err as Error)
-    throw new UpstreamError('send_failed', `sending to ${peer.toString()} failed: ${(err as Error).message}`, true)
+export class InferClient {
+  private readonly node: MeshNode
+  private readonly idle = new Map<string, Idle[]>()
+  private sweeper: NodeJS.Timeout | undefined
+
+  constructor (node: MeshNode) {
+    this.node = node
+    this.sweeper = setInterval(() => { this.sweep() }, IDLE_STREAM_MS / 2)
+    this.sweeper.unref()
   }
 
-  return new Promise<UpstreamResponse>((resolve, reject) => {
-    const decoder = new FrameDecoder()
-    const body = new ChunkChannel((pause) => { if (pause) stream.pause(); else stream.resume() })
-    let headSeen = false
-    let finished = false
-    const deadline = setTimeout(() => {
-      stream.abort(new UpstreamError('deadline_exceeded', 'request deadline exceeded', false))
-    }, remaining)
-    const fail = (err: UpstreamError): void => {
-      if (finished) return
-      finished = true
-      clearTimeout(deadline)
-      if (headSeen) body.fail(err)
-      else reject(err)
-    }
-    stream.addEventListener('message', (evt) => {
-      let frames
+  /**
+   * Sends `req` to `peer`. Resolves with the response head; rejects with a
+   * retryable UpstreamError when nothing reached the replica.
+   */
+  async request (peer: PeerId, req: UpstreamRequest, onTrailer?: (load: LoadReport) => void): Promise<UpstreamResponse> {
+    const reused = this.takeIdle(peer)
+    if (reused !== null) {
       try {
-        frames = decoder.push(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
+        return await this.exchange(peer, reused, req, onTrailer)
       } catch (err) {
-        stream.abort(err as Error)
-        fail(new UpstreamError('protocol_error', (err as Error).message, !headSeen))
-        return
+        // An idle stream the peer had just closed: try once more on a fresh one.
+        if (!(err instanceof UpstreamError) || !err.retryable) throw err
       }
-      for (const f of frames) {
+    }
+    return this.exchange(peer, await this.open(peer, req), req, onTrailer)
+  }
+
+  close (): void {
+    clearInterval(this.sweeper)
+    for (const list of this.idle.values()) for (const i of list) i.stream.abort(new Error('closing'))
+    this.idle.clear()
+  }
+
+  private async open (peer: PeerId, req: UpstreamRequest): Promise<Stream> {
+    const remaining = req.deadline - Date.now()
+    if (remaining <= 0) throw new UpstreamError('deadline_exceeded', 'the request deadline passed before it reached a member', false)
+    try {
+      // negotiateFully false: the protocol name goes out with the first
+      // request head, saving a round trip (multistream-select's optimistic mode).
+      return await this.node.dialProtocol(peer, INFER_PROTOCOL, { signal: AbortSignal.timeout(Math.min(remaining, DIAL_TIMEOUT_MS)), maxOutboundStreams: MAX_INFER_STREAMS, negotiateFully: false })
+    } catch (err) {
+      throw new UpstreamError('dial_failed', `cannot open a stream to ${peer.toString()}: ${(err as Error).message}`, true)
+    }
+  }
+
+  private takeIdle (peer: PeerId): Stream | null {
+    const list = this.idle.get(peer.toString())
+    while (list !== undefined && list.length > 0) {
+      const { stream } = list.pop()!
+      if (stream.status === 'open' && stream.writeStatus === 'writable' && stream.readStatus !== 'closed') return stream
+    }
+    return null
+  }
+
+  private putIdle (peer: PeerId, stream: Stream): void {
+    const key = peer.toString()
+    let list = this.idle.get(key)
+    if (list === undefined) { list = []; this.idle.set(key, list) }
+    if (list.length >= MAX_IDLE_PER_PEER || stream.status !== 'open') {
+      void stream.close().catch(() => {})
+      return
+    }
+    stream.inactivityTimeout = SERVER_IDLE_STREAM_MS
+    list.push({ stream, since: Date.now() })
+  }
+
+  private sweep (): void {
+    const cutoff = Date.now() - IDLE_STREAM_MS
+    for (const [key, list] of this.idle) {
+      const keep = list.filter((i) => i.since > cutoff && i.stream.status === 'open')
+      for (const i of list) if (!keep.includes(i)) void i.stream.close().catch(() => {})
+      if (keep.length === 0) this.idle.delete(key)
+      else this.idle.set(key, keep)
+    }
+  }
+
+  private async exchange (peer: PeerId, stream: Stream, req: UpstreamRequest, onTrailer?: (load: LoadReport) => void): Promise<UpstreamResponse> {
+    const remaining = req.deadline - Date.now()
+    if (remaining <= 0) {
+      this.putIdle(peer, stream)
+      throw new UpstreamError('deadline_exceeded', 'the request deadline passed before it reached a member', false)
+    }
+    // A queued LLM request may be silent for minutes: only the deadline ends it.
+    stream.inactivityTimeout = remaining + 5000
+    try {
+      // One write for head, body and end when the body is small (the usual case).
+      const writer = new FrameWriter(stream)
+      writer.write(encodeJsonFrame(FRAME.REQ_HEAD, {
+        v: INFER_VERSION, id: req.id, method: req.method, path: req.path, headers: req.headers, model: req.model, deadline_ms: Math.max(1, Math.floor(remaining))
+      }))
+      for (let at = 0; at < req.body.byteLength; at += BODY_FRAME_BYTES) {
+        writer.write(encodeFrame(FRAME.REQ_BODY, req.body.subarray(at, at + BODY_FRAME_BYTES)))
+        await writer.drained()
+      }
+      writer.write(encodeFrame(FRAME.REQ_END, EMPTY))
+      writer.flush()
+    } catch (err) {
+      stream.abort(err as Error)
+      throw new UpstreamError('send_failed', `sending to ${peer.toString()} failed: ${(err as Error).message}`, true)
+    }
+
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      const decoder = new FrameDecoder()
+      const body = new ChunkChannel((pause) => { if (pause) stream.pause(); else stream.resume() })
+      let headSeen = false
+      let finished = false
+      const deadline = setTimeout(() => {
+        stream.abort(new UpstreamError('deadline_exceeded', 'request deadline exceeded', false))
+      }, remaining)
+      const detach = (): void => {
+        clearTimeout(deadline)
+        stream.removeEventListener('message', onMessage)
+        stream.removeEventListener('close', onClose)
+      }
+      const fail = (err: UpstreamError): void => {
+        if (finished) return
+        finished = true
+        detach()
+        if (headSeen) body.fail(err)
+        else reject(err)
+      }
+      const onFrame = (f: Frame): boolean => {
         if (f.type === FRAME.RES_BODY && headSeen) {
           body.push(f.payload)
         } else if (f.type === FRAME.RES_HEAD && !headSeen) {
@@ -79,7 +159,7 @@ export async function inferRemote (node: MeshNode, peer: PeerId, req: UpstreamRe
           if (!head.success) {
             stream.abort(new Error('malformed response head'))
             fail(new UpstreamError('protocol_error', 'malformed response head from member', true))
-            return
+            return false
           }
           headSeen = true
           resolve({
@@ -91,18 +171,23 @@ export async function inferRemote (node: MeshNode, peer: PeerId, req: UpstreamRe
             abort: (reason?: Error) => {
               if (finished) return
               finished = true
-              clearTimeout(deadline)
+              detach()
               body.end()
+              // The far side sees the reset and aborts the replica's request.
               stream.abort(reason ?? new Error('client gone'))
             }
           })
-        } else if (f.type === FRAME.RES_END) {
+        } else if (f.type === FRAME.RES_END && headSeen) {
           const trailer = trailerSchema.safeParse(safeJson(f.payload))
           if (trailer.success && trailer.data.load !== undefined) onTrailer?.(trailer.data.load)
           finished = true
-          clearTimeout(deadline)
+          detach()
           body.end()
-          void stream.close().catch(() => {})
+          // A clean end: the stream is ready for the next request, unless bytes of a
+          // later frame arrived (a protocol error), in which case it is not reused.
+          if (decoder.pending === 0) this.putIdle(peer, stream)
+          else stream.abort(new Error('data after the end of an answer'))
+          return false
         } else if (f.type === FRAME.ERROR) {
           const e = errorSchema.safeParse(safeJson(f.payload))
           const err = e.success
@@ -110,19 +195,33 @@ export async function inferRemote (node: MeshNode, peer: PeerId, req: UpstreamRe
             : new UpstreamError('member_error', 'the member reported an error', !headSeen)
           fail(err)
           void stream.close().catch(() => {})
+          return false
         } else {
           stream.abort(new Error(`unexpected frame ${f.type}`))
           fail(new UpstreamError('protocol_error', `unexpected frame ${f.type} from member`, !headSeen))
+          return false
+        }
+        return true
+      }
+      const onMessage = (evt: { data: Uint8Array | { subarray: () => Uint8Array } }): void => {
+        let frames: Frame[]
+        try {
+          frames = decoder.push(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
+        } catch (err) {
+          stream.abort(err as Error)
+          fail(new UpstreamError('protocol_error', (err as Error).message, !headSeen))
           return
         }
+        for (const f of frames) if (!onFrame(f)) return
       }
+      const onClose = (evt: { error?: Error }): void => {
+        // Reset or closed without an end frame: the member (or the link) died.
+        fail(new UpstreamError('stream_reset', `stream to ${peer.toString()} closed${evt.error !== undefined ? `: ${evt.error.message}` : ''}`, true))
+      }
+      stream.addEventListener('message', onMessage)
+      stream.addEventListener('close', onClose)
     })
-    stream.addEventListener('close', (evt) => {
-      if (finished) return
-      // Reset or closed without an end frame: the member (or the link) died.
-      fail(new UpstreamError('stream_reset', `stream to ${peer.toString()} closed${evt.error !== undefined ? `: ${evt.error.message}` : ''}`, true))
-    })
-  })
+  }
 }
 
 function safeJson (payload: Uint8Array): unknown {

@@ -8,7 +8,7 @@ import type { Stream } from '@libp2p/interface'
 import type { MeshNode } from '../node.ts'
 import { FRAME, FrameDecoder, FrameError, encodeFrame, encodeJsonFrame, decodeJson } from './frames.ts'
 import { INFER_PROTOCOL, requestHeadSchema, type RequestHead } from './schemas.ts'
-import { MAX_INFER_STREAMS } from './client.ts'
+import { MAX_INFER_STREAMS, SERVER_IDLE_STREAM_MS } from './client.ts'
 import { FrameWriter } from './writer.ts'
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
 import type { LoadReport } from '../../daemon/proxy/load-view.ts'
@@ -30,6 +30,8 @@ export class InferServer {
   private readonly init: InferServerInit
   private readonly c: InferServerComponents
   private readonly active = new Set<Stream>()
+  /** Streams between requests (kept open for the client to reuse). */
+  private readonly idle = new Set<Stream>()
 
   constructor (init: InferServerInit, components: InferServerComponents) {
     this.init = init
@@ -44,23 +46,34 @@ export class InferServer {
     await this.c.node.unhandle(INFER_PROTOCOL)
   }
 
+  /** Streams carrying a request now (what a drain waits for). */
   get activeStreams (): number {
-    return this.active.size
+    return this.active.size - this.idle.size
   }
 
+  /** Closes the streams kept open between requests (draining: no more will come). */
+  closeIdle (): void {
+    for (const s of this.idle) void s.close().catch(() => {})
+    this.idle.clear()
+  }
+
+  /**
+   * One stream carries one request at a time, and may carry more after it:
+   * the client reuses a stream whose last answer ended cleanly.
+   */
   private accept (stream: Stream): void {
     this.active.add(stream)
     const decoder = new FrameDecoder()
     let head: RequestHead | null = null
-    const parts: Uint8Array[] = []
+    let parts: Uint8Array[] = []
     let size = 0
-    let started = false
+    let running = false
     let upstream: UpstreamResponse | null = null
     let closed = false
 
-    const refuse = (code: string, message: string, retryable: boolean): void => {
+    const refuse = (code: string, message: string): void => {
       try {
-        stream.send(encodeJsonFrame(FRAME.ERROR, { code, message, retryable }))
+        stream.send(encodeJsonFrame(FRAME.ERROR, { code, message, retryable: false }))
         void stream.close().catch(() => {})
       } catch {
         stream.abort(new Error(message))
@@ -69,46 +82,57 @@ export class InferServer {
     stream.addEventListener('close', () => {
       closed = true
       this.active.delete(stream)
+      this.idle.delete(stream)
       // The peer went away mid-answer: stop the replica's work now.
       upstream?.abort(new Error('peer closed the stream'))
     })
     stream.addEventListener('message', (evt) => {
-      if (started) return
       let frames
       try {
         frames = decoder.push(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
       } catch (err) {
-        refuse('protocol_error', (err as FrameError).message, false)
+        refuse('protocol_error', (err as FrameError).message)
         return
       }
       for (const f of frames) {
+        if (running) { refuse('protocol_error', 'a new request before the last answer ended'); return }
         if (head === null) {
-          if (f.type !== FRAME.REQ_HEAD) { refuse('protocol_error', 'expected a request head', false); return }
+          if (f.type !== FRAME.REQ_HEAD) { refuse('protocol_error', 'expected a request head'); return }
           let raw: unknown = null
           try { raw = decodeJson(f.payload) } catch {}
           const parsed = requestHeadSchema.safeParse(raw)
-          if (!parsed.success) { refuse('bad_request', `malformed request head: ${parsed.error.issues[0]?.message ?? ''}`, false); return }
+          if (!parsed.success) { refuse('bad_request', `malformed request head: ${parsed.error.issues[0]?.message ?? ''}`); return }
           head = parsed.data
+          this.idle.delete(stream)
           stream.inactivityTimeout = head.deadline_ms + 5000
         } else if (f.type === FRAME.REQ_BODY) {
           size += f.payload.byteLength
-          if (size > this.init.maxBodyBytes) { refuse('body_too_large', `request body over ${this.init.maxBodyBytes} bytes`, false); return }
+          if (size > this.init.maxBodyBytes) { refuse('body_too_large', `request body over ${this.init.maxBodyBytes} bytes`); return }
           parts.push(f.payload.slice())
         } else if (f.type === FRAME.REQ_END) {
-          started = true
+          running = true
           const h: RequestHead = head
           const body = concat(parts, size)
-          void this.run(stream, h, body, (u) => { upstream = u; if (closed) u.abort(new Error('peer closed the stream')) })
-          return
+          head = null
+          parts = []
+          size = 0
+          void this.run(stream, h, body, (u) => { upstream = u; if (closed) u.abort(new Error('peer closed the stream')) }).then((reusable) => {
+            upstream = null
+            running = false
+            if (!reusable || closed) return
+            stream.inactivityTimeout = SERVER_IDLE_STREAM_MS
+            this.idle.add(stream)
+          })
         } else {
-          refuse('protocol_error', `unexpected frame ${f.type}`, false)
+          refuse('protocol_error', `unexpected frame ${f.type}`)
           return
         }
       }
     })
   }
 
-  private async run (stream: Stream, head: RequestHead, body: Uint8Array, attach: (u: UpstreamResponse) => void): Promise<void> {
+  /** Serves one request; resolves true when the answer ended cleanly and the stream may carry another. */
+  private async run (stream: Stream, head: RequestHead, body: Uint8Array, attach: (u: UpstreamResponse) => void): Promise<boolean> {
     let up: UpstreamResponse
     try {
       up = await this.c.serve({ id: head.id, method: head.method, path: head.path, headers: head.headers, body, model: head.model, deadline: Date.now() + head.deadline_ms })
@@ -118,7 +142,7 @@ export class InferServer {
         stream.send(encodeJsonFrame(FRAME.ERROR, { code: e.code, message: e.message, retryable: e.retryable }))
         await stream.close()
       } catch {}
-      return
+      return false
     }
     attach(up)
     const writer = new FrameWriter(stream)
@@ -129,7 +153,8 @@ export class InferServer {
         await writer.drained()
       }
       writer.write(encodeJsonFrame(FRAME.RES_END, { load: this.c.load() }))
-      await writer.close()
+      writer.flush()
+      return true
     } catch (err) {
       up.abort(err as Error)
       if (stream.status === 'open') {
@@ -141,6 +166,7 @@ export class InferServer {
         }
       }
       this.c.log.debug({ err: (err as Error).message }, 'infer stream ended early')
+      return false
     }
   }
 }
