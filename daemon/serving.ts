@@ -117,6 +117,7 @@ export class Serving {
    */
   async drain (timeoutMs: number): Promise<void> {
     this.draining = true
+    this.infer.closeIdle()
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline && this.busy() > 0) {
       await new Promise((resolve) => setTimeout(resolve, 50))

@@ -51,9 +51,13 @@ export class InferServer {
     return this.active.size - this.idle.size
   }
 
-  /** Closes the streams kept open between requests (draining: no more will come). */
+  /**
+   * Resets the streams kept open between requests (draining: no more will
+   * come). A reset, not a close: the client does not read an idle stream, so
+   * only a reset frees both ends at once.
+   */
   closeIdle (): void {
-    for (const s of this.idle) void s.close().catch(() => {})
+    for (const s of this.idle) s.abort(new Error('member draining'))
     this.idle.clear()
   }
 

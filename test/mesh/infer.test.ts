@@ -1,0 +1,96 @@
+/**
+ * /meshd/infer/1 in one process: two real libp2p nodes (TCP, pnet, noise,
+ * yamux) and a simulated replica. Streams are reused one request at a time,
+ * a client that goes away stops the far replica's work, a stale idle stream
+ * costs nothing, and a dead member is a retryable failure.
+ */
+import t from 'tap'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createMeshNode, type MeshNode } from '../../mesh/node.ts'
+import { parseSwarmKey, generateSwarmKey } from '../../mesh/swarm-key.ts'
+import { InferServer } from '../../mesh/infer/server.ts'
+import { InferClient } from '../../mesh/infer/client.ts'
+import { INFER_PROTOCOL } from '../../mesh/infer/schemas.ts'
+import { startSimServer } from '../../daemon/replica/sim/server.ts'
+import { LocalReplica } from '../../daemon/proxy/local-replica.ts'
+import { UpstreamError, type UpstreamRequest } from '../../daemon/proxy/upstream.ts'
+import { waitFor } from '../helpers/poll.ts'
+import type { Teardown } from '../helpers/tmp.ts'
+
+const quiet = { debug: () => {}, warn: () => {} }
+
+async function setup (t: Teardown) {
+  const psk = parseSwarmKey(generateSwarmKey(), 'test')
+  const mk = async (): Promise<MeshNode> => {
+    const n = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), swarmKey: psk, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], maxGossipRpcBytes: 1 << 20 })
+    await n.start()
+    return n
+  }
+  const a = await mk()
+  const b = await mk()
+  const sim = await startSimServer({ port: 0, models: ['m'], slots: 4, ttftMs: 0, tokensPerSecond: 200, maxTokens: 4 } as Parameters<typeof startSimServer>[0])
+  const local = new LocalReplica({ selfId: b.peerId.toString(), slots: 4, url: () => sim.url, engine: () => null })
+  const server = new InferServer({ selfId: b.peerId.toString(), maxBodyBytes: 1 << 20 }, { node: b, serve: async (r) => local.request(r), load: () => local.load(), log: quiet })
+  await server.start()
+  await a.dial(b.getMultiaddrs()[0]!)
+  const client = new InferClient(a)
+  t.teardown(async () => { client.close(); await local.close(); await sim.close(); await a.stop(); await b.stop() })
+  return { a, b, sim, local, server, client }
+}
+
+function chat (maxTokens: number, stream = false): UpstreamRequest {
+  return {
+    id: 'r', method: 'POST', path: '/v1/chat/completions', headers: [['content-type', 'application/json']], model: 'm', deadline: Date.now() + 30_000,
+    body: new TextEncoder().encode(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: maxTokens, stream }))
+  }
+}
+
+async function text (body: AsyncIterable<Uint8Array>): Promise<string> {
+  let s = ''
+  for await (const c of body) s += new TextDecoder().decode(c)
+  return s
+}
+
+const inferStreams = (n: MeshNode): number => n.getConnections().flatMap((c) => c.streams).filter((s) => s.protocol === INFER_PROTOCOL).length
+
+t.test('sequential requests reuse one stream', async (t) => {
+  const { a, client, b } = await setup(t)
+  for (let i = 0; i < 20; i++) {
+    const up = await client.request(b.peerId, chat(2))
+    t.equal(up.status, 200)
+    t.match(await text(up.body), /chat\.completion/)
+  }
+  t.equal(inferStreams(a), 1, 'twenty requests, one stream')
+})
+
+t.test('a client that goes away frees the far replica at once; the stream is not reused', async (t) => {
+  const { a, b, client, local } = await setup(t)
+  const up = await client.request(b.peerId, chat(100_000, true))
+  const it = up.body[Symbol.asyncIterator]()
+  await it.next()
+  t.equal(local.inflight, 1, 'the replica is serving')
+  up.abort()
+  await waitFor(() => local.inflight === 0, { timeoutMs: 1000, intervalMs: 10, what: 'the replica request to be aborted' })
+  await waitFor(() => inferStreams(a) === 0, { timeoutMs: 2000, what: 'the aborted stream to go away' })
+  const next = await client.request(b.peerId, chat(2))
+  t.equal(next.status, 200, 'the next request opens a fresh stream')
+  await text(next.body)
+})
+
+t.test('an idle stream the server closed costs nothing: the request goes on a fresh one', async (t) => {
+  const { b, client, server } = await setup(t)
+  await text((await client.request(b.peerId, chat(2))).body)
+  server.closeIdle()
+  await waitFor(() => server.activeStreams === 0, { timeoutMs: 2000, what: 'the server to close its idle stream' })
+  const up = await client.request(b.peerId, chat(2))
+  t.equal(up.status, 200)
+  t.match(await text(up.body), /chat\.completion/)
+})
+
+t.test('a member that is gone is a retryable failure before any byte', async (t) => {
+  const { b, client } = await setup(t)
+  await b.stop()
+  const err = await client.request(b.peerId, chat(2)).then(() => null, (e: unknown) => e)
+  t.type(err, UpstreamError)
+  t.equal((err as UpstreamError).retryable, true, 'the front door may try another member')
+})
