@@ -10,6 +10,9 @@
  * E = electionTimeoutMin. A leader makes the same promise at the start of
  * each of its own rounds. A node that (re)starts makes it from its start
  * time, because a promise made before a crash lived only in memory.
+ * (The leader's own promise is belt and braces: a leader never grants a vote
+ * without first stepping down, which ends its acting anyway. It also keeps
+ * a live leader deaf to disruptive candidates.)
  *
  * Leader side (this module): each broadcast of appends is a numbered round
  * whose local send time s_r is recorded before anything is sent; replies echo

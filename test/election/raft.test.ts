@@ -346,3 +346,45 @@ t.test('wakeAt says when to tick next', async (t) => {
   const w = b.get('a').wakeAt()
   t.ok(w > b.now && w <= b.now + 500, 'a leader wakes for its next heartbeat')
 })
+
+t.test('an entry of an earlier term is never committed by counting replicas (thesis §3.6.2, Figure 8)', async (t) => {
+  // s1 and s2 hold 64 entries of term 2 that never committed; s5 holds a
+  // different entry of term 3 at index 2. s1 wins term 4 and copies the term-2
+  // entries to s3 and s4 in one full batch, but its no-op (index 66) is lost
+  // on the way: the term-2 entries are now on a majority. Committing them by
+  // counting would be wrong — s5 can still win term 5 (its last term, 3, is
+  // newer than 2) and overwrite them.
+  const b = new Bench()
+  const c1: Entry = { index: 1, term: 1, kind: 'config', data: { voters: ['s1', 's2', 's3', 's4', 's5'] } }
+  const old: Entry[] = Array.from({ length: 64 }, (_, i) => ({ index: i + 2, term: 2, kind: 'command', data: `x${i + 2}` }))
+  const disk = (log: Entry[]) => ({ hs: { term: 3, votedFor: null }, log, applied: [] })
+  b.disk.set('s1', disk([c1, ...old]))
+  b.disk.set('s2', disk([c1, ...old]))
+  b.disk.set('s3', disk([c1]))
+  b.disk.set('s4', disk([c1]))
+  b.disk.set('s5', disk([c1, { index: 2, term: 3, kind: 'command', data: 'y2' }]))
+  b.add('s1', { random: 0 })
+  for (const id of ['s2', 's3', 's4']) b.add(id, { random: 0.99 })
+  b.add('s5', { random: 0 })
+  b.isolate('s5')
+  // Lose every append to s2, and the no-op on its way to anyone who would
+  // accept it (the first probes, which s3 and s4 reject, get through).
+  b.drop = m => m.type === 'append' && (m.to === 's2' || (m.entries.some(e => e.index === 66) && b.get(m.to).status(b.now).lastIndex >= 65))
+  b.advance(1600)
+  const s1 = b.get('s1')
+  t.equal(s1.currentRole, 'leader')
+  t.equal(s1.currentTerm, 4)
+  t.equal(b.get('s3').status(b.now).lastIndex, 65, 'the term-2 entries reached s3 (and s4): a majority holds them')
+  t.equal(s1.currentCommit, 0, 'but they are not committed: no entry of term 4 is on a majority')
+  t.same(b.disk.get('s1')!.applied, [])
+
+  // s1 dies before its no-op spreads; s5 takes over and overwrites them.
+  b.drop = () => false
+  b.cut.clear()
+  b.isolate('s1')
+  b.advance(8000)
+  t.same(b.leaders().filter(id => id !== 's1'), ['s5'])
+  for (const id of ['s2', 's3', 's4', 's5']) {
+    t.equal(b.disk.get(id)!.applied.find(e => e.index === 2)?.data, 'y2', `${id} applied s5's entry at index 2`)
+  }
+})
