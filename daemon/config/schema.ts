@@ -90,7 +90,18 @@ const sshHost = z.strictObject({
 })
 
 export const providerSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ ...providerCommon, kind: z.literal('local'), region: z.string().default('local') }),
+  z.strictObject({
+    ...providerCommon,
+    kind: z.literal('local'),
+    region: z.string().default('local'),
+    /**
+     * Where launched nodes keep their state, config and logs. Every daemon on
+     * this machine must use the same directory, so a new leader on the same
+     * machine finds (lists, adopts, terminates) what an old one launched.
+     * Default: /var/tmp/meshd/<cluster>/<provider name>.
+     */
+    work_dir: z.string().min(1).optional()
+  }),
   z.strictObject({
     ...providerCommon,
     kind: z.literal('ssh'),
