@@ -287,8 +287,8 @@ export class Raft {
    * May this node act as the leader at local time `now`? Leader, in its own
    * latest config, has committed an entry of its term (so its log, once
    * applied, holds every committed decision: the ledger it acts on is
-   * complete), and its lease is live. Call it right before each action with a
-   * freshly read clock.
+   * complete; the lease proof in lease.ts relies on it too), and its lease
+   * is live. Call it right before each action with a freshly read clock.
    */
   isActingLeader (now: number): boolean {
     if (this.role !== 'leader' || this.commitIndex < this.noopIndex) return false
