@@ -16,6 +16,7 @@ import { MESHD_VERSION } from './version.ts'
 import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
 import { Serving } from './serving.ts'
+import { Coordination } from './coordination.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
 import { loadOrCreateIdentity } from '../mesh/identity.ts'
 import { readSwarmKey } from '../mesh/swarm-key.ts'
@@ -43,6 +44,7 @@ export class Daemon {
   discovery!: Discovery
   http!: HttpServer
   serving!: Serving
+  coordination!: Coordination
   private admin!: AdminServer
   private readonly load: LoadSampler
   private lifecycle: Lifecycle = 'created'
@@ -104,6 +106,25 @@ export class Daemon {
       heartbeatMs: c.mesh.heartbeat_ms
     }, { node: this.node, membership: this.membership, peers, metrics: this.metrics, log: this.log.child({ svc: 'discovery' }) })
     this.serving = new Serving(c, identity.peerId.toString(), { node: this.node, membership: this.membership, metrics: this.metrics, log: this.log })
+    this.coordination = new Coordination(c, identity.peerId.toString(), {
+      node: this.node,
+      membership: this.membership,
+      db: this.db,
+      log: this.log,
+      drain: (reason) => {
+        if (this.serving.isDraining) return
+        this.log.info({ reason }, 'the leader asked this node to drain')
+        this.serving.startDraining()
+        void this.membership.publishNow()
+      },
+      retire: (reason) => {
+        this.stop('retire').then(() => { this.opts.onExit?.(0) }, (err: unknown) => {
+          this.log.error({ err, reason }, 'retiring failed')
+          this.opts.onExit?.(1)
+        })
+      },
+      activity: () => this.serving.activity()
+    })
     this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString() }, {
       registry: this.metrics.registry,
       health: () => this.health(),
@@ -119,6 +140,7 @@ export class Daemon {
     // publishes, so identify tells peers we are of this cluster from the start.
     await this.discovery.start()
     await this.serving.start()
+    await this.coordination.start()
     this.membership.start()
     await this.http.start()
     await this.admin.start()
@@ -138,7 +160,7 @@ export class Daemon {
    * Stops the daemon. With `leave`, first tells the mesh this member left
    * (so it is listed `left`, not `dead`).
    */
-  stop (reason: 'signal' | 'leave' | 'error' = 'signal'): Promise<void> {
+  stop (reason: 'signal' | 'leave' | 'retire' | 'error' = 'signal'): Promise<void> {
     this.stopping ??= this.doStop(reason)
     return this.stopping
   }
@@ -160,8 +182,9 @@ export class Daemon {
     // Only `meshd leave` says "left": a SIGTERM (systemctl stop/restart) is a
     // pause, not a departure, and must not shrink the voter set. Others see
     // its connections close and list it suspect, then dead.
-    if (reason === 'leave') await this.membership?.announceLeave().catch(() => {})
+    if (reason === 'leave' || reason === 'retire') await this.membership?.announceLeave().catch(() => {})
     else await this.membership?.publishNow().catch(() => {})
+    await this.coordination?.stop().catch(() => {})
     this.discovery?.stop()
     this.membership?.stop()
     await Promise.resolve(this.node?.stop()).catch(() => {})
@@ -173,14 +196,18 @@ export class Daemon {
 
   status (): StatusDocument {
     const now = Date.now()
-    return {
+    const e = this.coordination.status()
+    const doc: StatusDocument = {
       self: this.peerId,
       name: this.config.node_name,
       cluster: this.config.cluster,
-      leader: null,
-      term: 0,
-      members: sortMembers(this.membership.members().map((m) => memberStatus(m, now)))
+      leader: e.leader,
+      term: e.term,
+      members: sortMembers(this.membership.members().map((m) => memberStatus(m, now))),
+      election: { ...e }
     }
+    if (this.coordination.burst !== null && e.leader !== null) doc.budget = this.coordination.burst.budget()
+    return doc
   }
 
   private describeSelf (): SelfDescription {
@@ -197,6 +224,7 @@ export class Daemon {
       http: c.http.listen,
       load: this.load.get(),
       replica: this.serving?.heartbeat() ?? null,
+      ...(this.coordination?.heartbeat() !== undefined ? { election: this.coordination.heartbeat()! } : {}),
       instance: c.instance === undefined ? null : { provider: c.instance.provider, id: c.instance.id, ...(c.instance.key !== undefined ? { key: c.instance.key } : {}), launched_at: c.instance.launched_at }
     }
     if (c.zone !== undefined) self.zone = c.zone
@@ -207,6 +235,28 @@ export class Daemon {
     if (this.lifecycle !== 'running') return { ok: false, reason: `daemon is ${this.lifecycle}` }
     const r = this.serving.canRoute()
     return { ok: r.ok, reason: r.reason, detail: { models_ready: r.models, members: this.membership.table.size } }
+  }
+
+  private async waitForInstances (keys: string[], emit: (e: Record<string, unknown>) => void, signal: AbortSignal): Promise<unknown[]> {
+    const seen = new Map<string, string>()
+    const deadline = Date.now() + WAIT_LIMIT_MS
+    let last: Array<{ key: string, state: string }> = []
+    while (!signal.aborted && Date.now() < deadline) {
+      try {
+        last = await this.coordination.watch(keys)
+        for (const r of last) {
+          if (seen.get(r.key) !== r.state) {
+            seen.set(r.key, r.state)
+            emit({ ...r })
+          }
+        }
+        if (last.length === keys.length && last.every((r) => FINAL_STATES.has(r.state))) return last
+      } catch (err) {
+        emit({ warning: `could not ask the leader: ${(err as Error).message}` })
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+    return last
   }
 
   private registerAdmin (): void {
@@ -230,6 +280,34 @@ export class Daemon {
       if (results.every((r) => !r.ok)) throw new AdminRequestError('failed', `could not reach any of ${addrs.length} peer(s): ${results.map((r) => `${r.addr}: ${r.error ?? ''}`).join('; ')}`)
       return { results }
     })
+    this.admin.handle('burst', async (params, emit, signal) => {
+      const count = params.count
+      if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new AdminRequestError('usage', 'burst needs --count N (a positive integer)')
+      const answer = await this.coordination.requestBurst({
+        count,
+        ...(typeof params.provider === 'string' ? { provider: params.provider } : {}),
+        ...(typeof params.spot === 'boolean' ? { spot: params.spot } : {})
+      }).catch((err: Error) => { throw new AdminRequestError('failed', err.message) })
+      if (params.wait !== true || answer.instances.length === 0) return { answer }
+      return { answer, instances: await this.waitForInstances(answer.instances, emit, signal) }
+    })
+    this.admin.handle('terminate', async (params) => {
+      const answer = await this.coordination.requestTerminate({
+        ...(typeof params.count === 'number' ? { count: params.count } : {}),
+        ...(params.all === true ? { all: true } : {}),
+        ...(typeof params.provider === 'string' ? { provider: params.provider } : {})
+      }).catch((err: Error) => { throw new AdminRequestError('failed', err.message) })
+      return { answer }
+    })
+    this.admin.handle('voters', async (params) => {
+      if (typeof params.remove === 'string') {
+        const r = await this.coordination.removeVoter(params.remove).catch((err: Error) => { throw new AdminRequestError('failed', err.message) })
+        if (!r.ok) throw new AdminRequestError('failed', r.reason)
+        return r
+      }
+      const e = this.coordination.status()
+      return { voters: e.voters ?? [], leader: e.leader, term: e.term, group: e.group ?? null, reason: e.reason ?? null }
+    })
     this.admin.handle('leave', async () => {
       // Answer first, then go: the CLI hears that the departure is under way.
       setImmediate(() => {
@@ -242,6 +320,10 @@ export class Daemon {
     })
   }
 }
+
+/** Until every instance is ready or has failed (or the client goes away), emits each state change. */
+const WAIT_LIMIT_MS = 20 * 60_000
+const FINAL_STATES = new Set(['ready', 'failed', 'terminated', 'vanished', 'unknown'])
 
 export function statePath (config: Config, file: string): string {
   return join(config.state_dir, file)

@@ -115,9 +115,24 @@ export class Serving {
    * Stops taking new requests (the caller publishes the draining heartbeat),
    * waits up to `timeoutMs` for those in flight, then stops the replica.
    */
-  async drain (timeoutMs: number): Promise<void> {
+  /** Stops taking new requests; those in flight go on (the leader's drain before a terminate). */
+  startDraining (): void {
+    if (this.draining) return
     this.draining = true
     this.infer.closeIdle()
+  }
+
+  get isDraining (): boolean {
+    return this.draining
+  }
+
+  /** Requests in flight, and when one last started or ended (a burst node's idle clock). */
+  activity (): { busy: number, lastAt: number } {
+    return { busy: this.busy(), lastAt: Math.max(this.api.lastActivityAt, this.local?.lastActivityAt ?? 0) }
+  }
+
+  async drain (timeoutMs: number): Promise<void> {
+    this.startDraining()
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline && this.busy() > 0) {
       await new Promise((resolve) => setTimeout(resolve, 50))

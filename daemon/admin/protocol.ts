@@ -11,7 +11,7 @@ export const ADMIN_PROTOCOL_VERSION = 1
 /** Requests and answers are small; anything larger is a bug or an attack. */
 export const ADMIN_MAX_LINE_BYTES = 4 * 1024 * 1024
 
-export type AdminMethod = 'status' | 'info' | 'join' | 'leave' | 'version' | 'burst' | 'terminate' | 'ping'
+export type AdminMethod = 'status' | 'info' | 'join' | 'leave' | 'version' | 'burst' | 'terminate' | 'voters' | 'ping'
 
 export interface AdminRequest {
   v: typeof ADMIN_PROTOCOL_VERSION
@@ -27,7 +27,7 @@ export type AdminResponse =
 /** `usage` maps to exit status 2 in the CLI, everything else to 1. */
 export type AdminErrorCode = 'usage' | 'failed' | 'unavailable' | 'unknown_method' | 'bad_request'
 
-export const METHODS: ReadonlySet<string> = new Set<AdminMethod>(['status', 'info', 'join', 'leave', 'version', 'burst', 'terminate', 'ping'])
+export const METHODS: ReadonlySet<string> = new Set<AdminMethod>(['status', 'info', 'join', 'leave', 'version', 'burst', 'terminate', 'voters', 'ping'])
 
 /** Validates a request line from the socket; returns an error message or the request. */
 export function parseRequest (line: string): AdminRequest | string {

@@ -204,7 +204,21 @@ export const configSchema = z.strictObject({
     scale_down_delay: duration.prefault('5m'),
     check_interval: duration.prefault('10s'),
     ttl: duration.prefault('8h'),
-    idle_timeout: duration.prefault('30m')
+    idle_timeout: duration.prefault('30m'),
+    /** A burst node that has heard from no voter for this long retires itself: no spend orphaned by a partition. */
+    lost_mesh_grace: duration.prefault('2m')
+  }).prefault({}),
+  /** Leader election (Raft). Every voter must use the same timeouts. */
+  election: z.strictObject({
+    /** The leader's heartbeat to the voters, which renews its lease. */
+    heartbeat_ms: z.number().int().min(10).default(500),
+    /** Randomised election timeout; the leader's lease is derived from the minimum. */
+    election_timeout_min_ms: z.number().int().min(50).default(1500),
+    election_timeout_max_ms: z.number().int().min(60).default(2250),
+    /** The most any clock may run fast or slow (ρ); the lease is shortened by it. */
+    max_drift_rate: z.number().min(0).max(0.5).default(0.05),
+    /** A voter dead this long is dropped from the voter set (sooner: `meshd voters remove`). */
+    voter_expiry: duration.prefault('24h')
   }).prefault({}),
   providers: z.array(providerSchema).default([])
 }).superRefine((c, ctx) => {

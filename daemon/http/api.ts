@@ -63,6 +63,8 @@ export class OpenAIApi {
   private readonly keys: Buffer[]
   /** Requests accepted and not yet answered (waiting, dispatched or streaming): what a drain waits for. */
   active = 0
+  /** When a request last started or ended here (a burst node's idle_timeout counts from it). */
+  lastActivityAt = 0
 
   constructor (init: ApiInit, components: ApiComponents) {
     this.init = init
@@ -132,10 +134,12 @@ export class OpenAIApi {
       return
     }
     this.active++
+    this.lastActivityAt = Date.now()
     try {
       await this.proxy(req, res, path, fields.model, body.bytes, started)
     } finally {
       this.active--
+      this.lastActivityAt = Date.now()
     }
   }
 

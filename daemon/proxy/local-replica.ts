@@ -35,6 +35,8 @@ export class LocalReplica {
   private inflightCount = 0
   private readonly done = new RateMeter(10)
   private readonly listeners = new Set<() => void>()
+  /** When a request last started or ended at the replica. */
+  lastActivityAt = 0
 
   constructor (init: LocalReplicaInit) {
     this.init = init
@@ -75,12 +77,14 @@ export class LocalReplica {
     const controller = new AbortController()
     const timer = setTimeout(() => { controller.abort(new UpstreamError('deadline_exceeded', 'request deadline exceeded', false)) }, remaining)
     this.inflightCount++
+    this.lastActivityAt = Date.now()
     let finished = false
     const finish = (): void => {
       if (finished) return
       finished = true
       clearTimeout(timer)
       this.inflightCount--
+      this.lastActivityAt = Date.now()
       this.done.mark(this.now())
       for (const fn of this.listeners) fn()
     }

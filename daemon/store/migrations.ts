@@ -19,5 +19,16 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TABLE node_state (
      key TEXT PRIMARY KEY,
      value TEXT NOT NULL
+   );`,
+  // 2: the election's persistent state and log (Raft: term, vote, entries).
+  `CREATE TABLE raft_meta (
+     key TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   );
+   CREATE TABLE raft_log (
+     idx INTEGER PRIMARY KEY,
+     term INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     data TEXT NOT NULL
    );`
 ]

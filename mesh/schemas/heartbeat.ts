@@ -58,9 +58,14 @@ export const heartbeatSchema = z.object({
   instance: instanceSchema.nullable(),
   /** The sender's view of the election, when it takes part (added by the election service). */
   election: z.object({
+    /** The consensus group (Raft cluster) it belongs to; null while fresh. */
+    group: z.string().max(256).nullable(),
     term: count,
     leader: z.string().max(128).nullable(),
-    role: z.string().max(32)
+    role: z.string().max(32),
+    /** Voters in its group's configuration. */
+    voters: count,
+    commit: count
   }).optional()
 })
 

@@ -1,0 +1,300 @@
+/**
+ * The leader's duties, around the pure decide() (daemon/leader):
+ *
+ *   observe (members, each provider's list and offerings)
+ *   → decide → record the entries in the replicated log (wait for commit)
+ *   → act (provider calls, drains), only while still the acting leader
+ *   → record the outcomes.
+ *
+ * Runs every burst.check_interval and at once when a request arrives. Only
+ * the acting leader (Raft leader with a live lease) decides; `meshd burst`
+ * on any other node travels to it over the mesh. One decision is in flight
+ * at a time, so a ledger that does not yet show the last intents is never
+ * decided on (decide() enforces it too).
+ */
+import {
+  createdOutcomes, decide, launchFailedOutcome, launchRequest, memoryFor, observeMember, projectedPerHour, spend, terminateOutcome,
+  getRecord, type Action, type Answer, type BurstRequest, type LeaderMemory, type LedgerEntry, type Policy, type ProviderListing,
+  type TerminateRequest
+} from '../leader/index.ts'
+import { isInsufficientCapacityError, isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
+import type { Membership } from '../../mesh/membership/service.ts'
+import type { Election } from '../election/service.ts'
+import { ledgerCommand, type LedgerReplica } from './ledger-replica.ts'
+import { CtlError, type Ctl } from './rpc.ts'
+
+export interface BurstServiceInit {
+  selfId: string
+  policy: Policy
+  /** Providers' API calls that take longer are abandoned for this round. */
+  providerTimeoutMs?: number
+}
+
+export interface BurstServiceComponents {
+  election: Election
+  ledger: LedgerReplica
+  membership: Membership
+  providers: Map<string, Provider>
+  ctl: Ctl
+  log: { info: (o: object, msg: string) => void, warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
+}
+
+interface Waiter { resolve: (a: Answer) => void, reject: (e: Error) => void }
+
+export interface RecordView { key: string, state: string, reason: string, provider: string, id: string | null, member: string | null }
+
+const REQUEST_TIMEOUT_MS = 60_000
+
+export class BurstService {
+  private readonly init: BurstServiceInit
+  private readonly c: BurstServiceComponents
+  private readonly bursts: BurstRequest[] = []
+  private readonly terminates: TerminateRequest[] = []
+  private readonly waiters = new Map<string, Waiter>()
+  private memory: LeaderMemory | undefined
+  private timer: NodeJS.Timeout | undefined
+  private running = false
+  private again = false
+  private stopped = false
+  lastLines: string[] = []
+
+  constructor (init: BurstServiceInit, components: BurstServiceComponents) {
+    this.init = init
+    this.c = components
+  }
+
+  start (): void {
+    this.timer = setInterval(() => { this.kick() }, Math.max(1000, this.init.policy.burst.checkIntervalMs))
+    this.c.election.on('leader:change', (leader) => {
+      if (leader !== this.init.selfId) this.memory = undefined
+      else setTimeout(() => { this.kick() }, 100)
+    })
+  }
+
+  stop (): void {
+    this.stopped = true
+    clearInterval(this.timer)
+    for (const w of this.waiters.values()) w.reject(new CtlError('stopping', 'the leader is stopping'))
+    this.waiters.clear()
+  }
+
+  /** A burst or terminate request, on the leader. Resolves with its answer once the decision is committed. */
+  request (req: { kind: 'burst', body: BurstRequest } | { kind: 'terminate', body: TerminateRequest }): Promise<Answer> {
+    if (!this.c.election.isActingLeader()) return Promise.reject(new CtlError('not_leader', 'this node is not the acting leader'))
+    return new Promise<Answer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(req.body.id)
+        reject(new CtlError('timeout', `no decision within ${REQUEST_TIMEOUT_MS / 1000} s`))
+      }, REQUEST_TIMEOUT_MS)
+      this.waiters.set(req.body.id, {
+        resolve: (a) => { clearTimeout(timer); resolve(a) },
+        reject: (e) => { clearTimeout(timer); reject(e) }
+      })
+      if (req.kind === 'burst') this.bursts.push(req.body)
+      else this.terminates.push(req.body)
+      this.kick()
+    })
+  }
+
+  /** The ledger's view of some instances (for `burst --wait`). */
+  watch (keys: string[]): RecordView[] {
+    const members = this.c.membership.members()
+    return keys.map((key) => {
+      const r = getRecord(this.c.ledger.state, key)
+      const member = members.find((m) => m.heartbeat.instance?.key === key)
+      return r === undefined
+        ? { key, state: 'unknown', reason: 'not in the ledger', provider: '', id: null, member: member?.id ?? null }
+        : { key, state: r.state, reason: r.reason, provider: r.provider, id: r.id, member: member?.id ?? null }
+    })
+  }
+
+  /** Budget figures for `status` (any voter: the ledger is replicated). */
+  budget (): { cost_budget: number, spend_per_hour: number, spend_today: number, spend_month: number } {
+    const s = spend(this.c.ledger.state, Date.now())
+    return {
+      cost_budget: this.init.policy.burst.costBudget,
+      spend_per_hour: round(projectedPerHour(this.c.ledger.state)),
+      spend_today: round(s.today),
+      spend_month: round(s.month)
+    }
+  }
+
+  /** Runs a decision cycle now, or right after the one in progress. */
+  kick (): void {
+    if (this.stopped) return
+    if (this.running) { this.again = true; return }
+    this.running = true
+    void this.cycle().catch((err: unknown) => {
+      this.c.log.warn({ err }, 'leader cycle failed')
+    }).finally(() => {
+      this.running = false
+      if (this.again) { this.again = false; setTimeout(() => { this.kick() }, 50) }
+    })
+  }
+
+  private async cycle (): Promise<void> {
+    const election = this.c.election
+    if (!election.isActingLeader()) {
+      this.rejectAll('not_leader', 'this node is no longer the acting leader')
+      return
+    }
+    const term = election.status().term
+    const [listings, prices] = await Promise.all([this.listings(), this.offerings()])
+    if (!election.isActingLeader()) return
+    const now = Date.now()
+    const bursts = this.bursts.splice(0)
+    const terminates = this.terminates.splice(0)
+    const r = decide({
+      term,
+      members: this.c.membership.members().map(observeMember),
+      listings,
+      burst: bursts,
+      terminate: terminates
+    }, this.c.ledger.state, this.init.policy, prices, now, memoryFor(this.memory, term, now))
+    if (r.waiting !== null) {
+      // The last decision is not in the ledger yet: keep the requests for the next round.
+      this.bursts.unshift(...bursts)
+      this.terminates.unshift(...terminates)
+      this.again = true
+      return
+    }
+    this.memory = r.memory
+    for (const line of r.lines) this.c.log.info({ term }, line)
+    if (r.lines.length > 0) this.lastLines = r.lines.slice(-20)
+    if (r.entries.length > 0) {
+      try {
+        await election.propose(ledgerCommand(r.entries))
+      } catch (err) {
+        this.c.log.warn({ err: (err as Error).message }, 'decision not committed; nothing acted upon')
+        this.memory = undefined
+        for (const b of bursts) this.waiters.get(b.id)?.reject(new CtlError('not_committed', `the decision was not committed: ${(err as Error).message}`))
+        for (const b of terminates) this.waiters.get(b.id)?.reject(new CtlError('not_committed', `the decision was not committed: ${(err as Error).message}`))
+        return
+      }
+    }
+    for (const a of r.answers) {
+      const w = this.waiters.get(a.id)
+      if (w !== undefined) { this.waiters.delete(a.id); w.resolve(a) }
+    }
+    if (r.actions.length === 0 || !election.isActingLeader()) return
+    const outcomes = (await Promise.all(r.actions.map(async (a) => this.act(a, term)))).flat()
+    if (outcomes.length > 0 && election.isActingLeader()) {
+      try {
+        await election.propose(ledgerCommand(outcomes))
+      } catch (err) {
+        // The launches happened; the next leader finds them by their keys in list().
+        this.c.log.warn({ err: (err as Error).message }, 'outcomes not committed; reconciliation will find them')
+      }
+    }
+  }
+
+  /** Runs one action; returns the ledger entries that record its outcome. */
+  private async act (a: Action, term: number): Promise<LedgerEntry[]> {
+    if (!this.c.election.isActingLeader()) return []
+    if (a.op === 'launch') {
+      const provider = this.c.providers.get(a.offering.provider)
+      if (provider === undefined) return []
+      const refused: Offering[] = []
+      for (const offering of [a.offering, ...a.fallbacks]) {
+        try {
+          const req = launchRequest(a, offering, this.init.policy, this.peers())
+          const inst = await withTimeout(provider.create(req), this.init.providerTimeoutMs ?? 60_000, `create ${a.key}`)
+          this.c.log.info({ key: a.key, provider: provider.name, id: inst.id, reason: a.reason }, `launched ${a.key} on ${provider.name}`)
+          return createdOutcomes(a.key, inst, offering, refused, term, Date.now())
+        } catch (err) {
+          if (isInsufficientCapacityError(err)) { refused.push(offering); continue }
+          this.c.log.warn({ key: a.key, err: (err as Error).message }, 'launch failed')
+          const e = launchFailedOutcome(a.key, err, refused, term, Date.now())
+          return e === null ? [] : [e]
+        }
+      }
+      const e = launchFailedOutcome(a.key, new Error('no capacity on any offering'), refused, term, Date.now())
+      return e === null ? [] : [e]
+    }
+    if (a.op === 'drain') {
+      if (a.member === null) return []
+      try {
+        await this.c.ctl.call(a.member, { type: 'drain', reason: a.reason }, 10_000)
+        this.c.log.info({ key: a.key, member: a.member, reason: a.reason }, `draining ${a.key}`)
+      } catch (err) {
+        this.c.log.warn({ key: a.key, err: (err as Error).message }, 'drain request failed (retried next round)')
+      }
+      return []
+    }
+    const provider = this.c.providers.get(a.provider)
+    if (provider === undefined) return []
+    let id = a.id
+    try {
+      if (id === null) {
+        const found = (await provider.list()).find((i) => i.key === a.key)
+        if (found === undefined) {
+          const e = terminateOutcome(a.key, new Error('not found'), term, Date.now())
+          return e === null ? [] : [e]
+        }
+        id = found.id
+      }
+      await withTimeout(provider.delete(id), this.init.providerTimeoutMs ?? 60_000, `delete ${id}`)
+      this.c.log.info({ key: a.key, id, reason: a.reason }, `terminating ${a.key}`)
+      return []
+    } catch (err) {
+      if (isNotFoundError(err)) {
+        const e = terminateOutcome(a.key, err, term, Date.now())
+        return e === null ? [] : [e]
+      }
+      this.c.log.warn({ key: a.key, err: (err as Error).message }, 'terminate failed (retried)')
+      const e = terminateOutcome(a.key, err, term, Date.now())
+      return e === null ? [] : [e]
+    }
+  }
+
+  private async listings (): Promise<ProviderListing[]> {
+    const out: ProviderListing[] = []
+    await Promise.all([...this.c.providers.values()].map(async (p) => {
+      const at = Date.now()
+      try {
+        out.push({ provider: p.name, at, instances: await withTimeout(p.list(), this.init.providerTimeoutMs ?? 30_000, `${p.name} list`) })
+      } catch (err) {
+        this.c.log.debug({ provider: p.name, err: (err as Error).message }, 'provider list failed; not reconciled this round')
+      }
+    }))
+    return out
+  }
+
+  private async offerings (): Promise<Offering[]> {
+    const all = await Promise.all([...this.c.providers.values()].map(async (p) => {
+      try {
+        return await withTimeout(p.offerings(), this.init.providerTimeoutMs ?? 30_000, `${p.name} offerings`)
+      } catch (err) {
+        this.c.log.debug({ provider: p.name, err: (err as Error).message }, 'provider offerings failed')
+        return []
+      }
+    }))
+    return all.flat()
+  }
+
+  /** Addresses a launched node dials to join: a few alive voters (ourselves first). */
+  private peers (): string[] {
+    const ms = this.c.membership.members().filter((m) => m.state === 'alive' && m.heartbeat.voter)
+    ms.sort((a, b) => (a.id === this.init.selfId ? -1 : b.id === this.init.selfId ? 1 : 0))
+    return ms.slice(0, 5).flatMap((m) => m.heartbeat.addrs.slice(0, 2).map((a) => a.includes('/p2p/') ? a : `${a}/p2p/${m.id}`))
+  }
+
+  private rejectAll (code: string, message: string): void {
+    for (const w of this.waiters.values()) w.reject(new CtlError(code, message))
+    this.waiters.clear()
+    this.bursts.length = 0
+    this.terminates.length = 0
+  }
+}
+
+function round (x: number): number {
+  return Math.round(x * 10_000) / 10_000
+}
+
+function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => { reject(new Error(`${what} took longer than ${ms} ms`)) }, ms)
+    p.then((v) => { clearTimeout(t); resolve(v) }, (e: unknown) => { clearTimeout(t); reject(e as Error) })
+  })
+}
+

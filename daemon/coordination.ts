@@ -1,0 +1,209 @@
+/**
+ * Coordination on a node: the election (voters), the replicated ledger, the
+ * leader's duties (burst service), the control protocol between members,
+ * and, on a burst node, its own retirement. Answers the admin socket's
+ * burst, terminate and voters requests from any node by forwarding them to
+ * the leader over the mesh.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Config } from './config/schema.ts'
+import type { Db } from './store/db.ts'
+import type { Log } from './log.ts'
+import type { MeshNode } from '../mesh/node.ts'
+import type { Membership } from '../mesh/membership/service.ts'
+import { Election, type ElectionHeartbeat } from './election/service.ts'
+import { ElectionStore } from './election/storage.ts'
+import { LedgerReplica } from './burst/ledger-replica.ts'
+import { BurstService, type RecordView } from './burst/service.ts'
+import { Ctl, CtlError, type CtlRequest } from './burst/rpc.ts'
+import { buildProviders } from './burst/providers.ts'
+import { retireReason } from './burst/retire.ts'
+import { policyFromConfig, type Answer } from './leader/index.ts'
+
+export interface CoordinationComponents {
+  node: MeshNode
+  membership: Membership
+  db: Db
+  log: Log
+  /** Drains this node (stop taking requests) without stopping it: the leader's drain. */
+  drain: (reason: string) => void
+  /** Stops this node for good (a burst node retiring itself). */
+  retire: (reason: string) => void
+  /** Requests in flight here, and when the last one started or ended. */
+  activity: () => { busy: number, lastAt: number }
+}
+
+export interface ElectionStatus {
+  leader: string | null
+  term: number
+  group?: string | null
+  role?: string
+  voters?: string[]
+  reason?: string
+}
+
+const CALL_TIMEOUT_MS = 70_000
+
+export class Coordination {
+  readonly ctl: Ctl
+  readonly election: Election | null
+  readonly ledger: LedgerReplica
+  readonly burst: BurstService | null
+  private readonly config: Config
+  private readonly selfId: string
+  private readonly c: CoordinationComponents
+  private retireTimer: NodeJS.Timeout | undefined
+  private lastVoterSeenAt = Date.now()
+  private readonly startedAt = Date.now()
+
+  constructor (config: Config, selfId: string, components: CoordinationComponents) {
+    this.config = config
+    this.selfId = selfId
+    this.c = components
+    this.ctl = new Ctl(components.node, config.cluster)
+    this.ledger = new LedgerReplica(components.log.child({ svc: 'ledger' }))
+    if (config.voter) {
+      this.election = new Election({
+        cluster: config.cluster,
+        selfId,
+        voter: true,
+        timing: {
+          heartbeatMs: config.election.heartbeat_ms,
+          electionTimeoutMinMs: config.election.election_timeout_min_ms,
+          electionTimeoutMaxMs: config.election.election_timeout_max_ms,
+          maxDriftRate: config.election.max_drift_rate
+        },
+        voterExpiryMs: config.election.voter_expiry
+      }, { node: components.node, membership: components.membership, store: new ElectionStore(components.db), log: components.log.child({ svc: 'election' }) })
+      this.election.on('apply', (data, index) => { this.ledger.apply(data, index) })
+      this.election.on('reset', () => { this.ledger.reset() })
+      this.burst = new BurstService({ selfId, policy: policyFromConfig(config) }, {
+        election: this.election,
+        ledger: this.ledger,
+        membership: components.membership,
+        providers: buildProviders(config),
+        ctl: this.ctl,
+        log: components.log.child({ svc: 'leader' })
+      })
+    } else {
+      this.election = null
+      this.burst = null
+    }
+    this.registerCtl()
+  }
+
+  async start (): Promise<void> {
+    await this.ctl.start()
+    await this.election?.start()
+    this.burst?.start()
+    if (this.config.instance !== undefined) {
+      this.retireTimer = setInterval(() => { this.checkRetire() }, 2000)
+      this.retireTimer.unref()
+    }
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.retireTimer)
+    this.burst?.stop()
+    await this.election?.stop()
+    await this.ctl.stop()
+  }
+
+  heartbeat (): ElectionHeartbeat | undefined {
+    return this.election?.heartbeat()
+  }
+
+  /** Leader and term as this node knows them; a non-voter reads them from the voters' heartbeats. */
+  status (): ElectionStatus {
+    if (this.election !== null) {
+      const s = this.election.status()
+      const out: ElectionStatus = { leader: s.leader, term: s.term, group: s.group, role: s.role, voters: s.voters }
+      if (s.reason !== null && !s.acting) out.reason = s.group === null ? 'no group yet: waiting to be added by a leader or to bootstrap' : s.reason.text
+      return out
+    }
+    let best: ElectionStatus = { leader: null, term: 0, reason: 'not a voter: no voter with a leader in sight' }
+    for (const m of this.c.membership.members()) {
+      const e = m.heartbeat.election
+      if (m.state !== 'alive' || e === undefined || e.leader === null) continue
+      if (e.term > best.term) best = { leader: e.leader, term: e.term, group: e.group }
+    }
+    return best
+  }
+
+  /** `meshd burst`: on the leader, decided here; elsewhere, forwarded to it. */
+  async requestBurst (params: { count: number, provider?: string, spot?: boolean }): Promise<Answer> {
+    const req: CtlRequest = { type: 'burst', id: `r-${randomUUID()}`, count: params.count, ...(params.provider !== undefined ? { provider: params.provider } : {}), ...(params.spot !== undefined ? { spot: params.spot } : {}) }
+    return this.toLeader(req) as Promise<Answer>
+  }
+
+  async requestTerminate (params: { count?: number, all?: boolean, provider?: string }): Promise<Answer> {
+    const req: CtlRequest = { type: 'terminate', id: `r-${randomUUID()}`, ...params }
+    return this.toLeader(req) as Promise<Answer>
+  }
+
+  async watch (keys: string[]): Promise<RecordView[]> {
+    return this.toLeader({ type: 'watch', keys }) as Promise<RecordView[]>
+  }
+
+  async removeVoter (id: string): Promise<{ ok: boolean, reason: string }> {
+    return this.toLeader({ type: 'remove_voter', id }) as Promise<{ ok: boolean, reason: string }>
+  }
+
+  /** A request only the leader answers: handled here if we lead, else sent to the leader we know. */
+  private async toLeader (req: CtlRequest): Promise<unknown> {
+    if (this.election?.isActingLeader() === true) return this.handleAsLeader(req)
+    const s = this.status()
+    if (s.leader === null || s.leader === this.selfId) {
+      throw new CtlError('no_leader', `no leader: ${s.reason ?? 'election in progress'}`)
+    }
+    return this.ctl.call(s.leader, req, CALL_TIMEOUT_MS)
+  }
+
+  private async handleAsLeader (req: CtlRequest): Promise<unknown> {
+    const burst = this.burst
+    if (burst === null || this.election?.isActingLeader() !== true) throw new CtlError('not_leader', 'this node is not the acting leader')
+    switch (req.type) {
+      case 'burst': return burst.request({ kind: 'burst', body: { id: req.id, count: req.count, ...(req.provider !== undefined ? { provider: req.provider } : {}), ...(req.spot !== undefined ? { spot: req.spot } : {}) } })
+      case 'terminate': return burst.request({ kind: 'terminate', body: { id: req.id, ...(req.count !== undefined ? { count: req.count } : {}), ...(req.all !== undefined ? { all: req.all } : {}), ...(req.provider !== undefined ? { provider: req.provider } : {}) } })
+      case 'watch': return burst.watch(req.keys)
+      case 'remove_voter': return this.election.removeVoter(req.id)
+      case 'drain': throw new CtlError('bad_request', 'drain is sent to a member, not to the leader')
+    }
+  }
+
+  private registerCtl (): void {
+    for (const type of ['burst', 'terminate', 'watch', 'remove_voter'] as const) {
+      this.ctl.handle(type, async (req) => this.handleAsLeader(req))
+    }
+    this.ctl.handle('drain', async (req, from) => {
+      // Only the leader we know may drain us.
+      const leader = this.status().leader
+      if (leader !== null && from !== leader) throw new CtlError('forbidden', `drain requested by ${from}, who is not the leader (${leader})`)
+      if (req.type === 'drain') this.c.drain(req.reason)
+      return { draining: true }
+    })
+  }
+
+  private checkRetire (): void {
+    const inst = this.config.instance
+    if (inst === undefined) return
+    const now = Date.now()
+    if (this.c.membership.members().some((m) => m.id !== this.selfId && m.state === 'alive' && m.heartbeat.voter)) this.lastVoterSeenAt = now
+    const a = this.c.activity()
+    const why = retireReason({
+      now,
+      launchedAt: inst.launched_at,
+      lastActivityAt: Math.max(a.lastAt, this.startedAt),
+      lastVoterSeenAt: this.lastVoterSeenAt,
+      ttlMs: this.config.burst.ttl,
+      idleTimeoutMs: this.config.burst.idle_timeout,
+      lostMeshGraceMs: this.config.burst.lost_mesh_grace,
+      busy: a.busy
+    })
+    if (why !== null) {
+      clearInterval(this.retireTimer)
+      this.c.log.info({ reason: why }, `burst node retiring: ${why}`)
+      this.c.retire(why)
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Which consensus group a voter belongs to, as pure rules.
+ *
+ * Raft needs its first configuration made exactly once: two nodes that each
+ * bootstrap alone hold two different logs, and no Raft rule merges them. An
+ * operator starts daemons one by one and joins them later, so meshd decides
+ * it itself, from what the heartbeats say (every voter announces its group,
+ * the group's leader, and the group's voter count):
+ *
+ * - bootstrap: a fresh voter joins a group it can see (that group's leader
+ *   adds it); with none in sight, the fresh voter with the smallest peer id
+ *   among those it sees bootstraps a group of one after a short settle time,
+ *   so daemons started together make one group, not three. A voter alone for
+ *   `maxWaitMs` bootstraps regardless.
+ * - merge: when two groups meet (daemons bootstrapped apart, then joined),
+ *   the smaller one (fewer voters; ties by group id) yields: its members wipe
+ *   their election state and join the other as fresh voters. Its ledger is
+ *   not copied; the winning leader adopts whatever burst capacity the losers
+ *   launched when it reconciles each provider's list (instances carry the
+ *   cluster's tag).
+ *
+ * Both rules compare only what every member of a group announces alike (the
+ * leader's voter count, the group id), so all members of the losing group
+ * reach the same verdict.
+ */
+
+export interface GroupView {
+  id: string
+  /** The member's consensus group; null when it has none yet (fresh). */
+  group: string | null
+  /** The leader its group has, as it knows it. */
+  leader: string | null
+  /** Voters in its group's configuration. */
+  voters: number
+  voter: boolean
+  alive: boolean
+}
+
+export interface SelfView {
+  id: string
+  group: string | null
+  voters: number
+  voter: boolean
+  startedAt: number
+}
+
+export type BootstrapVerdict = { action: 'wait', reason: string } | { action: 'bootstrap', reason: string }
+
+export function bootstrapVerdict (self: SelfView, others: readonly GroupView[], now: number, settleMs: number, maxWaitMs: number): BootstrapVerdict {
+  if (!self.voter) return { action: 'wait', reason: 'not a voter' }
+  if (self.group !== null) return { action: 'wait', reason: 'already in a group' }
+  const led = others.find((o) => o.alive && o.group !== null && o.leader !== null)
+  if (led !== undefined) return { action: 'wait', reason: `group ${led.group!} has a leader: waiting to be added` }
+  const waited = now - self.startedAt
+  if (waited < settleMs) return { action: 'wait', reason: 'settling: learning who else is out there' }
+  if (waited >= maxWaitMs) return { action: 'bootstrap', reason: `no group appeared in ${Math.round(maxWaitMs / 1000)} s` }
+  const fresh = others.filter((o) => o.alive && o.voter && o.group === null).map((o) => o.id)
+  const lowest = [self.id, ...fresh].sort()[0]!
+  if (lowest === self.id) return { action: 'bootstrap', reason: fresh.length === 0 ? 'alone: first voter of the cluster' : `lowest peer id among ${fresh.length + 1} fresh voters` }
+  return { action: 'wait', reason: `the fresh voter ${lowest} bootstraps` }
+}
+
+/** Orders groups: more voters first, then the smaller group id. */
+export function outranks (a: { group: string, voters: number }, b: { group: string, voters: number }): boolean {
+  if (a.voters !== b.voters) return a.voters > b.voters
+  return a.group < b.group
+}
+
+/**
+ * Should this node's group yield to another it can see? Only groups with a
+ * live leader count (a group without one may be a minority partition).
+ * `ours` is what our own group's leader announces (its voter count).
+ */
+export function yieldVerdict (ours: { group: string, voters: number } | null, others: readonly GroupView[]): { yield: false } | { yield: true, to: string, reason: string } {
+  if (ours === null) return { yield: false }
+  let best: { group: string, voters: number } | null = null
+  for (const o of others) {
+    if (!o.alive || o.group === null || o.group === ours.group || o.leader === null || o.leader !== o.id) continue
+    const g = { group: o.group, voters: o.voters }
+    if (best === null || outranks(g, best)) best = g
+  }
+  if (best === null || !outranks(best, ours)) return { yield: false }
+  return { yield: true, to: best.group, reason: `group ${best.group} (${best.voters} voters) outranks ours ${ours.group} (${ours.voters})` }
+}

@@ -1,0 +1,323 @@
+/**
+ * The election on a daemon: the pure Raft core (mesh/election) driven by a
+ * monotonic clock, persisted in SQLite, talking over the mesh, with the
+ * group rules of group.ts (who bootstraps, which group yields) and the
+ * leader's housekeeping of the voter set (add voters that appear, remove
+ * those that left or stayed dead past `voter_expiry`).
+ *
+ * Committed commands are handed to `onApply` in log order on every voter,
+ * which is how every voter holds the ledger and a new leader resumes where
+ * the old one stopped.
+ */
+import { EventEmitter } from 'node:events'
+import { Raft, type Entry, type RaftStatus, type Timing } from '../../mesh/election/index.ts'
+import type { Membership } from '../../mesh/membership/service.ts'
+import type { MeshNode } from '../../mesh/node.ts'
+import { ElectionStore } from './storage.ts'
+import { RaftTransport, type Envelope } from './transport.ts'
+import { bootstrapVerdict, yieldVerdict, type GroupView } from './group.ts'
+
+export interface ElectionInit {
+  cluster: string
+  selfId: string
+  voter: boolean
+  timing: Timing
+  /** A voter dead for this long leaves the voter set (unless it returns first). */
+  voterExpiryMs: number
+  /** Settle time before a fresh voter may bootstrap, and the longest it waits for a group. */
+  bootstrapSettleMs?: number
+  bootstrapMaxWaitMs?: number
+}
+
+export interface ElectionComponents {
+  node: MeshNode
+  membership: Membership
+  store: ElectionStore
+  log: { info: (o: object, msg: string) => void, warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
+}
+
+export interface ElectionEvents {
+  /** A committed command, in log order. */
+  apply: [data: unknown, index: number]
+  /** The group was left (yielded): every derived state must be rebuilt from nothing. */
+  reset: []
+  'leader:change': [leader: string | null, term: number]
+}
+
+export interface ElectionHeartbeat {
+  group: string | null
+  term: number
+  leader: string | null
+  role: string
+  voters: number
+  commit: number
+}
+
+export class ProposalError extends Error {
+  readonly code: 'not_leader' | 'lost' | 'timeout' | 'stopped'
+  constructor (code: ProposalError['code'], message: string) {
+    super(message)
+    this.name = 'ProposalError'
+    this.code = code
+  }
+}
+
+const TICK_MS = 50
+const HOUSEKEEPING_MS = 250
+
+interface Pending { index: number, term: number, resolve: () => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
+
+export class Election extends EventEmitter<ElectionEvents> {
+  private readonly init: ElectionInit
+  private readonly c: ElectionComponents
+  private raft!: Raft
+  private group: string | null = null
+  private transport: RaftTransport
+  private ticker: NodeJS.Timeout | undefined
+  private housekeeper: NodeJS.Timeout | undefined
+  private readonly startedAt = now()
+  private lastLeader: string | null = null
+  private lastTerm = 0
+  private readonly pending = new Map<number, Pending>()
+  private readonly downSince = new Map<string, number>()
+  private appliedIndex = 0
+  private stopped = false
+
+  constructor (init: ElectionInit, components: ElectionComponents) {
+    super()
+    this.init = init
+    this.c = components
+    this.transport = new RaftTransport(init.cluster, { node: components.node, log: components.log }, (env) => { this.receive(env) })
+  }
+
+  async start (): Promise<void> {
+    this.load()
+    await this.transport.start()
+    this.ticker = setInterval(() => { this.tick() }, TICK_MS)
+    this.housekeeper = setInterval(() => { this.housekeeping() }, HOUSEKEEPING_MS)
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearInterval(this.ticker)
+    clearInterval(this.housekeeper)
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ProposalError('stopped', 'the daemon is stopping')) }
+    this.pending.clear()
+    await this.transport.stop()
+  }
+
+  /** May this node act as the leader right now (leader, lease live, own-term entry committed)? */
+  isActingLeader (): boolean {
+    return !this.stopped && this.raft.isActingLeader(now())
+  }
+
+  status (): RaftStatus & { group: string | null } {
+    return { ...this.raft.status(now()), group: this.group }
+  }
+
+  heartbeat (): ElectionHeartbeat {
+    const s = this.raft.status(now())
+    return { group: this.group, term: s.term, leader: s.leader, role: s.role, voters: s.voters.length, commit: s.commitIndex }
+  }
+
+  /**
+   * Appends a command and resolves once it is committed and applied here.
+   * Rejects if this node is not the leader, loses leadership first (the
+   * entry may or may not commit later: the caller decides from the state),
+   * or the entry does not commit within `timeoutMs`.
+   */
+  propose (data: unknown, timeoutMs = 10_000): Promise<number> {
+    if (this.stopped) return Promise.reject(new ProposalError('stopped', 'the daemon is stopping'))
+    const r = this.raft.propose(data, now())
+    if ('error' in r) return Promise.reject(new ProposalError('not_leader', `not the leader (leader: ${r.leader ?? 'unknown'})`))
+    this.process()
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(r.index)
+        reject(new ProposalError('timeout', `entry ${r.index} did not commit within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.pending.set(r.index, { index: r.index, term: r.term, resolve: () => { resolve(r.index) }, reject, timer })
+      if (this.appliedIndex >= r.index) this.settle(r.index, r.term)
+    })
+  }
+
+  /** Operator command: remove a voter (e.g. a machine that will not come back). */
+  removeVoter (id: string): { ok: boolean, reason: string } {
+    const r = this.raft.proposeConfig({ remove: id }, now())
+    this.process()
+    if ('error' in r) return { ok: false, reason: r.error === 'not_leader' ? `not the leader (leader: ${r.leader ?? 'unknown'})` : r.error }
+    return { ok: true, reason: `removal of ${id} appended at index ${r.index}` }
+  }
+
+  // ----------------------------------------------------------------------
+
+  private load (): void {
+    const store = this.c.store
+    this.group = store.group()
+    const log = store.log()
+    if (this.group === null && log.length > 0) this.group = 'legacy'
+    this.raft = new Raft({ id: this.init.selfId, hardState: store.hardState(), log, timing: this.init.timing, random: Math.random, now: now() })
+    this.appliedIndex = 0
+    this.c.log.info({ group: this.group, entries: log.length, term: store.hardState().term }, this.group === null ? 'election: fresh voter, no group yet' : 'election: state loaded')
+  }
+
+  private tick (): void {
+    if (this.stopped) return
+    this.raft.tick(now())
+    this.process()
+  }
+
+  private receive (env: Envelope): void {
+    if (this.stopped) return
+    if (env.group === null) return // a fresh node takes part in nothing
+    if (this.group === null) {
+      // A fresh node is adopted by the first group whose leader replicates to it.
+      if (env.msg.type !== 'append' || !this.init.voter) return
+      this.group = env.group
+      this.c.store.persist(undefined, undefined, [], this.group)
+      this.c.log.info({ group: this.group, leader: env.msg.from }, 'election: joined a group')
+    } else if (env.group !== this.group) {
+      return
+    }
+    this.raft.step(env.msg, now())
+    this.process()
+  }
+
+  /** Does what Ready asks, in order: persist, send, apply. */
+  private process (): void {
+    while (this.raft.hasReady()) {
+      const rd = this.raft.ready()
+      if (rd.hardState !== undefined || rd.truncateFrom !== undefined || rd.append.length > 0) {
+        this.c.store.persist(rd.hardState, rd.truncateFrom, rd.append)
+      }
+      for (const m of rd.messages) this.transport.send(m.to, { group: this.group, msg: m })
+      for (const e of rd.committed) this.apply(e)
+    }
+    const s = this.raft.status(now())
+    if (s.leader !== this.lastLeader || s.term !== this.lastTerm) {
+      this.lastLeader = s.leader
+      this.lastTerm = s.term
+      this.c.log.info({ leader: s.leader, term: s.term, role: s.role }, s.leader === null ? `election: no leader in term ${s.term}` : `election: leader ${s.leader === this.init.selfId ? 'is this node' : s.leader} in term ${s.term}`)
+      this.emit('leader:change', s.leader, s.term)
+      // Proposals of a term we are no longer leading may never commit.
+      if (s.role !== 'leader') for (const p of this.pending.values()) if (p.term !== s.term || s.leader !== this.init.selfId) this.fail(p, 'lost', 'leadership lost before the entry committed')
+    }
+  }
+
+  private apply (e: Entry): void {
+    this.appliedIndex = e.index
+    if (e.kind === 'command') {
+      try {
+        this.emit('apply', e.data, e.index)
+      } catch (err) {
+        this.c.log.warn({ err, index: e.index }, 'applying a committed entry failed')
+      }
+    }
+    this.settle(e.index, e.term)
+  }
+
+  private settle (index: number, term: number): void {
+    const p = this.pending.get(index)
+    if (p === undefined) return
+    this.pending.delete(index)
+    clearTimeout(p.timer)
+    if (p.term === term) p.resolve()
+    else p.reject(new ProposalError('lost', `entry ${index} was replaced by another leader's`))
+  }
+
+  private fail (p: Pending, code: ProposalError['code'], message: string): void {
+    this.pending.delete(p.index)
+    clearTimeout(p.timer)
+    p.reject(new ProposalError(code, message))
+  }
+
+  private views (): GroupView[] {
+    const self = this.init.selfId
+    const out: GroupView[] = []
+    for (const m of this.c.membership.members()) {
+      if (m.id === self) continue
+      const e = m.heartbeat.election
+      out.push({
+        id: m.id,
+        group: e?.group ?? null,
+        leader: e?.leader ?? null,
+        voters: e?.voters ?? 0,
+        voter: m.heartbeat.voter,
+        alive: m.state === 'alive' && m.heartbeat.state !== 'left'
+      })
+    }
+    return out
+  }
+
+  private housekeeping (): void {
+    if (this.stopped) return
+    const t = now()
+    const others = this.views()
+    if (this.group === null) {
+      const v = bootstrapVerdict({ id: this.init.selfId, group: null, voters: 0, voter: this.init.voter, startedAt: this.startedAt },
+        others, t, this.init.bootstrapSettleMs ?? 2 * this.init.timing.heartbeatMs * 2, this.init.bootstrapMaxWaitMs ?? 15_000)
+      if (v.action === 'bootstrap') {
+        this.group = `${Date.now().toString(36).padStart(9, '0')}.${this.init.selfId}`
+        this.raft.bootstrap([this.init.selfId])
+        this.c.store.persist(undefined, undefined, [], this.group)
+        this.c.log.info({ group: this.group, reason: v.reason }, 'election: bootstrapped a new group')
+        this.process()
+      }
+      return
+    }
+    const status = this.raft.status(t)
+    const y = yieldVerdict({ group: this.group, voters: status.voters.length }, others)
+    if (y.yield) {
+      this.c.log.warn({ from: this.group, to: y.to, reason: y.reason }, 'election: two groups met; this one yields and rejoins the other')
+      this.resetGroup()
+      return
+    }
+    if (status.role === 'leader') this.maintainVoters(status.voters, others, t)
+  }
+
+  /** The leader's care of the voter set: one change at a time. */
+  private maintainVoters (voters: string[], others: GroupView[], t: number): void {
+    const byId = new Map(this.c.membership.members().map((m) => [m.id, m]))
+    for (const o of others) {
+      if (!o.voter || !o.alive || voters.includes(o.id)) continue
+      if (o.group !== null && o.group !== this.group) continue // it must yield first
+      const r = this.raft.proposeConfig({ add: o.id }, now())
+      if (!('error' in r)) {
+        this.c.log.info({ voter: o.id }, 'election: adding a voter')
+        this.process()
+      }
+      return
+    }
+    for (const id of voters) {
+      if (id === this.init.selfId) continue
+      const m = byId.get(id)
+      const left = m?.state === 'left'
+      if (m !== undefined && m.state === 'alive') { this.downSince.delete(id); continue }
+      if (!this.downSince.has(id)) this.downSince.set(id, t)
+      const expired = t - this.downSince.get(id)! >= this.init.voterExpiryMs
+      if (!left && !expired) continue
+      const r = this.raft.proposeConfig({ remove: id }, now())
+      if (!('error' in r)) {
+        this.c.log.info({ voter: id, why: left ? 'it left the mesh' : 'dead past voter_expiry' }, 'election: removing a voter')
+        this.downSince.delete(id)
+        this.process()
+      }
+      return
+    }
+  }
+
+  private resetGroup (): void {
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ProposalError('lost', 'this node left its group')) }
+    this.pending.clear()
+    this.c.store.reset()
+    this.group = null
+    this.raft = new Raft({ id: this.init.selfId, hardState: { term: 0, votedFor: null }, log: [], timing: this.init.timing, random: Math.random, now: now() })
+    this.appliedIndex = 0
+    this.emit('reset')
+  }
+}
+
+/** Local monotonic milliseconds: the lease is measured on this clock, never on the wall clock. */
+function now (): number {
+  return performance.now()
+}

@@ -1,0 +1,72 @@
+/**
+ * The election's persistent state in SQLite: hard state (term, vote), the
+ * log, and the consensus group this node belongs to. Everything a Ready
+ * batch asks to persist is written in one transaction before its messages go
+ * out, so a vote or an acknowledgement survives a crash as a promise must.
+ */
+import type { Db } from '../store/db.ts'
+import type { Entry, HardState } from '../../mesh/election/index.ts'
+
+export class ElectionStore {
+  private readonly db: Db
+  private readonly getMeta
+  private readonly setMeta
+  private readonly delMeta
+  private readonly insertEntry
+  private readonly truncate
+  private readonly all
+
+  constructor (db: Db) {
+    this.db = db
+    this.getMeta = db.prepare('SELECT value FROM raft_meta WHERE key = ?')
+    this.setMeta = db.prepare('INSERT INTO raft_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+    this.delMeta = db.prepare('DELETE FROM raft_meta WHERE key = ?')
+    this.insertEntry = db.prepare('INSERT OR REPLACE INTO raft_log (idx, term, kind, data) VALUES (?, ?, ?, ?)')
+    this.truncate = db.prepare('DELETE FROM raft_log WHERE idx >= ?')
+    this.all = db.prepare('SELECT idx, term, kind, data FROM raft_log ORDER BY idx')
+  }
+
+  hardState (): HardState {
+    const term = Number(this.meta('term') ?? '0')
+    const voted = this.meta('voted_for')
+    return { term, votedFor: voted === undefined || voted === '' ? null : voted }
+  }
+
+  group (): string | null {
+    return this.meta('group') ?? null
+  }
+
+  log (): Entry[] {
+    return (this.all.all() as Array<{ idx: number, term: number, kind: string, data: string }>).map((r) => ({
+      index: r.idx, term: r.term, kind: r.kind, data: JSON.parse(r.data)
+    }) as Entry)
+  }
+
+  /** Persists what a Ready batch asks, atomically. */
+  persist (hard: HardState | undefined, truncateFrom: number | undefined, append: readonly Entry[], group?: string | null): void {
+    this.db.transaction(() => {
+      if (hard !== undefined) {
+        this.setMeta.run('term', String(hard.term))
+        this.setMeta.run('voted_for', hard.votedFor ?? '')
+      }
+      if (group !== undefined) {
+        if (group === null) this.delMeta.run('group')
+        else this.setMeta.run('group', group)
+      }
+      if (truncateFrom !== undefined) this.truncate.run(truncateFrom)
+      for (const e of append) this.insertEntry.run(e.index, e.term, e.kind, JSON.stringify(e.data))
+    })()
+  }
+
+  /** Forgets everything (this node yields its group and joins another as a fresh voter). */
+  reset (): void {
+    this.db.transaction(() => {
+      this.truncate.run(0)
+      for (const k of ['term', 'voted_for', 'group']) this.delMeta.run(k)
+    })()
+  }
+
+  private meta (key: string): string | undefined {
+    return (this.getMeta.get(key) as { value: string } | undefined)?.value
+  }
+}
