@@ -1,0 +1,46 @@
+/**
+ * Who bootstraps a consensus group and which group yields when two meet:
+ * tables over what heartbeats announce.
+ */
+import t from 'tap'
+import { bootstrapVerdict, yieldVerdict, outranks, type GroupView, type SelfView } from '../../daemon/election/group.ts'
+
+const self = (over: Partial<SelfView> = {}): SelfView => ({ id: 'b', group: null, voters: 0, voter: true, startedAt: 0, ...over })
+const view = (over: Partial<GroupView>): GroupView => ({ id: 'x', group: null, leader: null, voters: 0, voter: true, alive: true, ...over })
+const SETTLE = 2000
+const MAX = 15_000
+
+t.test('bootstrap', async (t) => {
+  const table: Array<[string, SelfView, GroupView[], number, 'wait' | 'bootstrap']> = [
+    ['not a voter never bootstraps', self({ voter: false }), [], 60_000, 'wait'],
+    ['in a group already', self({ group: 'g' }), [], 60_000, 'wait'],
+    ['alone, still settling', self(), [], 1000, 'wait'],
+    ['alone after settling: the first voter of the cluster', self(), [], SETTLE, 'bootstrap'],
+    ['a group with a leader is in sight: wait to be added', self(), [view({ id: 'a', group: 'g', leader: 'a', voters: 1 })], 60_000, 'wait'],
+    ['a group without a leader does not stop us forever', self(), [view({ id: 'a', group: 'g', leader: null })], MAX, 'bootstrap'],
+    ['lowest id among fresh voters bootstraps', self({ id: 'a' }), [view({ id: 'b' }), view({ id: 'c' })], SETTLE, 'bootstrap'],
+    ['a higher id waits for the lowest', self({ id: 'b' }), [view({ id: 'a' }), view({ id: 'c' })], SETTLE, 'wait'],
+    ['non-voters and the dead do not count', self({ id: 'b' }), [view({ id: 'a', voter: false }), view({ id: 'a2', alive: false })], SETTLE, 'bootstrap'],
+    ['waited too long: bootstrap anyway', self({ id: 'b' }), [view({ id: 'a' })], MAX, 'bootstrap']
+  ]
+  for (const [name, s, others, now, want] of table) t.equal(bootstrapVerdict(s, others, now, SETTLE, MAX).action, want, name)
+})
+
+t.test('merge: the smaller group yields; all its members agree', async (t) => {
+  t.ok(outranks({ group: 'z', voters: 3 }, { group: 'a', voters: 2 }), 'more voters wins')
+  t.ok(outranks({ group: 'a', voters: 2 }, { group: 'b', voters: 2 }), 'a tie goes to the smaller group id (the older group)')
+  t.notOk(outranks({ group: 'a', voters: 2 }, { group: 'a', voters: 2 }), 'a group does not outrank itself')
+  const big = view({ id: 'L', group: 'g2', leader: 'L', voters: 3 })
+  t.match(yieldVerdict({ group: 'g1', voters: 1 }, [big]), { yield: true, to: 'g2' })
+  t.same(yieldVerdict({ group: 'g2', voters: 3 }, [view({ id: 'M', group: 'g1', leader: 'M', voters: 1 })]), { yield: false }, 'the bigger group stays')
+  t.same(yieldVerdict({ group: 'g1', voters: 1 }, [view({ id: 'F', group: 'g2', leader: 'L', voters: 3 })]), { yield: false }, 'only what a group\'s leader announces counts')
+  t.same(yieldVerdict({ group: 'g1', voters: 1 }, [view({ id: 'L', group: 'g2', leader: null, voters: 3 })]), { yield: false }, 'a group without a leader (maybe a minority) is not yielded to')
+  t.same(yieldVerdict({ group: 'g1', voters: 1 }, [view({ id: 'L', group: 'g2', leader: 'L', voters: 3, alive: false })]), { yield: false }, 'nor a dead one')
+  t.same(yieldVerdict(null, [big]), { yield: false }, 'a fresh node has nothing to yield')
+  // Both sides of a meeting, from either side's view: exactly one yields.
+  const A = { group: 'ga', voters: 2 }
+  const B = { group: 'gb', voters: 2 }
+  const aYields = yieldVerdict(A, [view({ id: 'lb', group: 'gb', leader: 'lb', voters: 2 })]).yield
+  const bYields = yieldVerdict(B, [view({ id: 'la', group: 'ga', leader: 'la', voters: 2 })]).yield
+  t.ok(aYields !== bYields, 'exactly one of two equal groups yields')
+})
