@@ -31,6 +31,8 @@ export interface CoordinationComponents {
   retire: (reason: string) => void
   /** Requests in flight here, and when the last one started or ended. */
   activity: () => { busy: number, lastAt: number }
+  /** Whether this node was told of peers (bootstrap, join, remembered). */
+  knowsPeers: () => boolean
 }
 
 export interface ElectionStatus {
@@ -73,7 +75,8 @@ export class Coordination {
           electionTimeoutMaxMs: config.election.election_timeout_max_ms,
           maxDriftRate: config.election.max_drift_rate
         },
-        voterExpiryMs: config.election.voter_expiry
+        voterExpiryMs: config.election.voter_expiry,
+        knowsPeers: components.knowsPeers
       }, { node: components.node, membership: components.membership, store: new ElectionStore(components.db), log: components.log.child({ svc: 'election' }) })
       this.election.on('apply', (data, index) => { this.ledger.apply(data, index) })
       this.election.on('reset', () => { this.ledger.reset() })

@@ -123,7 +123,8 @@ export class Daemon {
           this.opts.onExit?.(1)
         })
       },
-      activity: () => this.serving.activity()
+      activity: () => this.serving.activity(),
+      knowsPeers: () => c.mesh.bootstrap.length > 0 || peers.joinAddrs().length > 0 || peers.list().length > 0
     })
     this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString() }, {
       registry: this.metrics.registry,

@@ -42,6 +42,11 @@ export interface SelfView {
   voters: number
   voter: boolean
   startedAt: number
+  /**
+   * It was told of peers (mesh.bootstrap, a `meshd join`, peers remembered):
+   * it waits to reach them before it would bootstrap a group of its own.
+   */
+  knowsPeers?: boolean
 }
 
 export type BootstrapVerdict = { action: 'wait', reason: string } | { action: 'bootstrap', reason: string }
@@ -55,6 +60,7 @@ export function bootstrapVerdict (self: SelfView, others: readonly GroupView[], 
   if (waited < settleMs) return { action: 'wait', reason: 'settling: learning who else is out there' }
   if (waited >= maxWaitMs) return { action: 'bootstrap', reason: `no group appeared in ${Math.round(maxWaitMs / 1000)} s` }
   const fresh = others.filter((o) => o.alive && o.voter && o.group === null).map((o) => o.id)
+  if (self.knowsPeers === true && !others.some((o) => o.alive)) return { action: 'wait', reason: 'waiting to reach the peers it was given' }
   const lowest = [self.id, ...fresh].sort()[0]!
   if (lowest === self.id) return { action: 'bootstrap', reason: fresh.length === 0 ? 'alone: first voter of the cluster' : `lowest peer id among ${fresh.length + 1} fresh voters` }
   return { action: 'wait', reason: `the fresh voter ${lowest} bootstraps` }

@@ -24,6 +24,8 @@ export interface ElectionInit {
   timing: Timing
   /** A voter dead for this long leaves the voter set (unless it returns first). */
   voterExpiryMs: number
+  /** Peers were configured, joined or remembered: a fresh voter waits to reach them before bootstrapping. */
+  knowsPeers?: () => boolean
   /** Settle time before a fresh voter may bootstrap, and the longest it waits for a group. */
   bootstrapSettleMs?: number
   bootstrapMaxWaitMs?: number
@@ -254,7 +256,7 @@ export class Election extends EventEmitter<ElectionEvents> {
     const t = now()
     const others = this.views()
     if (this.group === null) {
-      const v = bootstrapVerdict({ id: this.init.selfId, group: null, voters: 0, voter: this.init.voter, startedAt: this.startedAt },
+      const v = bootstrapVerdict({ id: this.init.selfId, group: null, voters: 0, voter: this.init.voter, startedAt: this.startedAt, knowsPeers: this.init.knowsPeers?.() ?? false },
         others, t, this.init.bootstrapSettleMs ?? 2 * this.init.timing.heartbeatMs * 2, this.init.bootstrapMaxWaitMs ?? 15_000)
       if (v.action === 'bootstrap') {
         this.group = `${Date.now().toString(36).padStart(9, '0')}.${this.init.selfId}`

@@ -39,6 +39,8 @@ export interface MeshdProcessInit {
   /** Where output goes: required when detached; when attached, lines are also kept in memory. */
   logFile?: string
   env?: Record<string, string | undefined>
+  /** A command to run meshd under, e.g. `ip netns exec <ns>` (tests of separate hosts). */
+  prefix?: string[]
   startTimeoutMs?: number
   onLog?: (line: LogLine) => void
 }
@@ -66,7 +68,9 @@ export class MeshdProcess {
       if (this.init.logFile === undefined) throw new Error('a detached meshd needs a log file')
       fd = openSync(this.init.logFile, 'a', 0o640)
     }
-    const proc = spawn(MESHD_BIN, ['start', '--config', this.init.configPath], {
+    const prefix = this.init.prefix ?? []
+    const argv = [...prefix, MESHD_BIN, 'start', '--config', this.init.configPath]
+    const proc = spawn(argv[0]!, argv.slice(1), {
       // Attached children still get their own process group, so that killing
       // the group also takes their replica; detached ones their own session.
       detached: true,

@@ -73,7 +73,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private evaluateTimer: NodeJS.Timeout | undefined
   private readonly decoded = new WeakMap<Message, Heartbeat>()
   private readonly onMessage = (evt: CustomEvent<Message>): void => { this.handleMessage(evt.detail) }
-  private readonly onConnect = (evt: CustomEvent<PeerId>): void => { this.handleTransition(this.table.observeConnected(evt.detail.toString(), this.now())) }
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+    this.handleTransition(this.table.observeConnected(evt.detail.toString(), this.now()))
+    this.publishSoon()
+  }
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => { this.handleDisconnect(evt.detail) }
 
   constructor (init: MembershipInit, components: MembershipComponents) {
@@ -109,6 +112,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   stop (): void {
     this.stopped = true
+    clearTimeout(this.soon)
     clearInterval(this.heartbeatTimer)
     clearInterval(this.evaluateTimer)
     const pubsub = this.c.node.services.pubsub
@@ -116,6 +120,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
     pubsub.topicValidators.delete(this.topic)
     this.c.node.removeEventListener('peer:connect', this.onConnect)
     this.c.node.removeEventListener('peer:disconnect', this.onDisconnect)
+  }
+
+  private soon: NodeJS.Timeout | undefined
+  /** An extra heartbeat shortly (debounced: at most one per 100 ms burst of reasons). */
+  publishSoon (): void {
+    if (this.soon !== undefined || this.stopped) return
+    this.soon = setTimeout(() => { this.soon = undefined; if (!this.stopped) void this.publish() }, 100)
   }
 
   /** Publishes a heartbeat now (used when something changed that others must know at once, e.g. draining). */
@@ -201,6 +212,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const member = this.table.get(hb.id)
     if (member === undefined) return
     if (outcome === 'new') {
+      // Tell a newcomer about us now rather than at our next beat: it learns
+      // the mesh (and who leads it) within a round trip.
+      this.publishSoon()
       // A member already connected before its first heartbeat arrived.
       if (msg.type === 'signed' && this.c.node.getConnections(msg.from).length > 0) this.table.observeConnected(hb.id, this.now())
       this.emit('member:join', member)

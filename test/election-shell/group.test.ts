@@ -21,7 +21,10 @@ t.test('bootstrap', async (t) => {
     ['lowest id among fresh voters bootstraps', self({ id: 'a' }), [view({ id: 'b' }), view({ id: 'c' })], SETTLE, 'bootstrap'],
     ['a higher id waits for the lowest', self({ id: 'b' }), [view({ id: 'a' }), view({ id: 'c' })], SETTLE, 'wait'],
     ['non-voters and the dead do not count', self({ id: 'b' }), [view({ id: 'a', voter: false }), view({ id: 'a2', alive: false })], SETTLE, 'bootstrap'],
-    ['waited too long: bootstrap anyway', self({ id: 'b' }), [view({ id: 'a' })], MAX, 'bootstrap']
+    ['waited too long: bootstrap anyway', self({ id: 'b' }), [view({ id: 'a' })], MAX, 'bootstrap'],
+    ['told of peers, none reached yet: wait', self({ knowsPeers: true }), [], SETTLE, 'wait'],
+    ['told of peers, reached only fresh ones: lowest id rule', self({ id: 'a', knowsPeers: true }), [view({ id: 'b' })], SETTLE, 'bootstrap'],
+    ['told of peers that never answer: bootstrap in the end', self({ knowsPeers: true }), [], MAX, 'bootstrap']
   ]
   for (const [name, s, others, now, want] of table) t.equal(bootstrapVerdict(s, others, now, SETTLE, MAX).action, want, name)
 })

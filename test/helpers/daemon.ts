@@ -30,6 +30,9 @@ export interface DaemonSpec {
   /** Merged over the generated config (top-level keys replace). */
   config?: Record<string, unknown>
   env?: Record<string, string>
+  /** Run under this command (e.g. `ip netns exec <ns>`), listening on `host`. */
+  prefix?: string[]
+  host?: string
 }
 
 export class DaemonProcess {
@@ -44,7 +47,7 @@ export class DaemonProcess {
     this.dir = join(root, spec.name)
     this.configPath = join(this.dir, 'meshd.yaml')
     this.socket = join(this.dir, 'admin.sock')
-    this.process = new MeshdProcess({ name: spec.name, configPath: this.configPath, socket: this.socket, env: spec.env })
+    this.process = new MeshdProcess({ name: spec.name, configPath: this.configPath, socket: this.socket, env: spec.env, ...(spec.prefix !== undefined ? { prefix: spec.prefix } : {}) })
   }
 
   /** Writes the config and starts the daemon; resolves once its admin socket answers. */
@@ -57,8 +60,8 @@ export class DaemonProcess {
       state_dir: join(d.dir, 'state'),
       swarm_key_file: spec.swarmKeyFile,
       log: { level: 'debug' },
-      mesh: { listen: ['/ip4/127.0.0.1/tcp/0'], heartbeat_ms: spec.heartbeatMs ?? 1000 },
-      http: { listen: '127.0.0.1:0' },
+      mesh: { listen: [`/ip4/${spec.host ?? '127.0.0.1'}/tcp/0`], heartbeat_ms: spec.heartbeatMs ?? 1000 },
+      http: { listen: `${spec.host ?? '127.0.0.1'}:0` },
       admin: { socket: d.socket },
       ...spec.config
     }
@@ -76,7 +79,7 @@ export class DaemonProcess {
   get peerId (): string { return this.process.info!.peer }
   get addrs (): string[] { return this.process.info!.addrs }
   get httpPort (): number { return Number(this.process.info!.http.split(':').pop()) }
-  get url (): string { return `http://127.0.0.1:${this.httpPort}` }
+  get url (): string { return `http://${this.spec.host ?? '127.0.0.1'}:${this.httpPort}` }
   get joinAddr (): string { return this.process.joinAddr }
   get pid (): number { return this.process.pid! }
   get logs (): LogLine[] { return this.process.logs }
