@@ -120,7 +120,7 @@ export class Coordination {
   status (): ElectionStatus {
     if (this.election !== null) {
       const s = this.election.status()
-      const out: ElectionStatus = { leader: s.leader, term: s.term, group: s.group, role: s.role, voters: s.voters }
+      const out: ElectionStatus = { leader: this.election.reportedLeader(), term: s.term, group: s.group, role: s.role, voters: s.voters }
       if (s.reason !== null && !s.acting) out.reason = s.group === null ? 'no group yet: waiting to be added by a leader or to bootstrap' : s.reason.text
       return out
     }

@@ -54,8 +54,10 @@ export type BootstrapVerdict = { action: 'wait', reason: string } | { action: 'b
 export function bootstrapVerdict (self: SelfView, others: readonly GroupView[], now: number, settleMs: number, maxWaitMs: number): BootstrapVerdict {
   if (!self.voter) return { action: 'wait', reason: 'not a voter' }
   if (self.group !== null) return { action: 'wait', reason: 'already in a group' }
-  const led = others.find((o) => o.alive && o.group !== null && o.leader !== null)
-  if (led !== undefined) return { action: 'wait', reason: `group ${led.group!} has a leader: waiting to be added` }
+  // Any group in sight, even one still electing its first leader: join it
+  // rather than found another (its leader will add us).
+  const group = others.find((o) => o.alive && o.group !== null)
+  if (group !== undefined) return { action: 'wait', reason: `group ${group.group!} exists: waiting to be added` }
   const waited = now - self.startedAt
   if (waited < settleMs) return { action: 'wait', reason: 'settling: learning who else is out there' }
   if (waited >= maxWaitMs) return { action: 'bootstrap', reason: `no group appeared in ${Math.round(maxWaitMs / 1000)} s` }

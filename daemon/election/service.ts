@@ -66,6 +66,13 @@ export class ProposalError extends Error {
 
 const TICK_MS = 50
 const HOUSEKEEPING_MS = 250
+/**
+ * A fresh voter learns who else is out there for this long before it may
+ * bootstrap: members connected at start have sent a heartbeat by then
+ * (1 s), and every newly connected peer gets one at once.
+ */
+const BOOTSTRAP_SETTLE_MS = 1500
+const BOOTSTRAP_MAX_WAIT_MS = 15_000
 
 interface Pending { index: number, term: number, resolve: () => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
 
@@ -117,9 +124,21 @@ export class Election extends EventEmitter<ElectionEvents> {
     return { ...this.raft.status(now()), group: this.group }
   }
 
+  /**
+   * The leader as this node should report it: itself only while it may act
+   * (leader with a live lease); a leader whose lease lapsed (cut off, or just
+   * resumed from a hang) does not claim to lead. Others report whom they
+   * follow.
+   */
+  reportedLeader (): string | null {
+    const s = this.raft.status(now())
+    if (s.leader === this.init.selfId) return s.acting ? s.leader : null
+    return s.leader
+  }
+
   heartbeat (): ElectionHeartbeat {
     const s = this.raft.status(now())
-    return { group: this.group, term: s.term, leader: s.leader, role: s.role, voters: s.voters.length, commit: s.commitIndex }
+    return { group: this.group, term: s.term, leader: this.reportedLeader(), role: s.role, voters: s.voters.length, commit: s.commitIndex }
   }
 
   /**
@@ -257,10 +276,11 @@ export class Election extends EventEmitter<ElectionEvents> {
     const others = this.views()
     if (this.group === null) {
       const v = bootstrapVerdict({ id: this.init.selfId, group: null, voters: 0, voter: this.init.voter, startedAt: this.startedAt, knowsPeers: this.init.knowsPeers?.() ?? false },
-        others, t, this.init.bootstrapSettleMs ?? 2 * this.init.timing.heartbeatMs * 2, this.init.bootstrapMaxWaitMs ?? 15_000)
+        others, t, this.init.bootstrapSettleMs ?? BOOTSTRAP_SETTLE_MS, this.init.bootstrapMaxWaitMs ?? BOOTSTRAP_MAX_WAIT_MS)
       if (v.action === 'bootstrap') {
         this.group = `${Date.now().toString(36).padStart(9, '0')}.${this.init.selfId}`
         this.raft.bootstrap([this.init.selfId])
+        this.raft.campaignSoon(now())
         this.c.store.persist(undefined, undefined, [], this.group)
         this.c.log.info({ group: this.group, reason: v.reason }, 'election: bootstrapped a new group')
         this.process()

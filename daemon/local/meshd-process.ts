@@ -43,6 +43,8 @@ export interface MeshdProcessInit {
   prefix?: string[]
   startTimeoutMs?: number
   onLog?: (line: LogLine) => void
+  /** Called right after the process is spawned, before it is ready (to record its pid durably). */
+  onSpawn?: (pid: number) => void
 }
 
 export class MeshdProcess {
@@ -79,6 +81,7 @@ export class MeshdProcess {
     })
     if (fd !== undefined) closeSync(fd)
     this.proc = proc
+    if (proc.pid !== undefined) this.init.onSpawn?.(proc.pid)
     this.exit = new Promise((resolve) => { proc.once('exit', (code, signal) => { resolve({ code, signal }) }) })
     if (detached) proc.unref()
     else {

@@ -131,6 +131,17 @@ export class Raft {
     this.log.append({ index: 1, term: 1, kind: 'config', data: { voters: [...voters] } })
   }
 
+  /**
+   * Lets the election timer run out now, so the next tick campaigns (etcd's
+   * Campaign): a node that just bootstrapped a group of one need not wait a
+   * whole timeout for a leader. Timing only: no safety argument depends on
+   * when an election starts; the vote floor and pre-vote still apply.
+   */
+  campaignSoon (now: number): void {
+    this.advanceClock(now)
+    if (this.role !== 'leader') this.electionDeadline = now
+  }
+
   /** Drives heartbeats, check-quorum and election timeouts. */
   tick (now: number): void {
     this.advanceClock(now)

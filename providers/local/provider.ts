@@ -167,7 +167,12 @@ export class LocalProvider implements Provider {
       instance: { provider: this.name, id, key: req.key, launched_at: launchedAt }
     })
     writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o640 })
-    const proc = new MeshdProcess({ name: req.node.name, configPath, socket, detached: true, logFile: join(dir, 'meshd.log'), startTimeoutMs: this.init.startTimeoutMs ?? 30_000 })
+    const proc = new MeshdProcess({
+      name: req.node.name, configPath, socket, detached: true, logFile: join(dir, 'meshd.log'), startTimeoutMs: this.init.startTimeoutMs ?? 30_000,
+      // Recorded the moment it exists: a launcher killed while the node starts
+      // leaves a process that the next leader finds, not an orphan.
+      onSpawn: (pid) => { writeManifest(dir, { ...manifest, pid }) }
+    })
     try {
       const info = await proc.start()
       writeManifest(dir, { ...manifest, pid: info.pid, address: info.addrs[0] ?? null })

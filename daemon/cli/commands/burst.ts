@@ -51,7 +51,8 @@ export async function run (argv: string[]): Promise<number> {
     }
   }) as { answer: BurstAnswer, instances?: Array<{ key: string, state: string }> }
   if (values.json) {
-    printJson(r.instances === undefined ? r.answer : { ...r.answer, states: r.instances })
+    const { id: _id, ...doc } = r.answer
+    printJson(r.instances === undefined ? doc : { ...doc, states: r.instances })
     return r.answer.decision === 'refused' || (r.instances?.some((i) => i.state !== 'ready') ?? false) ? 1 : 0
   }
   const code = report(r.answer, false, 'burst')
