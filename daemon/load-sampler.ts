@@ -4,6 +4,7 @@
  * on /proc.
  */
 import si from 'systeminformation'
+import { cpus, freemem, loadavg, totalmem } from 'node:os'
 
 export interface HostLoad { cpu: number, mem: number }
 
@@ -20,8 +21,14 @@ export class LoadSampler {
     return this.current
   }
 
-  /** The first reading of systeminformation takes ~0.5 s; it is not awaited. */
+  /**
+   * The first reading of systeminformation takes ~0.5 s and is not awaited;
+   * until it lands, the first heartbeats carry a rough reading from node:os
+   * (load average per core, memory not free) rather than zeros.
+   */
   start (): void {
+    const total = totalmem()
+    this.current = { cpu: clamp01((loadavg()[0] ?? 0) / Math.max(1, cpus().length)), mem: clamp01(total > 0 ? 1 - freemem() / total : 0) }
     void this.sample()
     this.timer = setInterval(() => { void this.sample() }, this.everyMs)
     this.timer.unref()
