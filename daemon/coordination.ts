@@ -45,6 +45,7 @@ export interface ElectionStatus {
 }
 
 const CALL_TIMEOUT_MS = 70_000
+const LEADER_WAIT_MS = 5000
 
 export class Coordination {
   readonly ctl: Ctl
@@ -152,14 +153,32 @@ export class Coordination {
     return this.toLeader({ type: 'remove_voter', id }) as Promise<{ ok: boolean, reason: string }>
   }
 
-  /** A request only the leader answers: handled here if we lead, else sent to the leader we know. */
+  /**
+   * A request only the leader answers: handled here if we lead, else sent to
+   * the leader we know. A node that just (re)started or an election in
+   * progress gets LEADER_WAIT_MS for a leader to appear before "no leader".
+   */
   private async toLeader (req: CtlRequest): Promise<unknown> {
-    if (this.election?.isActingLeader() === true) return this.handleAsLeader(req)
-    const s = this.status()
-    if (s.leader === null || s.leader === this.selfId) {
-      throw new CtlError('no_leader', `no leader: ${s.reason ?? 'election in progress'}`)
+    const deadline = Date.now() + LEADER_WAIT_MS
+    for (;;) {
+      if (this.election?.isActingLeader() === true) return this.handleAsLeader(req)
+      const s = this.status()
+      const leader = s.leader ?? this.announcedLeader()
+      if (leader !== null && leader !== this.selfId) return this.ctl.call(leader, req, CALL_TIMEOUT_MS)
+      if (Date.now() >= deadline) throw new CtlError('no_leader', `no leader: ${s.reason ?? 'election in progress'}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
     }
-    return this.ctl.call(s.leader, req, CALL_TIMEOUT_MS)
+  }
+
+  /** The leader the alive voters announce in their heartbeats (highest term), if any. */
+  private announcedLeader (): string | null {
+    let best: { leader: string, term: number } | null = null
+    for (const m of this.c.membership.members()) {
+      const e = m.heartbeat.election
+      if (m.id === this.selfId || m.state !== 'alive' || e === undefined || e.leader === null || e.leader !== m.id) continue
+      if (best === null || e.term > best.term) best = { leader: e.leader, term: e.term }
+    }
+    return best?.leader ?? null
   }
 
   private async handleAsLeader (req: CtlRequest): Promise<unknown> {
