@@ -222,7 +222,8 @@ export class Daemon {
       region: c.region,
       spot: c.spot,
       cost_per_hour: c.cost_per_hour,
-      http: c.http.listen,
+      // The bound address (http.listen may ask for port 0).
+      http: this.http !== undefined && this.http.port !== 0 ? `${c.http.listen.replace(/:\d+$/, '')}:${this.http.port}` : c.http.listen,
       load: this.load.get(),
       replica: this.serving?.heartbeat() ?? null,
       ...(this.coordination?.heartbeat() !== undefined ? { election: this.coordination.heartbeat()! } : {}),

@@ -7,7 +7,8 @@
  */
 import type { Config, ProviderConfig } from '../config/schema.ts'
 import { ProviderUnavailableError, type Instance, type Offering, type Provider, type ProviderKind } from '../../providers/types.ts'
-import { localProvider, defaultWorkDir } from '../../providers/local/index.ts'
+import { join } from 'node:path'
+import { localProvider } from '../../providers/local/index.ts'
 
 export function buildProviders (config: Config): Map<string, Provider> {
   const out = new Map<string, Provider>()
@@ -20,7 +21,10 @@ function build (config: Config, p: ProviderConfig): Provider {
     return localProvider({
       name: p.name,
       cluster: config.cluster,
-      workDir: p.work_dir ?? defaultWorkDir(config.cluster, p.name),
+      // Under the state dir by default: it survives restarts and is outside
+      // systemd's PrivateTmp. Daemons sharing one machine set work_dir to one
+      // directory so that any of them, as leader, sees every burst node.
+      workDir: p.work_dir ?? join(config.state_dir, 'providers', p.name),
       maxInstances: p.max_instances,
       costPerHour: p.cost_per_hour,
       region: p.region,

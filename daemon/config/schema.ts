@@ -98,7 +98,7 @@ export const providerSchema = z.discriminatedUnion('kind', [
      * Where launched nodes keep their state, config and logs. Every daemon on
      * this machine must use the same directory, so a new leader on the same
      * machine finds (lists, adopts, terminates) what an old one launched.
-     * Default: /var/tmp/meshd/<cluster>/<provider name>.
+     * Default: <state_dir>/providers/<provider name> (one daemon per machine).
      */
     work_dir: z.string().min(1).optional()
   }),

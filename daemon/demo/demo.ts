@@ -22,6 +22,7 @@ import { generateSwarmKey } from '../../mesh/swarm-key.ts'
 import { renderStatus } from '../cli/commands/status.ts'
 import type { StatusDocument } from '../status.ts'
 import { readManifest } from '../../providers/local/manifest.ts'
+import { isOurProcess } from '../../providers/local/liveness.ts'
 
 export interface DemoOptions {
   durationMs: number
@@ -349,14 +350,15 @@ async function notAliveAnywhere (nodes: MeshdProcess[], victim: MeshdProcess): P
   return true
 }
 
+/** Burst nodes of the demo still running (a pid counts only while it runs its own config: pids are reused). */
 function burstPids (workDir: string): number[] {
   let names: string[] = []
   try { names = readdirSync(workDir) } catch {}
-  return names.map((n) => readManifest(join(workDir, n))).filter((m) => m !== null && m.pid !== null && m.terminated_at === null).map((m) => m!.pid!)
+  return names.map((n) => readManifest(join(workDir, n))).filter((m) => m !== null && m.pid !== null && isOurProcess(m.pid, m.config)).map((m) => m!.pid!)
 }
 
 function runningBurst (workDir: string): number {
-  return burstPids(workDir).filter((pid) => { try { process.kill(pid, 0); return true } catch { return false } }).length
+  return burstPids(workDir).length
 }
 
 /**
