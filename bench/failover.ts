@@ -7,13 +7,11 @@
  *
  *   node_modules/.bin/node bench/failover.ts [--sizes 3,5,9] [--runs 5] [--busy-seconds 60]
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir, cpus } from 'node:os'
-import { join } from 'node:path'
+import { cpus } from 'node:os'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { parseArgs } from 'node:util'
-import { MeshdProcess } from '../daemon/local/meshd-process.ts'
-import { generateSwarmKey } from '../mesh/swarm-key.ts'
+import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
+import { BenchCluster } from './cluster.ts'
 import { median, quantile, fmtMs } from './stats.ts'
 
 const { values } = parseArgs({ options: { sizes: { type: 'string', default: '3,5,9' }, runs: { type: 'string', default: '5' }, 'busy-seconds': { type: 'string', default: '60' } } })
@@ -21,33 +19,22 @@ const sizes = values.sizes.split(',').map(Number)
 const runs = Number(values.runs)
 const busySeconds = Number(values['busy-seconds'])
 
-const live = new Set<MeshdProcess>()
+const clusters = new Set<BenchCluster>()
 const hogs: ChildProcess[] = []
-const cleanup = (): void => { for (const p of live) p.killGroup(); for (const h of hogs) h.kill('SIGKILL') }
+const cleanup = (): void => { for (const c of clusters) c.kill(); for (const h of hogs) h.kill('SIGKILL') }
 process.on('exit', cleanup)
 process.on('SIGINT', () => { process.exit(130) })
 
-async function cluster (n: number): Promise<{ nodes: MeshdProcess[], dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), `meshd-bench-failover-${n}-`))
-  const key = join(dir, 'swarm.key')
-  writeFileSync(key, generateSwarmKey(), { mode: 0o600 })
+async function cluster (n: number): Promise<{ nodes: MeshdProcess[], c: BenchCluster }> {
+  const c = new BenchCluster(`failover-${n}`)
+  clusters.add(c)
   const nodes: MeshdProcess[] = []
   for (let i = 0; i < n; i++) {
-    const name = `v${i + 1}`
-    const d = join(dir, name)
-    mkdirSync(d)
-    const socket = join(d, 'admin.sock')
-    writeFileSync(join(d, 'meshd.yaml'), JSON.stringify({
-      cluster: 'bench', node_name: name, state_dir: join(d, 'state'), swarm_key_file: key, log: { level: 'info' },
-      mesh: { listen: ['/ip4/127.0.0.1/tcp/0'] }, http: { listen: '127.0.0.1:0' }, admin: { socket }
-    }))
-    const p = new MeshdProcess({ name, configPath: join(d, 'meshd.yaml'), socket, logFile: join(d, 'log') })
-    live.add(p)
-    await p.start()
+    const p = await c.start(`v${i + 1}`)
     if (i > 0) await p.call('join', { addrs: [nodes[i - 1]!.joinAddr] }, 30_000)
     nodes.push(p)
   }
-  return { nodes, dir }
+  return { nodes, c }
 }
 
 /** The leader all given nodes agree on (with a full voter set), or null. */
@@ -78,7 +65,7 @@ const rows: Row[] = []
 
 for (const n of sizes) {
   process.stderr.write(`failover: ${n} voters\n`)
-  const { nodes, dir } = await cluster(n)
+  const { nodes, c } = await cluster(n)
   const row: Row = { n, kill: [], hang: [] }
   try {
     let current = await waitAgreed(nodes, n, null, 60_000, 100)
@@ -100,8 +87,7 @@ for (const n of sizes) {
       }
     }
   } finally {
-    await Promise.all(nodes.map(async (p) => { await p.stop(5000); live.delete(p) }))
-    rmSync(dir, { recursive: true, force: true })
+    await c.stop()
   }
   rows.push(row)
 }
@@ -115,7 +101,7 @@ console.log(`\nall runs: p50 ${fmtMs(quantile(all, 0.5))}, p90 ${fmtMs(quantile(
 // False elections: a healthy cluster on a saturated machine.
 if (busySeconds > 0) {
   process.stderr.write(`busy: 3 voters, ${cpus().length} busy loops, ${busySeconds} s\n`)
-  const { nodes, dir } = await cluster(3)
+  const { nodes, c } = await cluster(3)
   try {
     const before = await waitAgreed(nodes, 3, null, 60_000, 100)
     for (let i = 0; i < cpus().length; i++) hogs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }))
@@ -135,7 +121,6 @@ if (busySeconds > 0) {
     console.log(`\n### Under a CPU-saturating load (${cpus().length} busy loops on ${cpus().length} cores, ${busySeconds} s, 3 healthy voters)\n`)
     console.log(`term changes (elections): ${changes}; samples without an agreed leader: ${noLeader} of ${samples}; term ${before.term} → ${term}`)
   } finally {
-    await Promise.all(nodes.map(async (p) => { await p.stop(5000); live.delete(p) }))
-    rmSync(dir, { recursive: true, force: true })
+    await c.stop()
   }
 }

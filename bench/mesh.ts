@@ -11,13 +11,11 @@
  *
  *   node_modules/.bin/node bench/mesh.ts [--sizes 5,15,30] [--rounds 3] [--rest-seconds 10] [--json out.json]
  */
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
-import { MeshdProcess } from '../daemon/local/meshd-process.ts'
-import { generateSwarmKey } from '../mesh/swarm-key.ts'
+import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
+import { BenchCluster } from './cluster.ts'
 import { median, pct, fmtMs } from './stats.ts'
 
 const { values } = parseArgs({
@@ -32,8 +30,8 @@ const sizes = values.sizes.split(',').map(Number)
 const rounds = Number(values.rounds)
 const restSeconds = Number(values['rest-seconds'])
 
-const live = new Set<MeshdProcess>()
-const cleanup = (): void => { for (const p of live) p.killGroup() }
+const clusters = new Set<BenchCluster>()
+const cleanup = (): void => { for (const c of clusters) c.kill() }
 process.on('SIGINT', () => { cleanup(); process.exit(130) })
 process.on('exit', cleanup)
 
@@ -85,25 +83,11 @@ function bytesSentByPid (): Map<number, number> {
 }
 
 async function runSize (n: number): Promise<SizeResult> {
-  const dir = mkdtempSync(join(tmpdir(), `meshd-bench-mesh-${n}-`))
-  const key = join(dir, 'swarm.key')
-  writeFileSync(key, generateSwarmKey(), { mode: 0o600 })
+  const c = new BenchCluster(`mesh-${n}`)
+  clusters.add(c)
   const nodes: MeshdProcess[] = []
   try {
-    for (let i = 0; i < n; i++) {
-      const name = `b${i + 1}`
-      const d = join(dir, name)
-      mkdirSync(d)
-      const socket = join(d, 'admin.sock')
-      writeFileSync(join(d, 'meshd.yaml'), JSON.stringify({
-        cluster: 'bench', node_name: name, state_dir: join(d, 'state'), swarm_key_file: key, log: { level: 'warn' },
-        mesh: { listen: ['/ip4/127.0.0.1/tcp/0'] }, http: { listen: '127.0.0.1:0' }, admin: { socket }
-      }))
-      const p = new MeshdProcess({ name, configPath: join(d, 'meshd.yaml'), socket, logFile: join(d, 'log') })
-      live.add(p)
-      await p.start()
-      nodes.push(p)
-    }
+    for (let i = 0; i < n; i++) nodes.push(await c.start(`b${i + 1}`))
     for (let i = 1; i < n; i++) await nodes[i]!.call('join', { addrs: [nodes[i - 1]!.joinAddr] }, 30_000)
     const converge = await poll(async () => {
       for (const p of nodes) {
@@ -180,8 +164,7 @@ async function runSize (n: number): Promise<SizeResult> {
       wire_bytes_per_s_per_daemon: median(wire)
     }
   } finally {
-    await Promise.all(nodes.map(async (p) => { await p.stop(5000); live.delete(p) }))
-    rmSync(dir, { recursive: true, force: true })
+    await c.stop()
   }
 }
 

@@ -14,16 +14,15 @@
  *   node_modules/.bin/node bench/proxy.ts [--requests 2000] [--seconds 10] [--slow-seconds 20]
  * nginx comes from Debian (`apt-get install nginx`); without it, its rows are skipped.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import autocannon from 'autocannon'
-import { MeshdProcess } from '../daemon/local/meshd-process.ts'
-import { generateSwarmKey } from '../mesh/swarm-key.ts'
+import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
+import { BenchCluster } from './cluster.ts'
 import { quantile, fmtMs } from './stats.ts'
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '10' }, 'slow-seconds': { type: 'string', default: '20' }, only: { type: 'string' } } })
@@ -32,13 +31,11 @@ const REQUESTS = Number(values.requests)
 const SECONDS = Number(values.seconds)
 const SLOW_SECONDS = Number(values['slow-seconds'])
 
-const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-proxy-'))
-const key = join(dir, 'swarm.key')
-writeFileSync(key, generateSwarmKey(), { mode: 0o600 })
-const daemons: MeshdProcess[] = []
+const bench = new BenchCluster('proxy')
+const dir = bench.dir
 const children: ChildProcess[] = []
 const cleanup = (): void => {
-  for (const d of daemons) d.killGroup()
+  bench.kill()
   for (const c of children) { try { process.kill(-c.pid!, 'SIGKILL') } catch {} }
 }
 process.on('exit', () => { cleanup(); rmSync(dir, { recursive: true, force: true }) })
@@ -54,25 +51,15 @@ async function freePort (): Promise<number> {
 interface Sim { tps: number, slots: number, maxTokens: number, ttftMs: number }
 
 async function daemon (name: string, cluster: string, replica: (Sim & { port: number }) | null): Promise<MeshdProcess> {
-  const d = join(dir, name)
-  mkdirSync(d)
-  const socket = join(d, 'admin.sock')
-  const config: Record<string, unknown> = {
-    cluster, node_name: name, state_dir: join(d, 'state'), swarm_key_file: key, log: { level: 'warn' },
-    mesh: { listen: ['/ip4/127.0.0.1/tcp/0'] }, http: { listen: '127.0.0.1:0', max_queue: 4096 }, admin: { socket }
-  }
+  const extra: Record<string, unknown> = { cluster, http: { listen: '127.0.0.1:0', max_queue: 4096 } }
   if (replica !== null) {
-    config.replica = {
+    extra.replica = {
       models: ['m'], slots: replica.slots, command: 'sim', url: `http://127.0.0.1:${replica.port}`,
       readiness_probe: { path: '/health', initial_delay_seconds: 60, period_seconds: 1 },
       sim: { ttft_ms: replica.ttftMs, tokens_per_second: replica.tps, max_tokens: replica.maxTokens }
     }
   }
-  writeFileSync(join(d, 'meshd.yaml'), JSON.stringify(config))
-  const p = new MeshdProcess({ name, configPath: join(d, 'meshd.yaml'), socket, logFile: join(d, 'log') })
-  daemons.push(p)
-  await p.start()
-  return p
+  return bench.start(name, extra)
 }
 
 async function waitReady (viewers: MeshdProcess[], replicas: number): Promise<void> {
@@ -270,4 +257,4 @@ function estimateSlowShare (s: StreamStats): number {
   const fastTotal = (50 + 32 * 25) // ms: ttft + 32 tokens at 40/s
   return s.total.filter((x) => x > fastTotal * 2).length / Math.max(1, s.total.length)
 }
-for (const d of daemons) await d.stop()
+await bench.stop()
