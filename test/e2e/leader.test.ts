@@ -173,6 +173,23 @@ t.test('one leader; failover after kill and hang; bursts within the budget', asy
     const s = await nodes[0]!.status()
     t.equal(s.budget?.spend_per_hour, 0, 'nothing billed any more')
   })
+
+  await t.test('meshd leave of a voter shrinks the voter set; the two left keep one leader', async (t) => {
+    const goer = nodes.find((n) => n.peerId !== leaderId)!
+    const stay = nodes.filter((n) => n !== goer)
+    const r = await meshd(['leave', '--config', goer.configPath])
+    t.equal(r.code, 0, r.stderr)
+    t.same(await goer.exited(), { code: 0, signal: null })
+    const { value: voters } = await waitFor(async () => {
+      const v = (await stay[0]!.status()).election?.voters as string[] | undefined
+      return v !== undefined && v.length === 2 ? v : null
+    }, { timeoutMs: 10_000, what: 'the voter set to shrink to two' })
+    t.notOk(voters.includes(goer.peerId), 'the departed voter is out')
+    const list = await meshd(['voters', '--json', '--config', stay[0]!.configPath])
+    t.equal((JSON.parse(list.stdout) as { voters: string[] }).voters.length, 2, 'meshd voters shows it too')
+    // Quorum of two voters is two: both must still agree on a leader after the shrink.
+    await watchLeaders(t, stay, 'the two left agree on a leader', (ss) => ss.length === 2 && ss[0]!.leader !== null && ss.every((s) => s.leader === ss[0]!.leader), 10_000)
+  })
 })
 
 t.test('the leader killed right after a burst decision: no duplicate, none lost', async (t) => {
