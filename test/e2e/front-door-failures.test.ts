@@ -61,43 +61,48 @@ async function mesh (t: Teardown, root: string): Promise<DaemonProcess[]> {
   return nodes
 }
 
-t.test('kill -9 of a member under load', async (t) => {
+/** Three members, 12 clients on the first one's front door, until the third is serving some. */
+async function underLoad (t: Teardown) {
   const [entry, , victim] = await mesh(t, tempDir(t))
   const client = new OpenAI({ baseURL: `${entry!.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 })
-  let stop = false
+  const control = { stop: false }
   const outcomes: Outcome[] = []
-  const running = load(client, 12, () => stop, outcomes)
-  // Kill once the victim is actually serving.
+  const running = load(client, 12, () => control.stop, outcomes)
+  // Act on the victim only once it is actually serving.
   await waitFor(async () => ((await victim!.status()).members.find((m) => m.id === victim!.peerId)?.replica?.inflight ?? 0) > 0, { timeoutMs: 10_000, what: 'the victim to be busy' })
-  victim!.kill('SIGKILL')
-  const atKill = outcomes.length
-  await waitFor(() => outcomes.length >= atKill + 36, { timeoutMs: 30_000, what: '36 more requests after the kill' })
-  stop = true
-  await running
+  return {
+    victim: victim!,
+    outcomes,
+    /** Waits for `more` requests to end after this call, then stops the clients. */
+    async finishAfter (more: number, what: string): Promise<void> {
+      const at = outcomes.length
+      await waitFor(() => outcomes.length >= at + more, { timeoutMs: 30_000, what: `${more} more requests after ${what}` })
+      control.stop = true
+      await running
+    }
+  }
+}
+
+t.test('kill -9 of a member under load', async (t) => {
+  const { victim, outcomes, finishAfter } = await underLoad(t)
+  victim.kill('SIGKILL')
+  await finishAfter(36, 'the kill')
   const plainFailed = outcomes.filter((o) => !o.stream && !o.ok)
   const streamFailed = outcomes.filter((o) => o.stream && !o.ok)
   t.comment(`${outcomes.length} requests; failed: ${plainFailed.length} plain, ${streamFailed.length} streamed`)
   t.same(plainFailed, [], 'no non-streamed request failed')
-  t.ok(streamFailed.every((o) => o.servedBy === victim!.peerId), 'only streams already flowing from the killed member failed')
+  t.ok(streamFailed.every((o) => o.servedBy === victim.peerId), 'only streams already flowing from the killed member failed')
   t.ok(outcomes.filter((o) => o.ok).length > 12, 'the survivors kept serving')
 })
 
 t.test('SIGTERM of a member under load: nothing fails', async (t) => {
-  const [entry, , victim] = await mesh(t, tempDir(t))
-  const client = new OpenAI({ baseURL: `${entry!.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 })
-  let stop = false
-  const outcomes: Outcome[] = []
-  const running = load(client, 12, () => stop, outcomes)
-  await waitFor(async () => ((await victim!.status()).members.find((m) => m.id === victim!.peerId)?.replica?.inflight ?? 0) > 0, { timeoutMs: 10_000, what: 'the victim to be busy' })
-  victim!.kill('SIGTERM')
-  const exit = await victim!.exited()
+  const { victim, outcomes, finishAfter } = await underLoad(t)
+  victim.kill('SIGTERM')
+  const exit = await victim.exited()
   t.same(exit, { code: 0, signal: null }, 'the member drained and exited 0')
-  const atStop = outcomes.length
-  await waitFor(() => outcomes.length >= atStop + 24, { timeoutMs: 30_000, what: '24 more requests after the stop' })
-  stop = true
-  await running
+  await finishAfter(24, 'the stop')
   const failed = outcomes.filter((o) => !o.ok)
   t.comment(`${outcomes.length} requests, ${failed.length} failed`)
   t.same(failed, [], 'no request failed')
-  t.ok(outcomes.some((o) => o.servedBy === victim!.peerId), 'the drained member had been serving')
+  t.ok(outcomes.some((o) => o.servedBy === victim.peerId), 'the drained member had been serving')
 })

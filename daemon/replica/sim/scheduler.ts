@@ -18,6 +18,7 @@
 
 import { DueHeap, type HeapItem } from './due-heap.ts'
 import type { EngineCounters } from './metrics.ts'
+import type { SimOptions } from './options.ts'
 
 export type JobState = 'new' | 'queued' | 'running' | 'done'
 export type FinishReason = 'length' | 'stop'
@@ -58,18 +59,8 @@ export class Job implements HeapItem {
   onFinish(): void {}
 }
 
-export interface SchedulerConfig {
-  slots: number
-  queueLimit: number
-  ttftMs: number
-  /** 0 means unbounded: every token is due at the first-token time. */
-  tokensPerSecond: number
-  /** Prefill speed for the prompt, added to ttft; 0 disables it. */
-  prefillTokensPerSecond: number
-  decodeSlowdown: number
-  /** Stop emitting (but keep the slot) after this many tokens; Infinity disables it. */
-  stallAfterTokens: number
-}
+/** The knobs the scheduler reads; their meaning is documented on SimOptions. */
+export type SchedulerConfig = Pick<SimOptions, 'slots' | 'queueLimit' | 'ttftMs' | 'tokensPerSecond' | 'prefillTokensPerSecond' | 'decodeSlowdown' | 'stallAfterTokens'>
 
 export class Scheduler {
   private readonly cfg: SchedulerConfig
