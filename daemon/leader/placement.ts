@@ -87,7 +87,7 @@ function describe (o: Offering): string {
 /** The offerings the next replica may use, best first. */
 export function rank (ctx: PlacementContext, want: Want = {}): Ranking {
   const providers = want.provider === undefined ? ctx.providers : ctx.providers.filter((p) => p.name === want.provider)
-  if (ctx.providers.length === 0) return { choices: [], none: 'no provider configured' }
+  if (ctx.providers.length === 0) return { choices: [], none: "no provider configured (the leader's config has no `providers:`)" }
   if (providers.length === 0) return { choices: [], none: `no provider named ${want.provider ?? ''} (have ${ctx.providers.map((p) => p.name).join(', ')})` }
 
   const policyOf = new Map(providers.map((p) => [p.name, p]))

@@ -65,6 +65,14 @@ t.test('init writes a config, a private swarm key and an identity; a second init
   t.equal(readFileSync(key, 'utf8'), keyBefore, 'the swarm key is never replaced')
 })
 
+t.test('init with a port-0 listen prints no useless /tcp/0 address, but says where to look', async (t) => {
+  const dir = tempDir(t)
+  const r = await meshd(['init', '--config', join(dir, 'meshd.yaml'), '--state-dir', join(dir, 'state'), '--listen', '/ip4/127.0.0.1/tcp/0'])
+  t.equal(r.code, 0, r.stderr)
+  t.notMatch(r.stdout, /tcp\/0\//, 'no join address with port 0')
+  t.match(r.stdout, /meshd status --json/, 'points at status for the bound addresses')
+})
+
 t.test('start with a bad config exits 2 naming the file and the key', async (t) => {
   const dir = tempDir(t)
   const config = join(dir, 'bad.yaml')

@@ -19,7 +19,7 @@ t.test('manual burst: granted, cut, refused — the answer of `meshd burst --jso
     { name: 'refused: budget', h: () => ws({ burst: { costBudget: 0.2 } }), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: 'cost_budget 0.20/h allows 0 at 0.30/h', provider: null },
     { name: 'refused: max_cloud_instances 0', h: () => ws({ burst: { maxCloudInstances: 0 } }), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: 'max_cloud_instances 0 allows 0', provider: null },
     { name: 'refused: no such provider', h: () => ws(), req: { id: 'r', count: 1, provider: 'gcp' }, decision: 'refused', granted: 0, reason: 'no provider named gcp (have workstation)', provider: null },
-    { name: 'refused: no provider at all', h: () => new Harness(policy({ providers: [] }), []), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: 'no provider configured', provider: null },
+    { name: 'refused: no provider at all', h: () => new Harness(policy({ providers: [] }), []), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: "no provider configured (the leader's config has no `providers:`)", provider: null },
     { name: 'refused: --spot and no spot', h: () => ws(), req: { id: 'r', count: 1, spot: true }, decision: 'refused', granted: 0, reason: 'no spot offering available', provider: null },
     { name: 'refused: a bad count', h: () => ws(), req: { id: 'r', count: 0 }, decision: 'refused', granted: 0, reason: /^count must be a whole number/, provider: null }
   ]

@@ -41,7 +41,7 @@ t.test('rank: the next replica, best offering first', async (t) => {
     { name: 'spot there, dynamic_ondemand_fallback: no fallback needed', ctx: ctx({ dynamicOndemandFallback: true }), want: { provider: 'aws' }, expect: ['aws us-east-1a spot', 'aws us-east-1b spot'] },
     { name: '--spot with spot gone: none, and why', ctx: ctx({ offerings: spotGone(prices) }), want: { spot: true }, expect: [], none: 'no spot offering available (unavailable: aws us-east-1/us-east-1a c7a.4xlarge spot, aws us-east-1/us-east-1b c7a.4xlarge spot)' },
     { name: 'an unknown provider', ctx: ctx(), want: { provider: 'gcp' }, expect: [], none: 'no provider named gcp (have hetzner, workstation, aws)' },
-    { name: 'no providers at all', ctx: ctx({ providers: [] }), expect: [], none: 'no provider configured' }
+    { name: 'no providers at all', ctx: ctx({ providers: [] }), expect: [], none: "no provider configured (the leader's config has no `providers:`)" }
   ]
   for (const r of rows) {
     const got = rank(r.ctx, r.want)

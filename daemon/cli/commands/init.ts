@@ -76,17 +76,22 @@ export async function run (argv: string[]): Promise<number> {
   if (values.json) {
     printJson({ config: configPath, swarm_key_file: config.swarm_key_file, state_dir: config.state_dir, peer: identity.peerId.toString(), multiaddrs: addrs })
   } else {
-    process.stdout.write(actions.map((a) => `- ${a}`).join('\n') + '\n\nOther nodes join this one with:\n' + addrs.map((a) => `  meshd join ${a}`).join('\n') + '\n')
+    const join = addrs.length > 0
+      ? 'Other nodes join this one with:\n' + addrs.map((a) => `  meshd join ${a}`).join('\n')
+      // Port 0 is only chosen when the daemon binds it; a /tcp/0 address would be useless to print.
+      : 'The mesh port is chosen when the daemon starts (mesh.listen uses port 0): after `meshd start`,\n`meshd status --json` lists the addresses other nodes join with.'
+    process.stdout.write(actions.map((a) => `- ${a}`).join('\n') + '\n\n' + join + '\n')
   }
   return 0
 }
 
-/** Listen addresses with 0.0.0.0 expanded to this host's IPv4 addresses, with /p2p/<id>. */
+/** Listen addresses with 0.0.0.0 expanded to this host's IPv4 addresses, with /p2p/<id>; port 0 ones are left out (not known before start). */
 export function joinAddrs (listen: string[], peerId: string): string[] {
   const out: string[] = []
   const ips = Object.values(networkInterfaces()).flat().filter((i) => i !== undefined && i.family === 'IPv4').map((i) => i!.address)
   for (const l of listen) {
     const m = /^\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(l)
+    if (m !== null && m[2] === '0') continue
     if (m !== null && m[1] === '0.0.0.0') {
       const external = ips.filter((ip) => !ip.startsWith('127.'))
       for (const ip of external.length > 0 ? external : ['127.0.0.1']) out.push(`/ip4/${ip}/tcp/${m[2]!}/p2p/${peerId}`)
