@@ -18,6 +18,11 @@ export class ElectionStore {
 
   constructor (db: Db) {
     this.db = db
+    // A vote or an acknowledged entry is a promise to other nodes: it must
+    // survive a power loss, not only a process crash, so every commit on this
+    // connection is fsynced (WAL + FULL). Election writes are rare (term
+    // changes and proposals), and the peer table's periodic upserts are cheap.
+    db.pragma('synchronous = FULL')
     this.getMeta = db.prepare('SELECT value FROM raft_meta WHERE key = ?')
     this.setMeta = db.prepare('INSERT INTO raft_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
     this.delMeta = db.prepare('DELETE FROM raft_meta WHERE key = ?')
