@@ -213,6 +213,7 @@ export class Daemon {
 
   private describeSelf (): SelfDescription {
     const c = this.config
+    const election = this.coordination?.heartbeat()
     const self: SelfDescription = {
       name: c.node_name,
       version: MESHD_VERSION,
@@ -226,7 +227,7 @@ export class Daemon {
       http: this.http !== undefined && this.http.port !== 0 ? `${c.http.listen.replace(/:\d+$/, '')}:${this.http.port}` : c.http.listen,
       load: this.load.get(),
       replica: this.serving?.heartbeat() ?? null,
-      ...(this.coordination?.heartbeat() !== undefined ? { election: this.coordination.heartbeat()! } : {}),
+      ...(election !== undefined ? { election } : {}),
       instance: c.instance === undefined ? null : { provider: c.instance.provider, id: c.instance.id, ...(c.instance.key !== undefined ? { key: c.instance.key } : {}), launched_at: c.instance.launched_at }
     }
     if (c.zone !== undefined) self.zone = c.zone

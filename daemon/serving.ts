@@ -47,7 +47,7 @@ export class Serving {
         selfId,
         slots: r.slots,
         url: () => sup.url,
-        engine: () => sup.snapshot().engine
+        engine: () => sup.engineLoad
       })
     this.router = new Router({ selfId, policy: config.routing.policy, maxQueue: config.http.max_queue }, {
       node: components.node,
@@ -155,7 +155,7 @@ export class Serving {
   }
 
   private localServes (): boolean {
-    return !this.draining && this.supervisor !== null && this.supervisor.snapshot().ready
+    return !this.draining && this.supervisor !== null && this.supervisor.ready
   }
 
   /** A peer asks our replica to serve a request over /meshd/infer/1. */

@@ -131,14 +131,17 @@ export class Election extends EventEmitter<ElectionEvents> {
    * follow.
    */
   reportedLeader (): string | null {
-    const s = this.raft.status(now())
-    if (s.leader === this.init.selfId) return s.acting ? s.leader : null
-    return s.leader
+    return this.reported(this.raft.status(now()))
   }
 
   heartbeat (): ElectionHeartbeat {
     const s = this.raft.status(now())
-    return { group: this.group, term: s.term, leader: this.reportedLeader(), role: s.role, voters: s.voters.length, commit: s.commitIndex }
+    return { group: this.group, term: s.term, leader: this.reported(s), role: s.role, voters: s.voters.length, commit: s.commitIndex }
+  }
+
+  private reported (s: { leader: string | null, acting: boolean }): string | null {
+    if (s.leader === this.init.selfId) return s.acting ? s.leader : null
+    return s.leader
   }
 
   /**
@@ -214,14 +217,18 @@ export class Election extends EventEmitter<ElectionEvents> {
       for (const m of rd.messages) this.transport.send(m.to, { group: this.group, msg: m })
       for (const e of rd.committed) this.apply(e)
     }
-    const s = this.raft.status(now())
-    if (s.leader !== this.lastLeader || s.term !== this.lastTerm) {
-      this.lastLeader = s.leader
-      this.lastTerm = s.term
-      this.c.log.info({ leader: s.leader, term: s.term, role: s.role }, s.leader === null ? `election: no leader in term ${s.term}` : `election: leader ${s.leader === this.init.selfId ? 'is this node' : s.leader} in term ${s.term}`)
-      this.emit('leader:change', s.leader, s.term)
-      // Proposals of a term we are no longer leading may never commit.
-      if (s.role !== 'leader') for (const p of this.pending.values()) if (p.term !== s.term || s.leader !== this.init.selfId) this.fail(p, 'lost', 'leadership lost before the entry committed')
+    // Runs after every tick and message: read the three fields, not a full status().
+    const leader = this.raft.currentLeader
+    const term = this.raft.currentTerm
+    if (leader !== this.lastLeader || term !== this.lastTerm) {
+      const role = this.raft.currentRole
+      this.lastLeader = leader
+      this.lastTerm = term
+      this.c.log.info({ leader, term, role }, leader === null ? `election: no leader in term ${term}` : `election: leader ${leader === this.init.selfId ? 'is this node' : leader} in term ${term}`)
+      this.emit('leader:change', leader, term)
+      // Proposals of a term we are no longer leading may never commit (only a
+      // leader names itself leader, so a non-leader fails them all).
+      if (role !== 'leader') for (const p of this.pending.values()) this.fail(p, 'lost', 'leadership lost before the entry committed')
     }
   }
 

@@ -259,6 +259,11 @@ export class ReplicaSupervisor extends EventEmitter<ReplicaSupervisorEvents> {
     return this.isReady
   }
 
+  /** The engine's last scraped load (replaced whole on each scrape, never mutated), for per-request reads without a snapshot copy. */
+  get engineLoad (): ReplicaEngineLoad | null {
+    return this.engine
+  }
+
   snapshot (): ReplicaSnapshot {
     return {
       ready: this.isReady,

@@ -63,6 +63,8 @@ export class Discovery {
   private readonly backoff = new Backoff()
   /** Peers remembered from a previous run, dialled until they show up as members. */
   private readonly remembered = new Map<string, string[]>()
+  /** `meshd join` addresses, read from SQLite once at start and kept in step by join(): tick() runs every half heartbeat. */
+  private readonly joinAddrs = new Set<string>()
   private readonly refused = new Map<string, number>()
   private inflight = 0
   private timer: NodeJS.Timeout | undefined
@@ -84,6 +86,7 @@ export class Discovery {
     this.c.node.addEventListener('peer:connect', this.onConnectionChange)
     this.c.node.addEventListener('peer:disconnect', this.onConnectionChange)
     this.c.membership.on('member:join', this.onJoin)
+    for (const a of this.c.peers.joinAddrs()) this.joinAddrs.add(a)
     for (const p of this.c.peers.list()) {
       if (p.id === this.c.membership.selfId || p.addrs.length === 0) continue
       this.remembered.set(p.id, p.addrs)
@@ -110,6 +113,7 @@ export class Discovery {
    */
   async join (addrs: string[]): Promise<JoinResult[]> {
     this.c.peers.addJoinAddrs(addrs, this.now())
+    for (const a of addrs) this.joinAddrs.add(a)
     return Promise.all(addrs.map(async (addr): Promise<JoinResult> => {
       try {
         const conn = await this.c.node.dial(multiaddr(addr), { signal: AbortSignal.timeout(this.init.dialTimeoutMs ?? 5000) })
@@ -174,7 +178,7 @@ export class Discovery {
       if (connected.has(id) || this.c.membership.table.get(id) !== undefined || this.isRefused(id, now)) continue
       targets.push({ key: id, dial: async () => this.c.node.dial(peerIdFromString(id)) })
     }
-    for (const addr of [...this.init.bootstrap, ...this.c.peers.joinAddrs()]) {
+    for (const addr of [...this.init.bootstrap, ...this.joinAddrs]) {
       const id = peerIdOf(addr)
       if (id !== null && (id === self || connected.has(id) || this.c.membership.table.get(id) !== undefined)) continue
       // An address without /p2p/: dial it until some cluster member answers there.

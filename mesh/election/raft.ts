@@ -262,6 +262,7 @@ export class Raft {
   get currentRole (): Role { return this.role }
   get currentTerm (): number { return this.term }
   get currentCommit (): number { return this.commitIndex }
+  get currentLeader (): string | null { return this.leader }
 
   /** Entries from..to of the in-memory log, persisted or not; for diagnostics and tests. */
   logSlice (from = 1, to = Infinity): Entry[] {
