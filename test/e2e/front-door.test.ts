@@ -150,7 +150,6 @@ t.test('front door', async (t) => {
     try {
       for await (const _ of stream) { if (++chunks === 3) ac.abort() }
     } catch {}
-    const aborted = performance.now()
     const simMetrics = async (): Promise<number> => {
       const text = await fast2.metricsText()
       const m = /^meshd_replica_inflight (\d+)/m.exec(text)
@@ -158,6 +157,7 @@ t.test('front door', async (t) => {
     }
     const { ms } = await waitFor(async () => (await simMetrics()) === 0 && (await fast2.status()).members.find((m) => m.id === fast2.peerId)?.replica?.inflight === 0,
       { timeoutMs: 3000, intervalMs: 50, what: 'inflight back to 0 at the serving member' })
-    t.ok(performance.now() - aborted < 3000, `slot freed and reported ${Math.round(ms)} ms after the abort`)
+    // The wait's 3 s limit is the check (about a second for the slot, plus a heartbeat or two for status).
+    t.pass(`slot freed and reported ${Math.round(ms)} ms after the abort`)
   })
 })

@@ -45,11 +45,11 @@ t.test('a minority partition elects no one and bursts nothing; healing restores 
   const termBefore = (await cut.status()).term
 
   lan.cut(lan.hosts[nodes.indexOf(cut)]!)
-  const { value: second } = await waitFor(async () => {
+  const { value: second, ms } = await waitFor(async () => {
     const l = await agree(rest)
     return l !== null && l !== first ? l : null
   }, { timeoutMs: 10_000, what: 'the majority side to elect a new leader' })
-  t.not(second, first, 'the majority elected a new leader')
+  t.pass(`the majority elected a new leader (${rest.find((n) => n.peerId === second)!.spec.name}) after ${Math.round(ms)} ms`)
 
   // The minority side: its old leader loses its lease and stops claiming to lead.
   await waitFor(async () => (await cut.status()).leader === null, { timeoutMs: 5000, what: 'the cut-off leader to stop claiming to lead' })
@@ -86,8 +86,8 @@ t.test('a burst node cut off from every voter retires itself after lost_mesh_gra
     }
   })
   await waitFor(async () => (await voter.status()).members.some((m) => m.id === burst.peerId && m.state === 'alive'), { timeoutMs: 15_000, what: 'the burst node to join' })
-  const stillThere = await waitFor(async () => burst.running && (await burst.status()).members.some((m) => m.id === voter.peerId && m.state === 'alive'), { timeoutMs: 5000, what: 'the burst node to see the voter' })
-  t.ok(stillThere.value, 'connected')
+  await waitFor(async () => burst.running && (await burst.status()).members.some((m) => m.id === voter.peerId && m.state === 'alive'), { timeoutMs: 5000, what: 'the burst node to see the voter' })
+  t.pass('connected: the burst node sees the voter alive')
   const cutAt = performance.now()
   lan.cut(hb!)
   const exit = await burst.exited()

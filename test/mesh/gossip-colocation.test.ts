@@ -35,6 +35,7 @@ t.test(`${N} members on 127.0.0.1 keep exchanging gossip`, async (t) => {
   // Scores are computed on gossipsub heartbeats (1 s): let several pass.
   await waitFor(() => heartbeats >= 5, { timeoutMs: 15_000, what: 'five gossipsub heartbeats' })
   for (const n of nodes.slice(1)) await n.services.pubsub.publish(TOPIC, new TextEncoder().encode('late'))
+  // Graylisted peers' messages are dropped: the wait times out (and fails) unless all are heard.
   await waitFor(() => heard.size === N - 1, { timeoutMs: 5000, what: `messages from all ${N - 1} peers (heard ${heard.size})` })
-  t.equal(heard.size, N - 1, 'every peer was heard after scores settled')
+  t.pass(`every one of the ${N - 1} peers was heard after scores settled`)
 })

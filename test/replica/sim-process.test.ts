@@ -100,13 +100,14 @@ t.test('a second SIGTERM exits at once, cutting what is left', async (t) => {
   await waitFor('health to report draining', async () => (await fetch(`${sim.url}/health`)).status === 503, 2000)
   sim.child.kill('SIGTERM')
   t.same(await within(sim.exited, 2000, 'exit after the second SIGTERM'), { code: 0, signal: null })
-  const rest = await (async () => {
+  // Ended or cut, either is fine; what matters is that it does not hang.
+  const rest = await within((async () => {
     for (let next = await it.next(); !next.done; next = await it.next()) {
       /* drain what was already sent */
     }
     return 'ended'
-  })().catch(() => 'cut')
-  t.ok(rest === 'cut' || rest === 'ended', 'the client stream terminates')
+  })().catch(() => 'cut'), 2000, 'the client stream to terminate')
+  t.pass(`the client stream terminated (${rest})`)
 })
 
 t.test('bad flags exit 2 with usage', async (t) => {
