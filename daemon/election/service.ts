@@ -81,6 +81,8 @@ export class Election extends EventEmitter<ElectionEvents> {
   private readonly c: ElectionComponents
   private raft!: Raft
   private group: string | null = null
+  /** Set on bootstrap or adoption; the group is written with the next Ready's term and log, in one transaction. */
+  private groupUnsaved = false
   private transport: RaftTransport
   private ticker: NodeJS.Timeout | undefined
   private housekeeper: NodeJS.Timeout | undefined
@@ -178,11 +180,12 @@ export class Election extends EventEmitter<ElectionEvents> {
   private load (): void {
     const store = this.c.store
     this.group = store.group()
+    this.groupUnsaved = false
     const log = store.log()
-    if (this.group === null && log.length > 0) this.group = 'legacy'
-    this.raft = new Raft({ id: this.init.selfId, hardState: store.hardState(), log, timing: this.init.timing, random: Math.random, now: now() })
+    const hardState = store.hardState()
+    this.raft = new Raft({ id: this.init.selfId, hardState, log, timing: this.init.timing, random: Math.random, now: now() })
     this.appliedIndex = 0
-    this.c.log.info({ group: this.group, entries: log.length, term: store.hardState().term }, this.group === null ? 'election: fresh voter, no group yet' : 'election: state loaded')
+    this.c.log.info({ group: this.group, entries: log.length, term: hardState.term }, this.group === null ? 'election: fresh voter, no group yet' : 'election: state loaded')
   }
 
   private tick (): void {
@@ -198,7 +201,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       // A fresh node is adopted by the first group whose leader replicates to it.
       if (env.msg.type !== 'append' || !this.init.voter) return
       this.group = env.group
-      this.c.store.persist(undefined, undefined, [], this.group)
+      this.groupUnsaved = true
       this.c.log.info({ group: this.group, leader: env.msg.from }, 'election: joined a group')
     } else if (env.group !== this.group) {
       return
@@ -211,11 +214,18 @@ export class Election extends EventEmitter<ElectionEvents> {
   private process (): void {
     while (this.raft.hasReady()) {
       const rd = this.raft.ready()
-      if (rd.hardState !== undefined || rd.truncateFrom !== undefined || rd.append.length > 0) {
-        this.c.store.persist(rd.hardState, rd.truncateFrom, rd.append)
+      if (this.groupUnsaved || rd.hardState !== undefined || rd.truncateFrom !== undefined || rd.append.length > 0) {
+        // A new group goes in the same transaction as the term and log it starts
+        // with: a store never holds a log without the group it belongs to.
+        this.c.store.persist(rd.hardState, rd.truncateFrom, rd.append, this.groupUnsaved ? this.group! : undefined)
+        this.groupUnsaved = false
       }
       for (const m of rd.messages) this.transport.send(m.to, { group: this.group, msg: m })
       for (const e of rd.committed) this.apply(e)
+    }
+    if (this.groupUnsaved) { // no Ready came with it (not expected: joining changes the term)
+      this.c.store.persist(undefined, undefined, [], this.group!)
+      this.groupUnsaved = false
     }
     // Runs after every tick and message: read the three fields, not a full status().
     const leader = this.raft.currentLeader
@@ -288,7 +298,7 @@ export class Election extends EventEmitter<ElectionEvents> {
         this.group = `${Date.now().toString(36).padStart(9, '0')}.${this.init.selfId}`
         this.raft.bootstrap([this.init.selfId])
         this.raft.campaignSoon(now())
-        this.c.store.persist(undefined, undefined, [], this.group)
+        this.groupUnsaved = true
         this.c.log.info({ group: this.group, reason: v.reason }, 'election: bootstrapped a new group')
         this.process()
       }

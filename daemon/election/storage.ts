@@ -48,16 +48,13 @@ export class ElectionStore {
   }
 
   /** Persists what a Ready batch asks, atomically. */
-  persist (hard: HardState | undefined, truncateFrom: number | undefined, append: readonly Entry[], group?: string | null): void {
+  persist (hard: HardState | undefined, truncateFrom: number | undefined, append: readonly Entry[], group?: string): void {
     this.db.transaction(() => {
       if (hard !== undefined) {
         this.setMeta.run('term', String(hard.term))
         this.setMeta.run('voted_for', hard.votedFor ?? '')
       }
-      if (group !== undefined) {
-        if (group === null) this.delMeta.run('group')
-        else this.setMeta.run('group', group)
-      }
+      if (group !== undefined) this.setMeta.run('group', group)
       if (truncateFrom !== undefined) this.truncate.run(truncateFrom)
       for (const e of append) this.insertEntry.run(e.index, e.term, e.kind, JSON.stringify(e.data))
     })()
