@@ -170,10 +170,6 @@ async function streams (origin: string, clients: number, seconds: number): Promi
   return stats
 }
 
-function row (name: string, xs: number[]): string {
-  return `| ${name} | ${fmtMs(quantile(xs, 0.5))} | ${fmtMs(quantile(xs, 0.99))} |`
-}
-
 // ---- 1 and 2: overhead ------------------------------------------------------
 if (ONLY === undefined || ONLY === 'overhead') {
 const fast: Sim = { tps: 1_000_000, slots: 64, maxTokens: 1, ttftMs: 0 }

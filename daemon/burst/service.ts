@@ -44,6 +44,9 @@ interface Waiter { resolve: (a: Answer) => void, reject: (e: Error) => void }
 export interface RecordView { key: string, state: string, reason: string, provider: string, id: string | null, member: string | null }
 
 const REQUEST_TIMEOUT_MS = 60_000
+/** Default limits on provider calls: create and delete may take a while (a cloud API), list and offerings should not. */
+const CALL_TIMEOUT_MS = 60_000
+const READ_TIMEOUT_MS = 30_000
 
 export class BurstService {
   private readonly init: BurstServiceInit
@@ -56,7 +59,6 @@ export class BurstService {
   private running = false
   private again = false
   private stopped = false
-  lastLines: string[] = []
 
   constructor (init: BurstServiceInit, components: BurstServiceComponents) {
     this.init = init
@@ -74,8 +76,7 @@ export class BurstService {
   stop (): void {
     this.stopped = true
     clearInterval(this.timer)
-    for (const w of this.waiters.values()) w.reject(new CtlError('stopping', 'the leader is stopping'))
-    this.waiters.clear()
+    this.rejectAll('stopping', 'the leader is stopping')
   }
 
   /** A burst or terminate request, on the leader. Resolves with its answer once the decision is committed. */
@@ -160,7 +161,6 @@ export class BurstService {
     }
     this.memory = r.memory
     for (const line of r.lines) this.c.log.info({ term }, line)
-    if (r.lines.length > 0) this.lastLines = r.lines.slice(-20)
     if (r.entries.length > 0) {
       try {
         await election.propose(ledgerCommand(r.entries))
@@ -177,7 +177,7 @@ export class BurstService {
       if (w !== undefined) { this.waiters.delete(a.id); w.resolve(a) }
     }
     if (r.actions.length === 0 || !election.isActingLeader()) return
-    const outcomes = (await Promise.all(r.actions.map(async (a) => this.act(a, term)))).flat()
+    const outcomes = (await Promise.all(r.actions.map(async (a) => this.act(a, term, listings)))).flat()
     if (outcomes.length > 0 && election.isActingLeader()) {
       try {
         await election.propose(ledgerCommand(outcomes))
@@ -188,8 +188,8 @@ export class BurstService {
     }
   }
 
-  /** Runs one action; returns the ledger entries that record its outcome. */
-  private async act (a: Action, term: number): Promise<LedgerEntry[]> {
+  /** Runs one action; returns the ledger entries that record its outcome. `listings` are this cycle's provider lists. */
+  private async act (a: Action, term: number, listings: readonly ProviderListing[]): Promise<LedgerEntry[]> {
     if (!this.c.election.isActingLeader()) return []
     if (a.op === 'launch') {
       const provider = this.c.providers.get(a.offering.provider)
@@ -198,18 +198,16 @@ export class BurstService {
       for (const offering of [a.offering, ...a.fallbacks]) {
         try {
           const req = launchRequest(a, offering, this.init.policy, this.peers())
-          const inst = await withTimeout(provider.create(req), this.init.providerTimeoutMs ?? 60_000, `create ${a.key}`)
+          const inst = await withTimeout(provider.create(req), this.init.providerTimeoutMs ?? CALL_TIMEOUT_MS, `create ${a.key}`)
           this.c.log.info({ key: a.key, provider: provider.name, id: inst.id, reason: a.reason }, `launched ${a.key} on ${provider.name}`)
           return createdOutcomes(a.key, inst, offering, refused, term, Date.now())
         } catch (err) {
           if (isInsufficientCapacityError(err)) { refused.push(offering); continue }
           this.c.log.warn({ key: a.key, err: (err as Error).message }, 'launch failed')
-          const e = launchFailedOutcome(a.key, err, refused, term, Date.now())
-          return e === null ? [] : [e]
+          return orNone(launchFailedOutcome(a.key, err, refused, term, Date.now()))
         }
       }
-      const e = launchFailedOutcome(a.key, new Error('no capacity on any offering'), refused, term, Date.now())
-      return e === null ? [] : [e]
+      return orNone(launchFailedOutcome(a.key, new Error('no capacity on any offering'), refused, term, Date.now()))
     }
     if (a.op === 'drain') {
       if (a.member === null) return []
@@ -226,24 +224,19 @@ export class BurstService {
     let id = a.id
     try {
       if (id === null) {
-        const found = (await provider.list()).find((i) => i.key === a.key)
-        if (found === undefined) {
-          const e = terminateOutcome(a.key, new Error('not found'), term, Date.now())
-          return e === null ? [] : [e]
-        }
+        // Launched but never confirmed: find it by its key in this cycle's list.
+        // Not listed (or the list failed): nothing to delete now; the create may
+        // still be in flight, so reconciliation, not this call, settles the record.
+        const found = listings.find((l) => l.provider === provider.name)?.instances.find((i) => i.key === a.key)
+        if (found === undefined) return []
         id = found.id
       }
-      await withTimeout(provider.delete(id), this.init.providerTimeoutMs ?? 60_000, `delete ${id}`)
+      await withTimeout(provider.delete(id), this.init.providerTimeoutMs ?? CALL_TIMEOUT_MS, `delete ${id}`)
       this.c.log.info({ key: a.key, id, reason: a.reason }, `terminating ${a.key}`)
       return []
     } catch (err) {
-      if (isNotFoundError(err)) {
-        const e = terminateOutcome(a.key, err, term, Date.now())
-        return e === null ? [] : [e]
-      }
-      this.c.log.warn({ key: a.key, err: (err as Error).message }, 'terminate failed (retried)')
-      const e = terminateOutcome(a.key, err, term, Date.now())
-      return e === null ? [] : [e]
+      if (!isNotFoundError(err)) this.c.log.warn({ key: a.key, err: (err as Error).message }, 'terminate failed (retried)')
+      return orNone(terminateOutcome(a.key, err, term, Date.now()))
     }
   }
 
@@ -252,7 +245,7 @@ export class BurstService {
     await Promise.all([...this.c.providers.values()].map(async (p) => {
       const at = Date.now()
       try {
-        out.push({ provider: p.name, at, instances: await withTimeout(p.list(), this.init.providerTimeoutMs ?? 30_000, `${p.name} list`) })
+        out.push({ provider: p.name, at, instances: await withTimeout(p.list(), this.init.providerTimeoutMs ?? READ_TIMEOUT_MS, `${p.name} list`) })
       } catch (err) {
         this.c.log.debug({ provider: p.name, err: (err as Error).message }, 'provider list failed; not reconciled this round')
       }
@@ -263,7 +256,7 @@ export class BurstService {
   private async offerings (): Promise<Offering[]> {
     const all = await Promise.all([...this.c.providers.values()].map(async (p) => {
       try {
-        return await withTimeout(p.offerings(), this.init.providerTimeoutMs ?? 30_000, `${p.name} offerings`)
+        return await withTimeout(p.offerings(), this.init.providerTimeoutMs ?? READ_TIMEOUT_MS, `${p.name} offerings`)
       } catch (err) {
         this.c.log.debug({ provider: p.name, err: (err as Error).message }, 'provider offerings failed')
         return []
@@ -285,6 +278,10 @@ export class BurstService {
     this.bursts.length = 0
     this.terminates.length = 0
   }
+}
+
+function orNone<T> (x: T | null): T[] {
+  return x === null ? [] : [x]
 }
 
 function round (x: number): number {

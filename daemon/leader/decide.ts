@@ -41,7 +41,7 @@ import { indexMembers, isBusy, memberOf, type MemberIndex } from './observe.ts'
 import { reconcile, type ReconcileStep } from './reconcile.ts'
 import { describeSlots, handleBurst, handleTerminate, heldOf, placementOf, type RequestContext } from './requests.ts'
 import { monthStartUtc, spend, type Spend } from './spend.ts'
-import { leastUseful } from './victims.ts'
+import { leastUseful, victimOf } from './victims.ts'
 import { act, drain, emit, launch, record, setState, terminate, type Work } from './work.ts'
 import type { Action, Answer, Observations, Policy, ProviderListing } from './types.ts'
 
@@ -245,7 +245,7 @@ function performReconcile (w: Work, s: ReconcileStep): void {
       emit(w, body)
       w.notes.push(`${s.key} is ${s.instance.id} (${s.reason})`)
       const r = record(w, s.key)
-      if (r.state === 'terminating') act(w, { op: 'terminate', key: s.key, provider: r.provider, id: r.id, reason: r.reason })
+      if (r.state === 'terminating') terminate(w, s.key, r.reason) // decided while it launched: send it now
       return
     }
     case 'reopen':
@@ -376,11 +376,6 @@ function drainOverCount (w: Work, policy: Policy, index: MemberIndex): void {
   const known = new Set(policy.providers.map((p) => p.name))
   const orphans = kept().filter((r) => !known.has(r.provider))
   if (orphans.length > 0) over(orphans, 0, 'provider not in the config: max_instances')
-}
-
-function victimOf (r: InstanceRecord, index: MemberIndex): { key: string, ready: boolean, idle: boolean, fallback: boolean, pricePerHour: number, since: number } {
-  const m = memberOf(index, r)
-  return { key: r.key, ready: r.state === 'ready', idle: m === undefined || !isBusy(m), fallback: r.fallback, pricePerHour: r.pricePerHour, since: r.intentAt }
 }
 
 // ---------------------------------------------------------------------------

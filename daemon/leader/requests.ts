@@ -11,9 +11,9 @@ import { limitsOf, type Held } from './budget.ts'
 import { answerFor, liveRecords, mayBill, records, capacityRefused, type LedgerState } from './ledger.ts'
 import { requestIdPattern } from './entries.ts'
 import { perHour, priceRange } from './money.ts'
-import { isBusy, memberOf, staticReplicas, type MemberIndex } from './observe.ts'
+import { memberOf, staticReplicas, type MemberIndex } from './observe.ts'
 import type { PlacementContext } from './placement.ts'
-import { leastUseful } from './victims.ts'
+import { leastUseful, victimOf } from './victims.ts'
 import { canDrain, drain, emit, launch, nextDecisionId, type Work } from './work.ts'
 import type { Answer, BurstRequest, MemberObservation, Policy, TerminateRequest } from './types.ts'
 import type { Offering } from '../../providers/types.ts'
@@ -161,10 +161,7 @@ export function handleTerminate (w: Work, c: RequestContext, req: TerminateReque
   const requested = all ? candidates.length : req.count ?? 0
   if (candidates.length === 0) return refused(requested, `no burst instances live${req.provider === undefined ? '' : ` on ${req.provider}`}`)
 
-  const victims = leastUseful(candidates.map((r) => {
-    const m = memberOf(c.index, r)
-    return { key: r.key, ready: r.state === 'ready', idle: m === undefined || !isBusy(m), fallback: r.fallback, pricePerHour: r.pricePerHour, since: r.intentAt }
-  }), requested)
+  const victims = leastUseful(candidates.map((r) => victimOf(r, c.index)), requested)
   const decision = verdict(requested, victims.length)
   const reason = decision === 'cut'
     ? `only ${candidates.length} burst instances live${req.provider === undefined ? '' : ` on ${req.provider}`}`

@@ -11,7 +11,9 @@
  * 5. the newest (the oldest has the warmest caches and the most history);
  * 6. the key, so the order is total.
  */
+import type { InstanceRecord } from './ledger.ts'
 import { micros, perHour } from './money.ts'
+import { isBusy, memberOf, type MemberIndex } from './observe.ts'
 
 export interface VictimCandidate {
   key: string
@@ -20,6 +22,12 @@ export interface VictimCandidate {
   fallback: boolean
   pricePerHour: number
   since: number
+}
+
+/** How a live instance ranks as a victim, from its record and its member's load. */
+export function victimOf (r: InstanceRecord, index: MemberIndex): VictimCandidate {
+  const m = memberOf(index, r)
+  return { key: r.key, ready: r.state === 'ready', idle: m === undefined || !isBusy(m), fallback: r.fallback, pricePerHour: r.pricePerHour, since: r.intentAt }
 }
 
 export interface Victim {

@@ -1,15 +1,15 @@
 /**
- * A `meshd start` child process on this machine: what `meshd demo`, the local
- * provider (burst nodes as processes) and the end-to-end tests all run.
+ * A `meshd start` child process on this machine, attached to us (output
+ * piped here, its own process group so a kill takes its replica too): what
+ * `meshd demo`, the benchmarks and the end-to-end tests run. (Burst nodes of
+ * the local provider are detached instead, to outlive the daemon that
+ * launched them: providers/local/provider.ts spawns those itself.)
  *
  * Readiness is read from the daemon itself: once its admin socket answers
- * `info`, every service is up (the socket starts last). Two ways to run:
- * attached (stdout piped to us, the child dies with its process group) and
- * detached (stdout to a log file, its own session, it outlives us: a burst
- * node must survive the death of the daemon that launched it).
+ * `info`, every service is up (the socket starts last).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { openSync, closeSync, createWriteStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { callDaemon } from '../admin/client.ts'
@@ -34,17 +34,13 @@ export interface MeshdProcessInit {
   configPath: string
   /** The daemon's admin socket (from its config). */
   socket: string
-  /** Detached: its own session, output to `logFile`, survives us. */
-  detached?: boolean
-  /** Where output goes: required when detached; when attached, lines are also kept in memory. */
+  /** A file that also gets the output (lines are kept in memory either way). */
   logFile?: string
   env?: Record<string, string | undefined>
   /** A command to run meshd under, e.g. `ip netns exec <ns>` (tests of separate hosts). */
   prefix?: string[]
   startTimeoutMs?: number
   onLog?: (line: LogLine) => void
-  /** Called right after the process is spawned, before it is ready (to record its pid durably). */
-  onSpawn?: (pid: number) => void
 }
 
 export class MeshdProcess {
@@ -64,41 +60,30 @@ export class MeshdProcess {
     this.logs = []
     this.stderr = ''
     this.info = undefined
-    const detached = this.init.detached === true
-    let fd: number | undefined
-    if (detached) {
-      if (this.init.logFile === undefined) throw new Error('a detached meshd needs a log file')
-      fd = openSync(this.init.logFile, 'a', 0o640)
-    }
     const prefix = this.init.prefix ?? []
     const argv = [...prefix, MESHD_BIN, 'start', '--config', this.init.configPath]
     const proc = spawn(argv[0]!, argv.slice(1), {
-      // Attached children still get their own process group, so that killing
-      // the group also takes their replica; detached ones their own session.
+      // Its own process group, so that killing the group also takes its
+      // replica. Not unref'd, and its output is piped to us.
       detached: true,
-      stdio: detached ? ['ignore', fd!, fd!] : ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.init.env }
     })
-    if (fd !== undefined) closeSync(fd)
     this.proc = proc
-    if (proc.pid !== undefined) this.init.onSpawn?.(proc.pid)
     this.exit = new Promise((resolve) => { proc.once('exit', (code, signal) => { resolve({ code, signal }) }) })
-    if (detached) proc.unref()
-    else {
-      if (this.init.logFile !== undefined) {
-        const out = createWriteStream(this.init.logFile, { flags: 'a', mode: 0o640 })
-        proc.stdout!.pipe(out)
-        proc.stderr!.pipe(out)
-      }
-      proc.stderr!.setEncoding('utf8').on('data', (s: string) => { this.stderr += s })
-      createInterface({ input: proc.stdout! }).on('line', (line) => {
-        let entry: LogLine
-        try { entry = JSON.parse(line) as LogLine } catch { return }
-        this.logs.push(entry)
-        if (this.logs.length > 5000) this.logs.splice(0, 1000)
-        this.init.onLog?.(entry)
-      })
+    if (this.init.logFile !== undefined) {
+      const out = createWriteStream(this.init.logFile, { flags: 'a', mode: 0o640 })
+      proc.stdout!.pipe(out)
+      proc.stderr!.pipe(out)
     }
+    proc.stderr!.setEncoding('utf8').on('data', (s: string) => { this.stderr += s })
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let entry: LogLine
+      try { entry = JSON.parse(line) as LogLine } catch { return }
+      this.logs.push(entry)
+      if (this.logs.length > 5000) this.logs.splice(0, 1000)
+      this.init.onLog?.(entry)
+    })
     this.info = await this.waitReady()
     return this.info
   }

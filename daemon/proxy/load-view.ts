@@ -6,7 +6,7 @@
  *
  * Requests other entry nodes send in between are invisible until the next
  * report; the estimate never drops below what this node itself has in flight
- * there. Pure apart from the clock passed in.
+ * there. Pure: no clock, no I/O.
  */
 
 export interface LoadReport {
@@ -19,11 +19,9 @@ export interface LoadReport {
 
 interface Entry {
   base: number
-  slots: number
   sentSince: number
   doneSince: number
   mine: number
-  reportedAt: number
   measuredAt: number
 }
 
@@ -31,7 +29,7 @@ export class LoadView {
   private readonly members = new Map<string, Entry>()
 
   /** A fresh report from the member itself (heartbeat or piggyback). */
-  report (id: string, r: LoadReport, now: number): void {
+  report (id: string, r: LoadReport): void {
     const e = this.entry(id)
     // A heartbeat sent before a piggybacked report but received after it is stale.
     if (r.at !== undefined) {
@@ -39,10 +37,8 @@ export class LoadView {
       e.measuredAt = r.at
     }
     e.base = Math.max(0, r.inflight + r.queued)
-    e.slots = r.slots
     e.sentSince = 0
     e.doneSince = 0
-    e.reportedAt = now
   }
 
   dispatched (id: string): void {
@@ -76,7 +72,7 @@ export class LoadView {
   private entry (id: string): Entry {
     let e = this.members.get(id)
     if (e === undefined) {
-      e = { base: 0, slots: 1, sentSince: 0, doneSince: 0, mine: 0, reportedAt: 0, measuredAt: 0 }
+      e = { base: 0, sentSince: 0, doneSince: 0, mine: 0, measuredAt: 0 }
       this.members.set(id, e)
     }
     return e

@@ -8,7 +8,7 @@
 import { Pool } from 'undici'
 import type { LoadReport } from './load-view.ts'
 import { RateMeter } from './rate.ts'
-import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
+import { UpstreamError, onSettled, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 
 export interface EngineLoad { running: number, waiting: number, at: number }
 
@@ -118,7 +118,7 @@ export class LocalReplica {
       headers,
       servedBy: this.init.selfId,
       load: this.load(),
-      body: countedBody(source, finish),
+      body: onSettled(source, finish),
       abort: (reason?: Error) => {
         controller.abort(reason ?? new Error('client gone'))
         source.destroy()
@@ -142,14 +142,5 @@ export class LocalReplica {
       this.poolOrigin = origin
     }
     return this.pool
-  }
-}
-
-/** The response body, calling `finish` once when it ends, fails or is abandoned. */
-async function * countedBody (source: AsyncIterable<Uint8Array>, finish: () => void): AsyncIterable<Uint8Array> {
-  try {
-    for await (const chunk of source) yield chunk
-  } finally {
-    finish()
   }
 }

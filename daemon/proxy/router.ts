@@ -13,7 +13,7 @@ import { LoadView } from './load-view.ts'
 import { EntryQueue } from './entry-queue.ts'
 import { pick, POLICIES, type Candidate, type RoutingPolicy } from './pick.ts'
 import type { LocalReplica } from './local-replica.ts'
-import type { UpstreamRequest, UpstreamResponse } from './upstream.ts'
+import { onSettled, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 
 export interface RouterInit {
   selfId: string
@@ -169,16 +169,16 @@ export class Router {
     }
     let up: UpstreamResponse
     try {
-      up = await this.infer.request(peerIdFromString(c.id), req, (load) => { this.loads.report(c.id, load, Date.now()) })
+      up = await this.infer.request(peerIdFromString(c.id), req, (load) => { this.loads.report(c.id, load) })
     } catch (err) {
       release()
       throw err
     }
-    if (up.load !== undefined) this.loads.report(c.id, up.load, Date.now())
+    if (up.load !== undefined) this.loads.report(c.id, up.load)
     const body = up.body
     return {
       ...up,
-      body: releasing(body, release),
+      body: onSettled(body, release),
       abort: (reason?: Error) => { up.abort(reason); release() }
     }
   }
@@ -186,7 +186,7 @@ export class Router {
   private onHeartbeat (m: Member): void {
     const r = m.heartbeat.replica
     if (m.id === this.init.selfId || r === null) return
-    this.loads.report(m.id, { inflight: r.inflight, queued: r.queued, slots: r.slots, at: m.heartbeat.sent_at }, Date.now())
+    this.loads.report(m.id, { inflight: r.inflight, queued: r.queued, slots: r.slots, at: m.heartbeat.sent_at })
     this.queue.kick()
   }
 }
@@ -195,12 +195,4 @@ export class Router {
 export function servesNow (m: Member, model: string): boolean {
   const r = m.heartbeat.replica
   return m.state === 'alive' && m.heartbeat.state === 'alive' && r !== null && r.ready && !r.draining && r.slots > 0 && r.models.includes(model)
-}
-
-async function * releasing (source: AsyncIterable<Uint8Array>, release: () => void): AsyncIterable<Uint8Array> {
-  try {
-    for await (const chunk of source) yield chunk
-  } finally {
-    release()
-  }
 }

@@ -125,3 +125,12 @@ export class ChunkChannel implements AsyncIterable<Uint8Array> {
     }
   }
 }
+
+/** The body as it streams through, calling `settled` once when it ends, fails or is abandoned (the consumer stopped reading). */
+export async function * onSettled (source: AsyncIterable<Uint8Array>, settled: () => void): AsyncIterable<Uint8Array> {
+  try {
+    for await (const chunk of source) yield chunk
+  } finally {
+    settled()
+  }
+}

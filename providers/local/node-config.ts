@@ -16,7 +16,6 @@
  * votes) and `instance` (provider, id, key, launched_at).
  */
 import type { LaunchRequest, ReplicaSpec } from '../types.ts'
-import { parseDuration } from '../../daemon/config/duration.ts'
 
 export interface NodeConfigInput {
   /** The provider's config name. */
@@ -106,10 +105,3 @@ export function nodeConfig (i: NodeConfigInput): Record<string, unknown> {
   return merged
 }
 
-/** The node's drain allowance (http.drain_timeout) in ms, as its config will read it. */
-export function drainTimeoutMs (config: Record<string, unknown>): number {
-  const http = config.http
-  const raw = isPlainObject(http) ? http.drain_timeout : undefined
-  if (typeof raw !== 'string' && typeof raw !== 'number') return DEFAULT_DRAIN_MS
-  return parseDuration(raw) ?? DEFAULT_DRAIN_MS
-}

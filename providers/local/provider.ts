@@ -60,7 +60,7 @@ import {
 } from '../types.ts'
 import { MANIFEST, MANIFEST_VERSION, claimManifest, manifestPath, readManifestFile, writeManifest, type Manifest } from './manifest.ts'
 import { findByConfig, isOurProcess, killNode, pidExists, signal } from './liveness.ts'
-import { DEFAULT_DRAIN_MS, drainTimeoutMs, nodeConfig } from './node-config.ts'
+import { DEFAULT_DRAIN_MS, nodeConfig } from './node-config.ts'
 
 export interface LocalProviderInit {
   /** providers[].name */
@@ -312,8 +312,8 @@ export class LocalProvider implements Provider {
       })
       // Checked here rather than by a node that exits 2 a moment later: the
       // launcher gets the reason, and the key is given back (nothing ran).
-      validateConfig(config, claim.config)
-      if (this.init.stopGraceMs === undefined) m = { ...m, stop_grace_ms: drainTimeoutMs(config) + STOP_GRACE_EXTRA_MS }
+      const valid = validateConfig(config, claim.config)
+      if (this.init.stopGraceMs === undefined) m = { ...m, stop_grace_ms: valid.http.drain_timeout + STOP_GRACE_EXTRA_MS }
       writeManifest(dir, m)
       mkdirSync(claim.state_dir, { recursive: true, mode: 0o700 })
       writeFileSync(claim.config, JSON.stringify(config, null, 2) + '\n', { mode: 0o640 })

@@ -102,18 +102,7 @@ class SimHttp implements SimServer, JobObserver {
     this.log = log
     this.readyAt = performance.now() + opts.readyAfterMs
     this.models = new Set(opts.models)
-    this.scheduler = new Scheduler(
-      {
-        slots: opts.slots,
-        queueLimit: opts.queueLimit,
-        ttftMs: opts.ttftMs,
-        tokensPerSecond: opts.tokensPerSecond,
-        prefillTokensPerSecond: opts.prefillTokensPerSecond,
-        decodeSlowdown: opts.decodeSlowdown,
-        stallAfterTokens: opts.stallAfterTokens,
-      },
-      this.counters,
-    )
+    this.scheduler = new Scheduler(opts, this.counters)
     const created = Math.floor(Date.now() / 1000)
     this.modelsBody = JSON.stringify({
       object: 'list',
