@@ -1,8 +1,10 @@
 /**
- * The serving side of a node: its replica (supervised), the local replica as
- * an upstream, the mesh transport's server end, the router, and the
- * OpenAI-compatible front door. Started after the mesh, stopped before it;
- * `drain()` is the graceful part of a stop.
+ * The serving side of a node: its replica (supervised), the broker that
+ * admits every request to it and offers its freed slots to waiting entry
+ * nodes, the local replica as an upstream, the mesh transports' server ends
+ * (/meshd/infer/1, /meshd/slots/1), the router, and the OpenAI-compatible
+ * front door. Started after the mesh, stopped before it; `drain()` is the
+ * graceful part of a stop.
  */
 import type { Config } from './config/schema.ts'
 import type { Metrics } from './metrics.ts'
@@ -13,9 +15,12 @@ import type { ReplicaLoad } from '../mesh/schemas/heartbeat.ts'
 import { ReplicaSupervisor } from './replica/supervisor.ts'
 import { createReplicaMetrics } from './replica/metrics.ts'
 import { LocalReplica } from './proxy/local-replica.ts'
+import { SlotBroker, OFFER_TTL_MS } from './proxy/slot-broker.ts'
+import { BypassEstimate } from './proxy/bypass.ts'
 import { Router } from './proxy/router.ts'
-import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './proxy/upstream.ts'
+import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from './proxy/upstream.ts'
 import { InferServer } from '../mesh/infer/server.ts'
+import { SlotsServer } from '../mesh/slots/server.ts'
 import { OpenAIApi } from './http/api.ts'
 
 export interface ServingComponents {
@@ -30,7 +35,14 @@ export class Serving {
   readonly api: OpenAIApi
   readonly supervisor: ReplicaSupervisor | null
   readonly local: LocalReplica | null
+  /** Admits every request to the local replica and offers its freed slots (null: no replica). */
+  readonly broker: SlotBroker | null
   private readonly infer: InferServer
+  private readonly slotsServer: SlotsServer
+  private readonly bypass = new BypassEstimate()
+  /** Lapses unanswered offers, follows readiness and load that bypasses meshd. */
+  private brokerTimer: NodeJS.Timeout | undefined
+  private readonly selfId: string
   private readonly config: Config
   private readonly c: ServingComponents
   private draining = false
@@ -41,24 +53,31 @@ export class Serving {
     const r = config.replica
     this.supervisor = r === undefined ? null : new ReplicaSupervisor({ replica: r, nodeName: config.node_name }, { log: components.log.child({ svc: 'replica' }), metrics: createReplicaMetrics(components.metrics.registry) })
     const sup = this.supervisor
-    this.local = r === undefined || sup === null
+    this.selfId = selfId
+    this.broker = r === undefined ? null : new SlotBroker({ slots: r.slots, models: r.models }, (o) => { this.sendOffer(o.entry, o.id, o.model, o.seq) })
+    const broker = this.broker
+    this.local = r === undefined || sup === null || broker === null
       ? null
-      : new LocalReplica({
-        selfId,
-        slots: r.slots,
-        url: () => sup.url,
-        engine: () => sup.engineLoad
-      })
+      : new LocalReplica({ selfId, url: () => sup.url }, { broker })
     this.router = new Router({ selfId, policy: config.routing.policy, maxQueue: config.http.max_queue }, {
       node: components.node,
       membership: components.membership,
-      local: this.local,
+      local: this.local !== null && broker !== null ? { replica: this.local, broker } : null,
       localServes: () => this.localServes(),
-      localModels: () => r?.models ?? []
+      localModels: () => r?.models ?? [],
+      onQueueLength: (n) => { components.metrics.queueLength.set(n) },
+      log: components.log.child({ svc: 'router' })
+    })
+    this.slotsServer = new SlotsServer({
+      node: components.node,
+      want: (entry, w) => { this.broker?.want(entry, { model: w.model, waiting: w.waiting, headsMs: w.heads_ms, seen: w.seen }, Date.now()) },
+      decline: (entry, id) => { this.broker?.decline(entry, id, Date.now()) },
+      gone: (entry) => { this.broker?.forget(entry, Date.now()) },
+      log: components.log.child({ svc: 'slots' })
     })
     this.infer = new InferServer({ selfId, maxBodyBytes: config.http.max_body_bytes }, {
       node: components.node,
-      serve: async (req) => this.serveForPeer(req),
+      serve: async (req, from) => this.serveForPeer(req, from),
       load: () => this.local?.load() ?? { inflight: 0, queued: 0, slots: 0 },
       log: components.log.child({ svc: 'infer' })
     })
@@ -75,13 +94,42 @@ export class Serving {
       draining: () => this.draining,
       log: components.log.child({ svc: 'api' })
     })
-    this.supervisor?.on('replica:ready', () => { void components.membership.publishNow(); this.router.queue.kick() })
-    this.supervisor?.on('replica:unready', () => { void components.membership.publishNow() })
+    this.supervisor?.on('replica:ready', () => { this.syncBroker(); void components.membership.publishNow() })
+    this.supervisor?.on('replica:unready', () => { this.syncBroker(); void components.membership.publishNow() })
   }
 
   async start (): Promise<void> {
     await this.infer.start()
+    await this.slotsServer.start()
     await this.supervisor?.start()
+    if (this.broker !== null) {
+      this.brokerTimer = setInterval(() => { this.syncBroker() }, BROKER_TICK_MS)
+      this.brokerTimer.unref()
+    }
+  }
+
+  /** Brings the broker up to date: open while the replica serves, offers lapsed, bypassing load counted. */
+  private syncBroker (): void {
+    const b = this.broker
+    if (b === null) return
+    const now = Date.now()
+    b.setOpen(this.localServes(), now)
+    b.tick(now)
+    const bypass = this.bypass.update(this.supervisor?.engineLoad ?? null, b.busy, now)
+    if (bypass !== b.load().bypass) b.setBypass(bypass, now)
+  }
+
+  /** Delivers an offer: to our own router in-process, to a peer over its slots stream. */
+  private sendOffer (entry: string, id: string, model: string, seq: number): void {
+    if (entry === this.selfId) {
+      this.router.localOffer(id, model, seq)
+      return
+    }
+    const load = this.local?.load()
+    if (!this.slotsServer.offer(entry, { id, model, seq, ttlMs: OFFER_TTL_MS, ...(load !== undefined ? { load } : {}) })) {
+      // The entry's stream is gone: give the slot to the next (deferred, not from inside the broker).
+      queueMicrotask(() => { this.broker?.forget(entry, Date.now()) })
+    }
   }
 
   /** The replica's part of this node's heartbeat. */
@@ -119,6 +167,7 @@ export class Serving {
   startDraining (): void {
     if (this.draining) return
     this.draining = true
+    this.syncBroker()
     this.infer.closeIdle()
   }
 
@@ -143,7 +192,10 @@ export class Serving {
 
   async stop (): Promise<void> {
     this.draining = true
+    clearInterval(this.brokerTimer)
+    this.syncBroker()
     this.router.stop()
+    await this.slotsServer.stop().catch(() => {})
     await this.infer.stop().catch(() => {})
     await this.supervisor?.stop(10_000)
     await this.local?.close()
@@ -158,10 +210,20 @@ export class Serving {
     return !this.draining && this.supervisor !== null && this.supervisor.ready
   }
 
-  /** A peer asks our replica to serve a request over /meshd/infer/1. */
-  private async serveForPeer (req: UpstreamRequest): Promise<UpstreamResponse> {
-    if (this.local === null) throw new UpstreamError('no_replica', 'this member runs no replica', true)
+  /**
+   * A peer asks our replica to serve a request over /meshd/infer/1. The
+   * broker admits it into the slot it offered, or into a free one; a full
+   * member refuses at once with its load, before the replica sees anything.
+   */
+  private async serveForPeer (req: UpstreamRequest, entry: string): Promise<UpstreamResponse> {
+    if (this.local === null || this.broker === null) throw new UpstreamError('no_replica', 'this member runs no replica', true)
     if (!this.localServes()) throw new UpstreamError('replica_unavailable', this.draining ? 'this member is draining' : 'the replica is not ready', true)
+    if (!this.broker.admit(Date.now(), req.offer !== undefined ? { id: req.offer, entry } : undefined)) {
+      throw new UpstreamError(MEMBER_BUSY, 'every slot of this member is taken', true, this.local.load())
+    }
     return this.local.request(req)
   }
 }
+
+/** How often the broker follows readiness, lapses offers and reads the engine's own load. */
+const BROKER_TICK_MS = 200

@@ -13,9 +13,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { randomUUID, timingSafeEqual } from 'node:crypto'
 import { sendError, sendJson, type OpenAIError } from './errors.ts'
-import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../proxy/upstream.ts'
-import type { Router } from '../proxy/router.ts'
-import type { Candidate } from '../proxy/pick.ts'
+import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../proxy/upstream.ts'
+import type { Router, Route } from '../proxy/router.ts'
 
 export interface ApiInit {
   selfId: string
@@ -33,7 +32,6 @@ export interface ApiMetrics {
   retries: { inc: (labels: { reason: string }) => void }
   rejected: { inc: (labels: { reason: string }) => void }
   inflight: { inc: () => void, dec: () => void }
-  queueLength: { set: (v: number) => void }
 }
 
 export interface ApiComponents {
@@ -54,7 +52,10 @@ const ROUTES: Record<string, { required: string, check: (v: unknown) => boolean,
 const FORWARD_REQUEST_HEADERS = new Set(['content-type', 'accept', 'user-agent', 'openai-organization', 'openai-project', 'x-request-id'])
 /** Response headers not passed back (hop-by-hop, or set by us). */
 const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'server', 'x-meshd-served-by', 'content-length'])
+/** Members tried for a request that failed it; after them the error goes to the client. */
 const MAX_ATTEMPTS = 3
+/** Members that refused a request as full before it waits for an offer instead. */
+const MAX_REFUSALS = 4
 const SERVED_BY = 'x-meshd-served-by'
 
 export class OpenAIApi {
@@ -157,13 +158,19 @@ export class OpenAIApi {
       model,
       deadline: Date.now() + this.init.requestTimeoutMs
     }
-    const tried = new Set<string>()
+    // Members that failed this request (not tried again), and members that
+    // refused it as full (not sent it again unasked; an offer from them is welcome).
+    const failed = new Set<string>()
+    const full = new Set<string>()
+    let failures = 0
+    let refusals = 0
+    let queueDeadline: number | null = null
     let lastError: UpstreamError | null = null
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    for (;;) {
       if (gone.signal.aborted) return
-      let cand: Candidate | null = router.choose(model, tried)
+      let cand: Route | null = refusals < MAX_REFUSALS ? router.choose(model, full.size === 0 ? failed : new Set([...failed, ...full])) : null
       if (cand === null) {
-        if (router.availability(model, tried) === 'no_member') {
+        if (router.availability(model, failed) === 'no_member') {
           if (lastError !== null) break
           if (router.knowsModel(model)) {
             this.fail(res, 'no_ready_replica', { status: 503, type: 'service_unavailable', code: 'no_ready_replica', message: `no member has a ready replica for model "${model}"`, retryAfterSeconds: 5 })
@@ -172,9 +179,9 @@ export class OpenAIApi {
           }
           return
         }
-        this.c.metrics.queueLength.set(router.queue.length + 1)
-        cand = await router.wait(model, Math.min(this.init.queueTimeoutMs, upReq.deadline - Date.now()), gone.signal, tried)
-        this.c.metrics.queueLength.set(router.queue.length)
+        // One queue timeout in all, however often a lapsed offer sends it back.
+        queueDeadline ??= Date.now() + Math.min(this.init.queueTimeoutMs, upReq.deadline - Date.now())
+        cand = await router.wait(model, queueDeadline - Date.now(), gone.signal, failed)
         if (gone.signal.aborted) {
           if (cand !== null) router.release(cand)
           return
@@ -184,14 +191,21 @@ export class OpenAIApi {
           return
         }
       }
-      tried.add(cand.id)
       let up: UpstreamResponse
       try {
         up = await router.dispatch(cand, upReq)
       } catch (err) {
         const e = err instanceof UpstreamError ? err : new UpstreamError('internal_error', (err as Error).message, false)
+        if (e.code === MEMBER_BUSY) {
+          // Not a failure: the member is full (our view of it was stale). Try another or wait.
+          full.add(cand.id)
+          refusals++
+          this.c.metrics.retries.inc({ reason: e.code })
+          continue
+        }
         lastError = e
-        if (e.retryable && attempt + 1 < MAX_ATTEMPTS) {
+        failed.add(cand.id)
+        if (e.retryable && ++failures < MAX_ATTEMPTS) {
           this.c.metrics.retries.inc({ reason: e.code })
           this.c.log.debug({ member: cand.id, code: e.code, err: e.message }, 'retrying on another member')
           continue
@@ -200,8 +214,9 @@ export class OpenAIApi {
       }
       if (gone.signal.aborted) { up.abort(); return }
       // A replica that refuses (overloaded, starting, draining) has done nothing: try another.
-      if ((up.status === 502 || up.status === 503) && attempt + 1 < MAX_ATTEMPTS) {
+      if ((up.status === 502 || up.status === 503) && ++failures < MAX_ATTEMPTS) {
         up.abort(new Error(`member answered ${up.status}`))
+        failed.add(cand.id)
         lastError = new UpstreamError(`upstream_${up.status}`, `member ${cand.id} answered ${up.status}`, true)
         this.c.metrics.retries.inc({ reason: `status_${up.status}` })
         continue

@@ -1,34 +1,36 @@
 /**
  * The local replica as an upstream: requests go to the engine over HTTP/1.1
  * keep-alive (an undici Pool per engine URL), the response streams back
- * untouched. Counts the requests meshd has at the replica, from this node's
- * front door and from peers over the mesh alike: that count, combined with
- * the engine's own metrics, is the load this member reports.
+ * untouched. Every request reaching it was first admitted by this member's
+ * SlotBroker (from this node's front door and from peers over the mesh
+ * alike); its end gives the slot back to the broker at once, which hands it
+ * to whoever in the mesh has waited longest. The broker's count, plus load
+ * that bypasses meshd, is the load this member reports.
  */
 import { Pool } from 'undici'
 import type { LoadReport } from './load-view.ts'
+import type { SlotBroker } from './slot-broker.ts'
 import { RateMeter } from './rate.ts'
 import { UpstreamError, onSettled, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 
-export interface EngineLoad { running: number, waiting: number, at: number }
-
 export interface LocalReplicaInit {
   selfId: string
-  slots: number
   /** The engine's base URL, null while it is not running. */
   url: () => string | null
-  /** The engine's own counts (from its /metrics), null if it publishes none. */
-  engine: () => EngineLoad | null
   now?: () => number
 }
 
-/** Engine metrics older than this are not trusted for load. */
-const ENGINE_FRESH_MS = 3000
+export interface LocalReplicaComponents {
+  /** Admits every request before request() is called; request() releases it. */
+  broker: Pick<SlotBroker, 'release' | 'load'>
+}
+
 /** Connections kept to the engine; above its slots, so queued requests are already on the wire. */
 const POOL_CONNECTIONS = 256
 
 export class LocalReplica {
   private readonly init: LocalReplicaInit
+  private readonly broker: LocalReplicaComponents['broker']
   private readonly now: () => number
   private pool: Pool | undefined
   private poolOrigin = ''
@@ -38,8 +40,9 @@ export class LocalReplica {
   /** When a request last started or ended at the replica. */
   lastActivityAt = 0
 
-  constructor (init: LocalReplicaInit) {
+  constructor (init: LocalReplicaInit, components: LocalReplicaComponents) {
     this.init = init
+    this.broker = components.broker
     this.now = init.now ?? Date.now
   }
 
@@ -59,21 +62,27 @@ export class LocalReplica {
     return this.done.rate(this.now())
   }
 
-  /** In flight and queued at the replica: meshd's own count or the engine's, whichever is higher. */
+  /**
+   * Slots taken at the replica: meshd's requests, those held for offers,
+   * and load that bypasses meshd. Never more than it really has: a slot
+   * meshd freed counts as free at once.
+   */
   load (): LoadReport {
-    const slots = this.init.slots
-    let total = this.inflightCount
-    const e = this.init.engine()
-    if (e !== null && this.now() - e.at < ENGINE_FRESH_MS) total = Math.max(total, e.running + e.waiting)
-    return { inflight: Math.min(total, slots), queued: Math.max(0, total - slots), slots, at: Date.now() }
+    const b = this.broker.load()
+    const taken = b.busy + b.reserved + b.bypass
+    return { inflight: Math.min(taken, b.slots), queued: Math.max(0, taken - b.slots), slots: b.slots, at: Date.now() }
   }
 
+  /** Serves a request the broker admitted; the slot is released whatever happens. */
   async request (req: UpstreamRequest): Promise<UpstreamResponse> {
     const url = this.init.url()
-    if (url === null) throw new UpstreamError('replica_unavailable', 'the local replica is not running', true)
-    const pool = this.poolFor(url)
     const remaining = req.deadline - Date.now()
-    if (remaining <= 0) throw new UpstreamError('deadline_exceeded', 'the request deadline passed before it reached a replica', false)
+    if (url === null || remaining <= 0) {
+      this.broker.release(this.now())
+      if (url === null) throw new UpstreamError('replica_unavailable', 'the local replica is not running', true)
+      throw new UpstreamError('deadline_exceeded', 'the request deadline passed before it reached a replica', false)
+    }
+    const pool = this.poolFor(url)
     const controller = new AbortController()
     const timer = setTimeout(() => { controller.abort(new UpstreamError('deadline_exceeded', 'request deadline exceeded', false)) }, remaining)
     this.inflightCount++
@@ -86,6 +95,7 @@ export class LocalReplica {
       this.inflightCount--
       this.lastActivityAt = Date.now()
       this.done.mark(this.now())
+      this.broker.release(this.now())
       for (const fn of this.listeners) fn()
     }
     let res: Awaited<ReturnType<Pool['request']>>

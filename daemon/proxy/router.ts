@@ -1,19 +1,32 @@
 /**
- * The router: which members can serve a model right now, how loaded each
- * is (LoadView, corrected by this node's own dispatches), the choice
- * (pick.ts), the bounded queue at the entry node when all are saturated, and
- * the dispatch to the local replica or to a peer over /meshd/infer/1.
+ * The router at the entry node: which members can serve a model right now,
+ * how loaded each looks from here (LoadView), the choice (pick.ts), the
+ * queue where requests wait when no member has room, and the dispatch to the
+ * local replica or to a peer over /meshd/infer/1.
+ *
+ * Estimates are only hints. Each member is the authority on its own slots
+ * (slot-broker.ts): a request sent on an estimate is admitted only into a
+ * slot that is really free, and a full member refuses it at once
+ * (`member_busy`), so the front door tries another or waits. A waiting
+ * request is never released on this node's view of a remote member (which
+ * may be a heartbeat old): it registers a want with every member serving the
+ * model, over /meshd/slots/1, and goes to the first member that offers it a
+ * slot. So no stale view can leave a slot idle while a request waits for
+ * longer than one offer round trip, whichever node the request entered at.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { MeshNode } from '../../mesh/node.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
 import type { Member } from '../../mesh/membership/table.ts'
 import { InferClient } from '../../mesh/infer/client.ts'
+import { SlotsClient } from '../../mesh/slots/client.ts'
+import { MAX_WANT_HEADS } from '../../mesh/slots/schemas.ts'
 import { LoadView } from './load-view.ts'
 import { EntryQueue } from './entry-queue.ts'
 import { pick, POLICIES, type Candidate, type RoutingPolicy } from './pick.ts'
 import type { LocalReplica } from './local-replica.ts'
-import { onSettled, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
+import type { SlotBroker } from './slot-broker.ts'
+import { UpstreamError, onSettled, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 
 export interface RouterInit {
   selfId: string
@@ -24,28 +37,41 @@ export interface RouterInit {
 
 export interface RouterComponents {
   node: MeshNode
-  membership: Membership
-  /** The local replica, when this node runs one. */
-  local: LocalReplica | null
+  membership: Pick<Membership, 'members' | 'on'>
+  /** The local replica and its slot broker, when this node runs one. */
+  local: { replica: LocalReplica, broker: SlotBroker } | null
   /** Whether the local replica may take traffic now (ready, and this node not draining). */
   localServes: () => boolean
   localModels: () => string[]
+  /** Told the number of waiting requests whenever it changes (the queue-length gauge). */
+  onQueueLength?: (n: number) => void
+  log: { debug: (o: object, msg: string) => void }
 }
 
 export type Availability = 'available' | 'saturated' | 'no_member'
 
-const RECHECK_MS = 100
+/** A member chosen for a request; `offer` when the member offered the slot. */
+export interface Route extends Candidate {
+  offer?: string
+}
 
 export class Router {
   readonly loads = new LoadView()
-  readonly queue: EntryQueue<Candidate>
+  readonly queue: EntryQueue<Route>
   private readonly init: RouterInit
   private readonly c: RouterComponents
   private readonly policy: RoutingPolicy
   private readonly random: () => number
-  /** Local dispatches chosen but not yet handed to the replica (so the next pick sees them). */
-  private localPending = 0
   private readonly infer: InferClient
+  private readonly slots: SlotsClient
+  /** Models whose waiters changed since the members were last told. */
+  private readonly dirty = new Set<string>()
+  private flushScheduled = false
+  /** What each member was last told per model: `waiting:oldest`, to send only changes. */
+  private readonly told = new Map<string, Map<string, string>>()
+  /** The last offer seq handled from the local broker (see Want.seen). */
+  private localSeen = 0
+  private stopped = false
 
   constructor (init: RouterInit, components: RouterComponents) {
     this.init = init
@@ -54,22 +80,28 @@ export class Router {
     if (policy === undefined) throw new Error(`unknown routing policy ${init.policy}`)
     this.policy = policy
     this.random = init.random ?? Math.random
-    this.queue = new EntryQueue(init.maxQueue)
+    this.queue = new EntryQueue<Route>(init.maxQueue, (model) => {
+      this.c.onQueueLength?.(this.queue.length)
+      this.markDirty(model)
+    })
     this.infer = new InferClient(components.node)
+    this.slots = new SlotsClient({ node: components.node, onOffer: (member, o) => { this.onOffer(member, o.id, o.model, o.load) }, log: components.log })
     components.membership.on('member:update', (m) => { this.onHeartbeat(m) })
-    components.membership.on('member:forget', (id) => { this.loads.forget(id) })
-    // Anything that may free capacity gives queued requests another chance.
-    components.membership.on('member:alive', () => { this.queue.kick() })
-    components.local?.onFinish(() => { this.queue.kick() })
+    components.membership.on('member:forget', (id) => {
+      this.loads.forget(id)
+      this.slots.forget(id)
+      this.told.delete(id)
+    })
   }
 
   /** Members that may serve `model` now, with load estimates. */
   candidates (model: string): Candidate[] {
     const out: Candidate[] = []
     const self = this.init.selfId
-    if (this.c.local !== null && this.c.localServes() && this.c.localModels().includes(model)) {
-      const l = this.c.local.load()
-      out.push({ id: self, local: true, outstanding: l.inflight + l.queued + this.localPending, slots: l.slots })
+    const local = this.c.local
+    if (local !== null && this.c.localServes() && this.c.localModels().includes(model)) {
+      const l = local.replica.load()
+      out.push({ id: self, local: true, outstanding: l.inflight + l.queued, slots: l.slots })
     }
     for (const m of this.c.membership.members()) {
       if (m.id === self || !servesNow(m, model)) continue
@@ -98,15 +130,28 @@ export class Router {
   }
 
   /**
-   * Chooses a member with room and reserves a place there (counted at once,
-   * so the next choice sees it). Null: none has room, or none is left.
+   * Chooses a member that looks like it has room, for a request sent at once.
+   * A local choice is admitted here and now (the broker is in this process);
+   * a remote one is counted in this node's estimate and admitted, or refused,
+   * by the member. Null: nobody looks free, or requests for the model already
+   * wait here (a newcomer must not overtake them), so the caller waits.
    */
-  choose (model: string, exclude?: ReadonlySet<string>): Candidate | null {
-    const c = pick(this.policy, { model }, this.candidates(model), this.random, exclude)
-    if (c === null) return null
-    if (c.local) this.localPending++
-    else this.loads.dispatched(c.id)
-    return c
+  choose (model: string, exclude?: ReadonlySet<string>): Route | null {
+    if (this.queue.waiting(model) > 0) return null
+    const all = this.candidates(model)
+    let skip = exclude
+    for (;;) {
+      const c = pick(this.policy, { model }, all, this.random, skip)
+      if (c === null) return null
+      if (!c.local) {
+        this.loads.dispatched(c.id)
+        return c
+      }
+      if (this.c.local!.broker.admit(Date.now())) return c
+      // The view of our own replica is exact, so this only happens when a
+      // slot is held for an offer: look at the others.
+      skip = new Set([...(skip ?? []), c.id])
+    }
   }
 
   availability (model: string, exclude?: ReadonlySet<string>): Availability {
@@ -114,80 +159,135 @@ export class Router {
     return cs.length === 0 ? 'no_member' : 'saturated'
   }
 
-  /** Waits at the entry node for a member with room; null on timeout, abort or a full queue. */
-  async wait (model: string, timeoutMs: number, signal: AbortSignal, exclude?: ReadonlySet<string>): Promise<Candidate | null> {
-    const waiting = this.queue.wait(() => this.choose(model, exclude), timeoutMs, signal)
-    if (waiting === null) return null
-    this.recheckWhileQueued()
-    return waiting
-  }
-
-  /** Gives back a place reserved by choose() that will not be used (the client left). */
-  release (c: Candidate): void {
-    if (c.local) this.localPending--
-    else this.loads.finished(c.id)
-    this.queue.kick()
-  }
-
   /**
-   * Capacity also frees up where no event tells us: a request from a client
-   * that bypasses meshd ends (seen only in the engine's metrics), an estimate
-   * ages. While anything waits, look again every RECHECK_MS.
+   * Waits at this entry node until a member offers a slot; null on timeout,
+   * abort or a full queue. `exclude`: members that failed this request.
    */
-  private recheckTimer: NodeJS.Timeout | undefined
-  private recheckWhileQueued (): void {
-    if (this.recheckTimer !== undefined) return
-    this.recheckTimer = setInterval(() => {
-      this.queue.kick()
-      if (this.queue.length === 0) {
-        clearInterval(this.recheckTimer)
-        this.recheckTimer = undefined
-      }
-    }, RECHECK_MS)
+  async wait (model: string, timeoutMs: number, signal: AbortSignal, exclude?: ReadonlySet<string>): Promise<Route | null> {
+    return this.queue.wait(model, timeoutMs, signal, exclude)
+  }
+
+  /** Gives back a route that will not be used (the client left before dispatch). */
+  release (r: Route): void {
+    if (r.local) {
+      this.c.local?.broker.release(Date.now())
+      return
+    }
+    this.loads.finished(r.id)
+    if (r.offer !== undefined) this.slots.decline(r.id, r.offer)
   }
 
   stop (): void {
+    this.stopped = true
     this.infer.close()
-    clearInterval(this.recheckTimer)
-    this.recheckTimer = undefined
+    this.slots.close()
     this.queue.clear()
   }
 
-  /** Sends the request to the chosen member. Releases the reservation whatever happens. */
-  async dispatch (c: Candidate, req: UpstreamRequest): Promise<UpstreamResponse> {
-    if (c.local) {
-      this.localPending--
-      if (this.c.local === null) throw new Error('no local replica')
-      return this.c.local.request(req)
+  /**
+   * Sends the request to the chosen member. Releases the reservation whatever
+   * happens. A full member's refusal is an UpstreamError with code
+   * MEMBER_BUSY; its load updates the estimate.
+   */
+  async dispatch (r: Route, req: UpstreamRequest): Promise<UpstreamResponse> {
+    if (r.local) {
+      const local = this.c.local
+      if (local === null) throw new Error('no local replica')
+      return local.replica.request(req)
     }
     let released = false
     const release = (): void => {
       if (released) return
       released = true
-      this.loads.finished(c.id)
-      this.queue.kick()
+      this.loads.finished(r.id)
     }
     let up: UpstreamResponse
     try {
-      up = await this.infer.request(peerIdFromString(c.id), req, (load) => { this.loads.report(c.id, load) })
+      up = await this.infer.request(peerIdFromString(r.id), r.offer !== undefined ? { ...req, offer: r.offer } : req, (load) => { this.loads.report(r.id, load) })
     } catch (err) {
       release()
+      if (err instanceof UpstreamError && err.load !== undefined) this.loads.report(r.id, err.load)
       throw err
     }
-    if (up.load !== undefined) this.loads.report(c.id, up.load)
-    const body = up.body
+    if (up.load !== undefined) this.loads.report(r.id, up.load)
     return {
       ...up,
-      body: onSettled(body, release),
+      body: onSettled(up.body, release),
       abort: (reason?: Error) => { up.abort(reason); release() }
     }
+  }
+
+  /** A local offer from our own broker (called from its send callback: deferred, no re-entry). */
+  localOffer (id: string, model: string, seq: number): void {
+    queueMicrotask(() => {
+      if (seq > this.localSeen) this.localSeen = seq
+      this.onOffer(this.init.selfId, id, model, undefined)
+    })
+  }
+
+  /** A member holds a slot for us: the oldest waiter for the model takes it, or we decline. */
+  private onOffer (member: string, id: string, model: string, load: { inflight: number, queued: number, slots: number, at?: number } | undefined): void {
+    if (load !== undefined) this.loads.report(member, load)
+    const self = member === this.init.selfId
+    const local = this.c.local
+    const took = !this.stopped && this.queue.take(model, member, () => {
+      if (self) {
+        if (local === null || !local.broker.admit(Date.now(), { id, entry: member })) return null
+        const l = local.replica.load()
+        return { id: member, local: true, outstanding: l.inflight + l.queued, slots: l.slots }
+      }
+      this.loads.dispatched(member)
+      return { id: member, local: false, outstanding: this.loads.outstanding(member), slots: load?.slots ?? 0, offer: id }
+    })
+    if (took) return
+    if (self) local?.broker.decline(member, id, Date.now())
+    else this.slots.decline(member, id)
   }
 
   private onHeartbeat (m: Member): void {
     const r = m.heartbeat.replica
     if (m.id === this.init.selfId || r === null) return
     this.loads.report(m.id, { inflight: r.inflight, queued: r.queued, slots: r.slots, at: m.heartbeat.sent_at })
-    this.queue.kick()
+    // A member that just became ready learns what waits here.
+    for (const model of this.queue.models()) if (r.models.includes(model)) this.markDirty(model)
+  }
+
+  private markDirty (model: string): void {
+    this.dirty.add(model)
+    if (this.flushScheduled || this.stopped) return
+    this.flushScheduled = true
+    // Coalesce a burst of queue changes into one want per member.
+    setImmediate(() => { this.flushScheduled = false; this.flushWants() })
+  }
+
+  /** Tells every member serving a dirty model how many wait for it here now. */
+  private flushWants (): void {
+    if (this.stopped) return
+    const self = this.init.selfId
+    for (const model of this.dirty) {
+      const h = this.queue.heads(model, MAX_WANT_HEADS)
+      const key = `${h.waiting}:${h.oldest}`
+      const targets = new Set<string>()
+      if (h.waiting > 0) {
+        if (this.c.local !== null && this.c.localServes() && this.c.localModels().includes(model)) targets.add(self)
+        for (const m of this.c.membership.members()) if (m.id !== self && servesNow(m, model)) targets.add(m.id)
+      }
+      // Those told of earlier waiters hear that they are gone.
+      for (const [member, models] of this.told) if (models.has(model)) targets.add(member)
+      for (const member of targets) {
+        let models = this.told.get(member)
+        if (models?.get(model) === key) continue
+        if (models === undefined) { models = new Map(); this.told.set(member, models) }
+        if (h.waiting === 0) models.delete(model)
+        else models.set(model, key)
+        if (member === self) {
+          this.c.local?.broker.want(self, { model, waiting: h.waiting, headsMs: h.headsMs, seen: this.localSeen }, Date.now())
+        } else {
+          this.slots.want(member, { model, waiting: h.waiting, headsMs: h.headsMs })
+        }
+      }
+    }
+    this.dirty.clear()
   }
 }
 

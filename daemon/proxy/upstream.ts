@@ -16,6 +16,8 @@ export interface UpstreamRequest {
   model: string
   /** Absolute deadline (epoch ms); the serving member stops at it too. */
   deadline: number
+  /** A slot offer from the chosen member that this request takes (see slot-broker.ts). */
+  offer?: string
 }
 
 export interface UpstreamResponse {
@@ -37,13 +39,19 @@ export interface UpstreamResponse {
 export class UpstreamError extends Error {
   readonly retryable: boolean
   readonly code: string
-  constructor (code: string, message: string, retryable: boolean) {
+  /** The member's load when it refused, if it said (a full member does). */
+  readonly load: LoadReport | undefined
+  constructor (code: string, message: string, retryable: boolean, load?: LoadReport) {
     super(message)
     this.name = 'UpstreamError'
     this.code = code
     this.retryable = retryable
+    this.load = load
   }
 }
+
+/** The code of a refusal by a member whose slots are all taken: nothing ran, try another or wait for an offer. */
+export const MEMBER_BUSY = 'member_busy'
 
 /**
  * A single-consumer async queue of body chunks, fed by push callbacks (a

@@ -118,7 +118,8 @@ export class InferClient {
       // One write for head, body and end when the body is small (the usual case).
       const writer = new FrameWriter(stream)
       writer.write(encodeJsonFrame(FRAME.REQ_HEAD, {
-        v: INFER_VERSION, id: req.id, method: req.method, path: req.path, headers: req.headers, model: req.model, deadline_ms: Math.max(1, Math.floor(remaining))
+        v: INFER_VERSION, id: req.id, method: req.method, path: req.path, headers: req.headers, model: req.model, deadline_ms: Math.max(1, Math.floor(remaining)),
+        ...(req.offer !== undefined ? { offer: req.offer } : {})
       }))
       for (let at = 0; at < req.body.byteLength; at += BODY_FRAME_BYTES) {
         writer.write(encodeFrame(FRAME.REQ_BODY, req.body.subarray(at, at + BODY_FRAME_BYTES)))
@@ -191,10 +192,13 @@ export class InferClient {
         } else if (f.type === FRAME.ERROR) {
           const e = errorSchema.safeParse(safeJson(f.payload))
           const err = e.success
-            ? new UpstreamError(e.data.code, e.data.message, e.data.retryable && !headSeen)
+            ? new UpstreamError(e.data.code, e.data.message, e.data.retryable && !headSeen, e.data.load)
             : new UpstreamError('member_error', 'the member reported an error', !headSeen)
           fail(err)
-          void stream.close().catch(() => {})
+          // A refusal before the head ends the exchange, not the stream: the
+          // member keeps it for the next request (a full member refuses often).
+          if (!headSeen && e.success && decoder.pending === 0) this.putIdle(peer, stream)
+          else void stream.close().catch(() => {})
           return false
         } else {
           stream.abort(new Error(`unexpected frame ${f.type}`))

@@ -1,5 +1,5 @@
 /**
- * Framing of the /meshd/infer/1 stream protocol. A libp2p stream is a byte
+ * Framing of the /meshd/infer/1 and /meshd/slots/1 stream protocols. A libp2p stream is a byte
  * stream (yamux may split or join writes), so messages are framed:
  *
  *   [type: u8][length: u32 big-endian][payload: length bytes]
@@ -29,7 +29,7 @@ const HEADER = 5
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-export function encodeFrame (type: FrameType, payload: Uint8Array): Uint8Array {
+export function encodeFrame (type: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(HEADER + payload.byteLength)
   out[0] = type
   new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(1, payload.byteLength)
@@ -37,7 +37,7 @@ export function encodeFrame (type: FrameType, payload: Uint8Array): Uint8Array {
   return out
 }
 
-export function encodeJsonFrame (type: FrameType, value: unknown): Uint8Array {
+export function encodeJsonFrame (type: number, value: unknown): Uint8Array {
   return encodeFrame(type, encoder.encode(JSON.stringify(value)))
 }
 

@@ -25,7 +25,9 @@ export const requestHeadSchema = z.object({
   headers,
   model: z.string().max(256),
   /** Milliseconds left until the entry node's deadline: the far side stops at it too. */
-  deadline_ms: z.number().int().positive()
+  deadline_ms: z.number().int().positive(),
+  /** The slot offer (/meshd/slots/1) this request takes; absent: admitted only into a free slot. */
+  offer: z.string().min(1).max(64).optional()
 })
 
 export const responseHeadSchema = z.object({
@@ -43,9 +45,10 @@ export const errorSchema = z.object({
   code: z.string().max(64),
   message: z.string().max(4096),
   /** True when nothing reached the replica, so another member may be tried. */
-  retryable: z.boolean()
+  retryable: z.boolean(),
+  /** The member's load when it refused (a full member says how full). */
+  load: loadReportSchema.optional()
 })
 
 export type RequestHead = z.output<typeof requestHeadSchema>
-export type ResponseHead = z.output<typeof responseHeadSchema>
-export type InferError = z.output<typeof errorSchema>
+export type LoadReport = z.output<typeof loadReportSchema>

@@ -11,7 +11,7 @@ import { INFER_PROTOCOL, requestHeadSchema, type RequestHead } from './schemas.t
 import { MAX_INFER_STREAMS, SERVER_IDLE_STREAM_MS } from './client.ts'
 import { FrameWriter } from './writer.ts'
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
-import type { LoadReport } from '../../daemon/proxy/load-view.ts'
+import type { LoadReport } from './schemas.ts'
 
 export interface InferServerInit {
   selfId: string
@@ -20,8 +20,8 @@ export interface InferServerInit {
 
 export interface InferServerComponents {
   node: MeshNode
-  /** Serves a request on the local replica; throws UpstreamError when it cannot. */
-  serve: (req: UpstreamRequest) => Promise<UpstreamResponse>
+  /** Serves a request from entry node `from` on the local replica; throws UpstreamError when it cannot. */
+  serve: (req: UpstreamRequest, from: string) => Promise<UpstreamResponse>
   load: () => LoadReport
   log: { debug: (o: object, msg: string) => void, warn: (o: object, msg: string) => void }
 }
@@ -39,7 +39,7 @@ export class InferServer {
   }
 
   async start (): Promise<void> {
-    await this.c.node.handle(INFER_PROTOCOL, (stream) => { this.accept(stream) }, { maxInboundStreams: MAX_INFER_STREAMS, maxOutboundStreams: MAX_INFER_STREAMS })
+    await this.c.node.handle(INFER_PROTOCOL, (stream, connection) => { this.accept(stream, connection.remotePeer.toString()) }, { maxInboundStreams: MAX_INFER_STREAMS, maxOutboundStreams: MAX_INFER_STREAMS })
   }
 
   async stop (): Promise<void> {
@@ -65,7 +65,7 @@ export class InferServer {
    * One stream carries one request at a time, and may carry more after it:
    * the client reuses a stream whose last answer ended cleanly.
    */
-  private accept (stream: Stream): void {
+  private accept (stream: Stream, from: string): void {
     this.active.add(stream)
     const decoder = new FrameDecoder()
     let head: RequestHead | null = null
@@ -120,7 +120,7 @@ export class InferServer {
           head = null
           parts = []
           size = 0
-          void this.run(stream, h, body, (u) => { upstream = u; if (closed) u.abort(new Error('peer closed the stream')) }).then((reusable) => {
+          void this.run(stream, from, h, body, (u) => { upstream = u; if (closed) u.abort(new Error('peer closed the stream')) }).then((reusable) => {
             upstream = null
             running = false
             if (!reusable || closed) return
@@ -136,17 +136,20 @@ export class InferServer {
   }
 
   /** Serves one request; resolves true when the answer ended cleanly and the stream may carry another. */
-  private async run (stream: Stream, head: RequestHead, body: Uint8Array, attach: (u: UpstreamResponse) => void): Promise<boolean> {
+  private async run (stream: Stream, from: string, head: RequestHead, body: Uint8Array, attach: (u: UpstreamResponse) => void): Promise<boolean> {
     let up: UpstreamResponse
     try {
-      up = await this.c.serve({ id: head.id, method: head.method, path: head.path, headers: head.headers, body, model: head.model, deadline: Date.now() + head.deadline_ms })
+      up = await this.c.serve({ id: head.id, method: head.method, path: head.path, headers: head.headers, body, model: head.model, deadline: Date.now() + head.deadline_ms, ...(head.offer !== undefined ? { offer: head.offer } : {}) }, from)
     } catch (err) {
       const e = err instanceof UpstreamError ? err : new UpstreamError('internal_error', (err as Error).message, false)
+      // Refused before the replica answered: the stream stays open for the
+      // client's next request (it reuses a stream whose exchange ended cleanly).
       try {
-        stream.send(encodeJsonFrame(FRAME.ERROR, { code: e.code, message: e.message, retryable: e.retryable }))
-        await stream.close()
-      } catch {}
-      return false
+        stream.send(encodeJsonFrame(FRAME.ERROR, { code: e.code, message: e.message, retryable: e.retryable, ...(e.load !== undefined ? { load: e.load } : {}) }))
+        return stream.status === 'open'
+      } catch {
+        return false
+      }
     }
     attach(up)
     const writer = new FrameWriter(stream)

@@ -13,7 +13,8 @@ import { InferClient } from '../../mesh/infer/client.ts'
 import { INFER_PROTOCOL } from '../../mesh/infer/schemas.ts'
 import { startSimServer } from '../../daemon/replica/sim/server.ts'
 import { LocalReplica } from '../../daemon/proxy/local-replica.ts'
-import { UpstreamError, type UpstreamRequest } from '../../daemon/proxy/upstream.ts'
+import { SlotBroker } from '../../daemon/proxy/slot-broker.ts'
+import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
 import { waitFor } from '../helpers/poll.ts'
 import type { Teardown } from '../helpers/tmp.ts'
 
@@ -29,13 +30,19 @@ async function setup (t: Teardown) {
   const a = await mk()
   const b = await mk()
   const sim = await startSimServer({ port: 0, models: ['m'], slots: 4, ttftMs: 0, tokensPerSecond: 200, maxTokens: 4 } as Parameters<typeof startSimServer>[0])
-  const local = new LocalReplica({ selfId: b.peerId.toString(), slots: 4, url: () => sim.url, engine: () => null })
-  const server = new InferServer({ selfId: b.peerId.toString(), maxBodyBytes: 1 << 20 }, { node: b, serve: async (r) => local.request(r), load: () => local.load(), log: quiet })
+  const broker = new SlotBroker({ slots: 4, models: ['m'] }, () => {})
+  broker.setOpen(true, Date.now())
+  const local = new LocalReplica({ selfId: b.peerId.toString(), url: () => sim.url }, { broker })
+  const serve = async (r: UpstreamRequest): Promise<UpstreamResponse> => {
+    if (!broker.admit(Date.now())) throw new UpstreamError(MEMBER_BUSY, 'full', true, local.load())
+    return local.request(r)
+  }
+  const server = new InferServer({ selfId: b.peerId.toString(), maxBodyBytes: 1 << 20 }, { node: b, serve, load: () => local.load(), log: quiet })
   await server.start()
   await a.dial(b.getMultiaddrs()[0]!)
   const client = new InferClient(a)
   t.teardown(async () => { client.close(); await local.close(); await sim.close(); await a.stop(); await b.stop() })
-  return { a, b, sim, local, server, client }
+  return { a, b, sim, local, server, client, broker }
 }
 
 function chat (maxTokens: number, stream = false): UpstreamRequest {
@@ -93,4 +100,23 @@ t.test('a member that is gone is a retryable failure before any byte', async (t)
   const err = await client.request(b.peerId, chat(2)).then(() => null, (e: unknown) => e)
   t.type(err, UpstreamError)
   t.equal((err as UpstreamError).retryable, true, 'the front door may try another member')
+})
+
+t.test('a full member refuses at once, says how full, and keeps the stream for the next request', async (t) => {
+  const { a, b, client, broker } = await setup(t)
+  const running = await Promise.all([0, 1, 2, 3].map(async () => client.request(b.peerId, chat(100_000, true))))
+  t.equal(broker.busy, 4, 'four slots taken')
+  const err = await client.request(b.peerId, chat(2)).then(() => null, (e: unknown) => e)
+  t.type(err, UpstreamError)
+  t.equal((err as UpstreamError).code, MEMBER_BUSY)
+  t.equal((err as UpstreamError).retryable, true)
+  t.equal((err as UpstreamError).load?.inflight, 4, 'the refusal carries the member\'s load')
+  const before = inferStreams(a)
+  running[0]!.abort()
+  await waitFor(() => broker.busy === 3, { timeoutMs: 1000, intervalMs: 10, what: 'the aborted request to free its slot' })
+  const up = await client.request(b.peerId, chat(2))
+  t.equal(up.status, 200, 'a freed slot takes the next request')
+  await text(up.body)
+  t.ok(inferStreams(a) <= before, 'the refused exchange\'s stream was reused, not a new one opened')
+  for (const r of running.slice(1)) r.abort()
 })
