@@ -36,7 +36,6 @@ export class LocalReplica {
   private poolOrigin = ''
   private inflightCount = 0
   private readonly done = new RateMeter(10)
-  private readonly listeners = new Set<() => void>()
   /** When a request last started or ended at the replica. */
   lastActivityAt = 0
 
@@ -51,11 +50,6 @@ export class LocalReplica {
     return this.inflightCount
   }
 
-  /** Called whenever a request at the replica finishes (capacity may have freed up). */
-  onFinish (fn: () => void): () => void {
-    this.listeners.add(fn)
-    return () => { this.listeners.delete(fn) }
-  }
 
   /** Completed requests per second over the last 10 s. */
   qps (): number {
@@ -96,7 +90,6 @@ export class LocalReplica {
       this.lastActivityAt = Date.now()
       this.done.mark(this.now())
       this.broker.release(this.now())
-      for (const fn of this.listeners) fn()
     }
     let res: Awaited<ReturnType<Pool['request']>>
     try {
