@@ -11,7 +11,16 @@
  *    round robin; time to first token and total time, p50 and p99, and the
  *    share of requests each replica served.
  *
+ * 4. Many entry nodes, bursty arrivals, heavy tails (`--only multi`): three
+ *    members, each an entry node with a 4-slot sim (two fast, one 3× slower),
+ *    an open-loop replay of a seeded bursty workload (bench/traffic.ts) at
+ *    several fractions of slot capacity, spread evenly over the three front
+ *    doors; against nginx least_conn and round robin (one entry) in front of
+ *    the same three sims, same arrivals. See multiRow() for the columns.
+ *
  *   node_modules/.bin/node bench/proxy.ts [--requests 2000] [--seconds 10] [--slow-seconds 20]
+ *     [--only overhead|slow|multi] [--multi-seconds 40] [--loads 0.5,0.8,1,1.2] [--seed 1]
+ *     [--cv 3] [--arrivals gamma|onoff] [--trace azure.csv]
  * nginx comes from Debian (`apt-get install nginx`); without it, its rows are skipped.
  */
 import { rmSync, writeFileSync } from 'node:fs'
@@ -24,8 +33,23 @@ import autocannon from 'autocannon'
 import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
 import { BenchCluster } from './cluster.ts'
 import { quantile, fmtMs } from './stats.ts'
+import { generate, loadAzureTrace, windowAtLoad, rescaleToLoad, slotCapacity, arrivalRate, interArrivals, cv, type Arrival, type ReplicaSpeed } from './traffic.ts'
+import { replay, startSampler, waitIdle, waitedWhileFree, summarize, type SamplerTargets, type QueueSample, type ReplaySummary } from './replay.ts'
 
-const { values } = parseArgs({ options: { requests: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '10' }, 'slow-seconds': { type: 'string', default: '20' }, only: { type: 'string' } } })
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '10' },
+    'slow-seconds': { type: 'string', default: '20' },
+    only: { type: 'string' },
+    'multi-seconds': { type: 'string', default: '40' },
+    loads: { type: 'string', default: '0.5,0.8,1,1.2' },
+    seed: { type: 'string', default: '1' },
+    cv: { type: 'string', default: '3' },
+    arrivals: { type: 'string', default: 'gamma' },
+    trace: { type: 'string' }
+  }
+})
 const ONLY = values.only
 const REQUESTS = Number(values.requests)
 const SECONDS = Number(values.seconds)
@@ -96,7 +120,7 @@ async function throughput (origin: string, seconds: number): Promise<{ rps: numb
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx }
 }
 
-function nginxConf (port: number, upstreams: number[], policy: 'least_conn' | 'round_robin'): string {
+function nginxConf (port: number, upstreams: number[], policy: 'least_conn' | 'round_robin', tag: boolean): string {
   return `worker_processes 1;
 pid ${dir}/nginx-${port}.pid;
 error_log ${dir}/nginx-${port}.err warn;
@@ -115,7 +139,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
-      proxy_read_timeout 300s;
+      proxy_read_timeout 300s;${tag ? '\n      add_header X-Upstream-Addr $upstream_addr always;' : ''}
     }
   }
 }
@@ -123,10 +147,11 @@ http {
 }
 
 const haveNginx = spawnSync('nginx', ['-v']).status === 0
-async function nginx (upstreams: number[], policy: 'least_conn' | 'round_robin'): Promise<{ origin: string, stop: () => void }> {
+/** `tag`: each response names the replica that served it (X-Upstream-Addr), for scenarios that count shares. */
+async function nginx (upstreams: number[], policy: 'least_conn' | 'round_robin', tag = false): Promise<{ origin: string, stop: () => void }> {
   const port = await freePort()
   const conf = join(dir, `nginx-${port}.conf`)
-  writeFileSync(conf, nginxConf(port, upstreams, policy))
+  writeFileSync(conf, nginxConf(port, upstreams, policy, tag))
   const child = spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { detached: true, stdio: 'ignore' })
   children.push(child)
   const origin = `http://127.0.0.1:${port}`
@@ -253,4 +278,134 @@ function estimateSlowShare (s: StreamStats): number {
   const fastTotal = (50 + 32 * 25) // ms: ttft + 32 tokens at 40/s
   return s.total.filter((x) => x > fastTotal * 2).length / Math.max(1, s.total.length)
 }
+// ---- 4: many entry nodes, bursty arrivals, heavy tails -----------------------
+const MULTI_FAST: Sim = { tps: 40, slots: 4, maxTokens: 400, ttftMs: 50 }
+const MULTI_SLOW: Sim = { tps: 40 / 3, slots: 4, maxTokens: 400, ttftMs: 150 }
+const MULTI_SIMS: Sim[] = [MULTI_FAST, MULTI_FAST, MULTI_SLOW]
+const MULTI_NAMES = ['F1', 'F2', 'S3-slow']
+const SLOW = 2 // index of the slow replica in MULTI_SIMS
+const MULTI_SPEEDS: ReplicaSpeed[] = MULTI_SIMS.map((s) => ({ slots: s.slots, ttft_ms: s.ttftMs, tokens_per_second: s.tps }))
+/** A request not done after this long is abandoned (failed): keeps every run bounded in time. */
+const MULTI_REQUEST_TIMEOUT_MS = 300_000
+
+interface Front {
+  name: string
+  /** Request i goes to origins[i mod n]. */
+  origins: string[]
+  servedBy: (h: Record<string, string | string[] | undefined>) => number | null
+  targets: SamplerTargets
+}
+
+/** The arrivals of each load level: one base trace (same seed), rescaled, so levels differ only in speed. */
+function multiWorkloads (seconds: number, loads: number[]): Array<{ load: number, trace: Arrival[] }> {
+  let base: Arrival[]
+  if (values.trace !== undefined) {
+    base = loadAzureTrace(values.trace)
+  } else {
+    const opts = { seed: Number(values.seed), cv: Number(values.cv), mode: values.arrivals === 'onoff' ? 'onoff' as const : 'gamma' as const }
+    // Enough requests for the highest load, with room for the capacity estimate to move.
+    const capacity = slotCapacity(MULTI_SPEEDS, generate({ ...opts, count: 2000 }))
+    base = generate({ ...opts, count: Math.ceil(seconds * Math.max(...loads) * capacity * 1.5) + 100 })
+  }
+  return loads.map((load) => {
+    try {
+      return { load, trace: windowAtLoad(base, MULTI_SPEEDS, load, seconds) }
+    } catch (err) {
+      // A real trace shorter than the window: all of it, at that load, however long that is.
+      process.stderr.write(`${(err as Error).message}; replaying all of it\n`)
+      return { load, trace: rescaleToLoad(base, MULTI_SPEEDS, load) }
+    }
+  })
+}
+
+function printWorkloads (ws: Array<{ load: number, trace: Arrival[] }>): void {
+  console.log('| load | requests | offered | slot capacity | arrivals over | inter-arrival CV | output tokens p50 / p90 / p99 | prompt tokens p50 |\n|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const { load, trace } of ws) {
+    const outs = trace.map((a) => a.output_tokens)
+    console.log(`| ${load * 100}% | ${trace.length} | ${arrivalRate(trace).toFixed(2)} req/s | ${slotCapacity(MULTI_SPEEDS, trace).toFixed(2)} req/s | ${fmtMs(trace[trace.length - 1]!.at_ms)} | ${cv(interArrivals(trace)).toFixed(2)} | ${[0.5, 0.9, 0.99].map((q) => Math.round(quantile(outs, q))).join(' / ')} | ${Math.round(quantile(trace.map((a) => a.prompt_tokens), 0.5))} |`)
+  }
+}
+
+const fmt3 = (xs: number[]): string => xs.map((x) => Number.isNaN(x) ? '–' : fmtMs(x)).join(' / ')
+
+/**
+ * One row: requests; failed (every request that did not stream all its
+ * tokens: non-200, errors, broken streams, 429s included); of those, 429s
+ * and how many carried Retry-After; TTFT and end-to-end p50/p90/p99 of the
+ * successful ones; TTFT p50 at each entry node; the slow replica's share of
+ * successful requests; drain (last request sent → last one finished); mean
+ * busy slots of the two fast replicas; and the 250 ms samples in which a
+ * request waited (entry queue or engine queue) while some replica had a
+ * free slot.
+ */
+function multiRow (load: number, front: Front, r: ReplaySummary, samples: QueueSample[]): string {
+  const slots = MULTI_SIMS.map((s) => s.slots)
+  const fastBusy = samples.length === 0 ? NaN : samples.reduce((a, s) => a + s.running[0]! + s.running[1]!, 0) / samples.length
+  const waited = samples.filter((s) => waitedWhileFree(s, slots)).length
+  return `| ${load * 100}% | ${front.name} | ${r.requests} | ${r.failed} | ${r.status429} (${r.status429WithRetryAfter} with Retry-After) | ${fmt3(r.ttft)} | ${fmt3(r.total)} | ${fmt3(r.entryTtftP50)} | ${Number.isNaN(r.share) ? 'n/a' : `${(r.share * 100).toFixed(0)}%`} | ${fmtMs(r.drainMs)} | ${fastBusy.toFixed(1)} of ${slots[0]! + slots[1]!} | ${waited} of ${samples.length} |`
+}
+
+/** The replica a response names; `tag` reads the front's own header into a replica index. */
+function servedByHeader (name: string, tag: (v: string) => number | undefined): Front['servedBy'] {
+  return (h) => {
+    const v = h[name]
+    const s = Array.isArray(v) ? v[0] : v
+    return s === undefined ? null : (tag(s) ?? null)
+  }
+}
+
+async function multiScenario (): Promise<void> {
+  const seconds = Number(values['multi-seconds'])
+  const loads = values.loads.split(',').map(Number)
+  const workloads = multiWorkloads(seconds, loads)
+  const ports = [await freePort(), await freePort(), await freePort()]
+  process.stderr.write('starting: three members, each an entry node with a replica (one 3× slower)\n')
+  const members: MeshdProcess[] = []
+  for (const [i, sim] of MULTI_SIMS.entries()) members.push(await daemon(MULTI_NAMES[i]!, 'multi', { ...sim, port: ports[i]! }))
+  for (const m of members.slice(1)) await m.call('join', { addrs: [members[0]!.joinAddr] })
+  await waitReady(members, 3)
+  const replicas = ports.map((p) => ({ url: `http://127.0.0.1:${p}`, slots: 4 }))
+  const peers = new Map(members.map((m, i) => [m.info!.peer, i]))
+  const fronts: Front[] = [{
+    name: 'meshd (3 entry nodes)',
+    origins: members.map((m) => `http://${m.info!.http}`),
+    servedBy: servedByHeader('x-meshd-served-by', (peer) => peers.get(peer)),
+    targets: { replicas, entries: members.map((m) => `http://${m.info!.http}`) }
+  }]
+  const nginxes: Array<{ stop: () => void }> = []
+  if (haveNginx) {
+    // $upstream_addr lists every upstream tried ("a, b" after a retry): the last one served.
+    const byAddr = servedByHeader('x-upstream-addr', (addr) => { const i = ports.indexOf(Number(addr.split(', ').at(-1)!.split(':').at(-1))); return i < 0 ? undefined : i })
+    for (const [policy, label] of [['least_conn', 'nginx least_conn (1 entry)'], ['round_robin', 'nginx round robin (1 entry)']] as const) {
+      const ng = await nginx(ports, policy, true)
+      nginxes.push(ng)
+      fronts.push({ name: label, origins: [ng.origin], servedBy: byAddr, targets: { replicas, entries: [] } })
+    }
+  }
+  console.log(`\n### Many entry nodes, bursty arrivals, heavy tails (${seconds} s of arrivals per run; sims: 4 slots each, F1 and F2 at 40 tokens/s and 50 ms ttft, S3-slow at ${MULTI_SLOW.tps.toFixed(1)} tokens/s and 150 ms ttft)\n`)
+  console.log(`Open loop, streamed chat completions, request i to entry i mod 3 (meshd) or to the one nginx. ${values.trace !== undefined ? `Arrivals and lengths from ${values.trace}` : `Arrivals: ${values.arrivals === 'onoff' ? 'on/off bursts' : `Gamma inter-arrivals, CV ${values.cv}`}, seed ${values.seed}; output tokens lognormal (median 20, sigma 1, clipped to [1, 400])`}, rescaled to each load (fraction of slot capacity).\n`)
+  printWorkloads(workloads)
+  console.log('\n| load | front | requests | failed | of which 429 | TTFT p50 / p90 / p99 | end-to-end p50 / p90 / p99 | TTFT p50 at each entry (F1 / F2 / S3) | served by the slow replica | drain | busy slots, fast replicas (mean) | waited while a slot was free |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  const failures: string[] = []
+  for (const { load, trace } of workloads) {
+    for (const front of fronts) {
+      process.stderr.write(`multi: ${front.name}, load ${load}, ${trace.length} requests\n`)
+      const sampler = startSampler(front.targets, 250)
+      const outs = await replay(trace, front.origins, { servedBy: front.servedBy, model: 'm', timeoutMs: MULTI_REQUEST_TIMEOUT_MS })
+      const samples = sampler.stop()
+      const r = summarize(outs, front.origins.length, SLOW)
+      console.log(multiRow(load, front, r, samples))
+      process.stderr.write(`  client send lag p99 ${fmtMs(r.sendLagP99)}\n`)
+      for (const [why, n] of r.errors) failures.push(`- ${load * 100}%, ${front.name}: ${n} × ${why}`)
+      const idle = await waitIdle(front.targets, 180_000)
+      process.stderr.write(`  idle after ${fmtMs(idle)}\n`)
+    }
+  }
+  if (failures.length > 0) console.log(`\nFailures by cause:\n\n${failures.join('\n')}`)
+  for (const n of nginxes) n.stop()
+  for (const m of members) await m.stop()
+}
+
+if (ONLY === undefined || ONLY === 'multi') await multiScenario()
+
 await bench.stop()
