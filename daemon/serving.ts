@@ -20,7 +20,9 @@ import { BypassEstimate } from './proxy/bypass.ts'
 import { Router } from './proxy/router.ts'
 import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from './proxy/upstream.ts'
 import { InferServer } from '../mesh/infer/server.ts'
+import { InferClient } from '../mesh/infer/client.ts'
 import { SlotsServer } from '../mesh/slots/server.ts'
+import { SlotsClient } from '../mesh/slots/client.ts'
 import { OpenAIApi } from './http/api.ts'
 
 export interface ServingComponents {
@@ -60,13 +62,13 @@ export class Serving {
       ? null
       : new LocalReplica({ selfId, url: () => sup.url }, { broker })
     this.router = new Router({ selfId, policy: config.routing.policy, maxQueue: config.http.max_queue }, {
-      node: components.node,
       membership: components.membership,
+      infer: new InferClient(components.node),
+      slots: new SlotsClient({ node: components.node, onOffer: (member, o) => { this.router.offer(member, o.id, o.model, o.load) }, log: components.log.child({ svc: 'slots' }) }),
       local: this.local !== null && broker !== null ? { replica: this.local, broker } : null,
       localServes: () => this.localServes(),
       localModels: () => r?.models ?? [],
-      onQueueLength: (n) => { components.metrics.queueLength.set(n) },
-      log: components.log.child({ svc: 'router' })
+      onQueueLength: (n) => { components.metrics.queueLength.set(n) }
     })
     this.slotsServer = new SlotsServer({
       node: components.node,

@@ -14,12 +14,10 @@
  * slot. So no stale view can leave a slot idle while a request waits for
  * longer than one offer round trip, whichever node the request entered at.
  */
-import { peerIdFromString } from '@libp2p/peer-id'
-import type { MeshNode } from '../../mesh/node.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
 import type { Member } from '../../mesh/membership/table.ts'
-import { InferClient } from '../../mesh/infer/client.ts'
-import { SlotsClient } from '../../mesh/slots/client.ts'
+import type { LoadReport } from '../../mesh/infer/schemas.ts'
+import type { WantUpdate } from '../../mesh/slots/client.ts'
 import { MAX_WANT_HEADS } from '../../mesh/slots/schemas.ts'
 import { LoadView } from './load-view.ts'
 import { EntryQueue } from './entry-queue.ts'
@@ -35,9 +33,24 @@ export interface RouterInit {
   random?: () => number
 }
 
+/** Requests to a peer over the mesh (mesh/infer/client.ts). */
+export interface InferTransport {
+  request: (peer: string, req: UpstreamRequest, onTrailer?: (load: LoadReport) => void) => Promise<UpstreamResponse>
+  close: () => void
+}
+
+/** Wants and declines to a peer (mesh/slots/client.ts); offers come back through Router.offer(). */
+export interface SlotsTransport {
+  want: (member: string, w: WantUpdate) => void
+  decline: (member: string, id: string) => void
+  forget: (member: string) => void
+  close: () => void
+}
+
 export interface RouterComponents {
-  node: MeshNode
   membership: Pick<Membership, 'members' | 'on'>
+  infer: InferTransport
+  slots: SlotsTransport
   /** The local replica and its slot broker, when this node runs one. */
   local: { replica: LocalReplica, broker: SlotBroker } | null
   /** Whether the local replica may take traffic now (ready, and this node not draining). */
@@ -45,7 +58,6 @@ export interface RouterComponents {
   localModels: () => string[]
   /** Told the number of waiting requests whenever it changes (the queue-length gauge). */
   onQueueLength?: (n: number) => void
-  log: { debug: (o: object, msg: string) => void }
 }
 
 export type Availability = 'available' | 'saturated' | 'no_member'
@@ -62,8 +74,8 @@ export class Router {
   private readonly c: RouterComponents
   private readonly policy: RoutingPolicy
   private readonly random: () => number
-  private readonly infer: InferClient
-  private readonly slots: SlotsClient
+  private readonly infer: InferTransport
+  private readonly slots: SlotsTransport
   /** Models whose waiters changed since the members were last told. */
   private readonly dirty = new Set<string>()
   private flushScheduled = false
@@ -84,8 +96,8 @@ export class Router {
       this.c.onQueueLength?.(this.queue.length)
       this.markDirty(model)
     })
-    this.infer = new InferClient(components.node)
-    this.slots = new SlotsClient({ node: components.node, onOffer: (member, o) => { this.onOffer(member, o.id, o.model, o.load) }, log: components.log })
+    this.infer = components.infer
+    this.slots = components.slots
     components.membership.on('member:update', (m) => { this.onHeartbeat(m) })
     components.membership.on('member:forget', (id) => {
       this.loads.forget(id)
@@ -203,7 +215,7 @@ export class Router {
     }
     let up: UpstreamResponse
     try {
-      up = await this.infer.request(peerIdFromString(r.id), r.offer !== undefined ? { ...req, offer: r.offer } : req, (load) => { this.loads.report(r.id, load) })
+      up = await this.infer.request(r.id, r.offer !== undefined ? { ...req, offer: r.offer } : req, (load) => { this.loads.report(r.id, load) })
     } catch (err) {
       release()
       if (err instanceof UpstreamError && err.load !== undefined) this.loads.report(r.id, err.load)
@@ -221,12 +233,12 @@ export class Router {
   localOffer (id: string, model: string, seq: number): void {
     queueMicrotask(() => {
       if (seq > this.localSeen) this.localSeen = seq
-      this.onOffer(this.init.selfId, id, model, undefined)
+      this.offer(this.init.selfId, id, model, undefined)
     })
   }
 
   /** A member holds a slot for us: the oldest waiter for the model takes it, or we decline. */
-  private onOffer (member: string, id: string, model: string, load: { inflight: number, queued: number, slots: number, at?: number } | undefined): void {
+  offer (member: string, id: string, model: string, load: LoadReport | undefined): void {
     if (load !== undefined) this.loads.report(member, load)
     const self = member === this.init.selfId
     const local = this.c.local

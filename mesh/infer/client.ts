@@ -12,12 +12,13 @@
  * stream, so a slow reader never blocks anyone else.
  */
 import type { PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { MeshNode } from '../node.ts'
 import { FRAME, FrameDecoder, encodeFrame, encodeJsonFrame, decodeJson, BODY_FRAME_BYTES, type Frame } from './frames.ts'
 import { INFER_PROTOCOL, INFER_VERSION, responseHeadSchema, trailerSchema, errorSchema } from './schemas.ts'
 import { FrameWriter } from './writer.ts'
 import { ChunkChannel, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
-import type { LoadReport } from '../../daemon/proxy/load-view.ts'
+import type { LoadReport } from './schemas.ts'
 
 export const MAX_INFER_STREAMS = 4096
 /** How long a stream waits in the idle pool before it is closed; the server keeps idle streams longer. */
@@ -44,7 +45,8 @@ export class InferClient {
    * Sends `req` to `peer`. Resolves with the response head; rejects with a
    * retryable UpstreamError when nothing reached the replica.
    */
-  async request (peer: PeerId, req: UpstreamRequest, onTrailer?: (load: LoadReport) => void): Promise<UpstreamResponse> {
+  async request (to: PeerId | string, req: UpstreamRequest, onTrailer?: (load: LoadReport) => void): Promise<UpstreamResponse> {
+    const peer = typeof to === 'string' ? peerIdFromString(to) : to
     const reused = this.takeIdle(peer)
     if (reused !== null) {
       try {
