@@ -282,7 +282,7 @@ function estimateSlowShare (s: StreamStats): number {
 const MULTI_FAST: Sim = { tps: 40, slots: 4, maxTokens: 400, ttftMs: 50 }
 const MULTI_SLOW: Sim = { tps: 40 / 3, slots: 4, maxTokens: 400, ttftMs: 150 }
 const MULTI_SIMS: Sim[] = [MULTI_FAST, MULTI_FAST, MULTI_SLOW]
-const MULTI_NAMES = ['F1', 'F2', 'S3-slow']
+const MULTI_NAMES = ['M1-fast', 'M2-fast', 'M3-slow']
 const SLOW = 2 // index of the slow replica in MULTI_SIMS
 const MULTI_SPEEDS: ReplicaSpeed[] = MULTI_SIMS.map((s) => ({ slots: s.slots, ttft_ms: s.ttftMs, tokens_per_second: s.tps }))
 /** A request not done after this long is abandoned (failed): keeps every run bounded in time. */
@@ -385,7 +385,7 @@ async function multiScenario (): Promise<void> {
   console.log(`\n### Many entry nodes, bursty arrivals, heavy tails (${seconds} s of arrivals per run; sims: 4 slots each, F1 and F2 at 40 tokens/s and 50 ms ttft, S3-slow at ${MULTI_SLOW.tps.toFixed(1)} tokens/s and 150 ms ttft)\n`)
   console.log(`Open loop, streamed chat completions, request i to entry i mod 3 (meshd) or to the one nginx. ${values.trace !== undefined ? `Arrivals and lengths from ${values.trace}` : `Arrivals: ${values.arrivals === 'onoff' ? 'on/off bursts' : `Gamma inter-arrivals, CV ${values.cv}`}, seed ${values.seed}; output tokens lognormal (median 20, sigma 1, clipped to [1, 400])`}, rescaled to each load (fraction of slot capacity).\n`)
   printWorkloads(workloads)
-  console.log('\n| load | front | requests | failed | of which 429 | TTFT p50 / p90 / p99 | end-to-end p50 / p90 / p99 | TTFT p50 at each entry (F1 / F2 / S3) | served by the slow replica | drain | busy slots, fast replicas (mean) | waited while a slot was free |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  console.log('\n| load | front | requests | failed | of which 429 | TTFT p50 / p90 / p99 | end-to-end p50 / p90 / p99 | TTFT p50 at each entry (M1 / M2 / M3-slow) | served by the slow replica | drain | busy slots, fast replicas (mean) | waited while a slot was free |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   const failures: string[] = []
   for (const { load, trace } of workloads) {
     for (const front of fronts) {

@@ -117,7 +117,7 @@ export class Serving {
     const now = Date.now()
     b.setOpen(this.localServes(), now)
     b.tick(now)
-    const bypass = this.bypass.update(this.supervisor?.engineLoad ?? null, b.busy, now)
+    const bypass = this.bypass.update(this.supervisor?.engineLoad ?? null, () => b.takePeakBusy(), now)
     if (bypass !== b.load().bypass) b.setBypass(bypass, now)
   }
 
@@ -150,6 +150,7 @@ export class Serving {
       queued: load.queued,
       qps: Math.round(this.local.qps() * 100) / 100
     }
+    if (load.rate !== undefined) out.rate = load.rate
     if (snap.engine?.kvCache !== undefined) out.kv_cache = Math.min(1, Math.max(0, snap.engine.kvCache))
     return out
   }

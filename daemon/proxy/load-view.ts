@@ -15,6 +15,8 @@ export interface LoadReport {
   slots: number
   /** When the member measured it, on its own clock: an older report never replaces a newer one. */
   at?: number
+  /** How fast the member's replica answers (speed.ts), when it has measured it. */
+  rate?: number
 }
 
 interface Entry {
@@ -23,6 +25,7 @@ interface Entry {
   doneSince: number
   mine: number
   measuredAt: number
+  rate: number | undefined
 }
 
 export class LoadView {
@@ -37,6 +40,7 @@ export class LoadView {
       e.measuredAt = r.at
     }
     e.base = Math.max(0, r.inflight + r.queued)
+    if (r.rate !== undefined) e.rate = r.rate
     e.sentSince = 0
     e.doneSince = 0
   }
@@ -60,6 +64,11 @@ export class LoadView {
     return Math.max(e.mine, e.base + e.sentSince - e.doneSince, 0)
   }
 
+  /** The member's last reported speed, if it has reported one. */
+  rate (id: string): number | undefined {
+    return this.members.get(id)?.rate
+  }
+
   /** Requests this node has in flight at the member right now. */
   mine (id: string): number {
     return this.members.get(id)?.mine ?? 0
@@ -72,7 +81,7 @@ export class LoadView {
   private entry (id: string): Entry {
     let e = this.members.get(id)
     if (e === undefined) {
-      e = { base: 0, sentSince: 0, doneSince: 0, mine: 0, measuredAt: 0 }
+      e = { base: 0, sentSince: 0, doneSince: 0, mine: 0, measuredAt: 0, rate: undefined }
       this.members.set(id, e)
     }
     return e

@@ -11,7 +11,8 @@ import { Pool } from 'undici'
 import type { LoadReport } from './load-view.ts'
 import type { SlotBroker } from './slot-broker.ts'
 import { RateMeter } from './rate.ts'
-import { UpstreamError, onSettled, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
+import { ServiceSpeed } from './speed.ts'
+import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 
 export interface LocalReplicaInit {
   selfId: string
@@ -36,6 +37,7 @@ export class LocalReplica {
   private poolOrigin = ''
   private inflightCount = 0
   private readonly done = new RateMeter(10)
+  private readonly speed = new ServiceSpeed()
   /** When a request last started or ended at the replica. */
   lastActivityAt = 0
 
@@ -64,7 +66,8 @@ export class LocalReplica {
   load (): LoadReport {
     const b = this.broker.load()
     const taken = b.busy + b.reserved + b.bypass
-    return { inflight: Math.min(taken, b.slots), queued: Math.max(0, taken - b.slots), slots: b.slots, at: Date.now() }
+    const rate = this.speed.rate()
+    return { inflight: Math.min(taken, b.slots), queued: Math.max(0, taken - b.slots), slots: b.slots, at: Date.now(), ...(rate !== undefined ? { rate } : {}) }
   }
 
   /** Serves a request the broker admitted; the slot is released whatever happens. */
@@ -81,6 +84,7 @@ export class LocalReplica {
     const timer = setTimeout(() => { controller.abort(new UpstreamError('deadline_exceeded', 'request deadline exceeded', false)) }, remaining)
     this.inflightCount++
     this.lastActivityAt = Date.now()
+    const startedAt = this.now()
     let finished = false
     const finish = (): void => {
       if (finished) return
@@ -121,7 +125,11 @@ export class LocalReplica {
       headers,
       servedBy: this.init.selfId,
       load: this.load(),
-      body: onSettled(source, finish),
+      body: measured(source, (bytes, complete) => {
+        // Only whole, successful answers say how fast the replica is.
+        if (complete && res.statusCode === 200) this.speed.record(bytes, this.now() - startedAt)
+        finish()
+      }),
       abort: (reason?: Error) => {
         controller.abort(reason ?? new Error('client gone'))
         source.destroy()
@@ -145,5 +153,20 @@ export class LocalReplica {
       this.poolOrigin = origin
     }
     return this.pool
+  }
+}
+
+/** The body as it streams through, counting its bytes; `ended` runs once, told whether it was read to the end. */
+async function * measured (source: AsyncIterable<Uint8Array>, ended: (bytes: number, complete: boolean) => void): AsyncIterable<Uint8Array> {
+  let bytes = 0
+  let complete = false
+  try {
+    for await (const chunk of source) {
+      bytes += chunk.byteLength
+      yield chunk
+    }
+    complete = true
+  } finally {
+    ended(bytes, complete)
   }
 }

@@ -1,12 +1,20 @@
 /**
  * Which member serves a request: a pure function of the candidates' load
- * estimates and a random source, so it is unit- and property-tested.
+ * estimates, their speeds and a random source, so it is unit- and
+ * property-tested.
  *
- * least_load: power of two choices (Mitzenmacher; Envoy's least_request).
- * Choosing the lower-loaded of two random candidates, rather than the global
- * minimum, keeps many entry nodes that act on the same stale view from all
- * sending their next request to the same member, while still steering load
- * away from busy and slow members. Ties go to the local replica (no mesh hop).
+ * least_load: power of two choices (Mitzenmacher; Envoy's least_request)
+ * over each candidate's expected delay: its load once this request is added,
+ * (outstanding + 1) / slots, divided by its speed (how fast its replica
+ * answers, measured at the member: speed.ts), so a member three times
+ * slower counts as three times as loaded ("join the shortest expected
+ * delay"). Idle fast members are filled before a slow one is used, and every
+ * entry node does the same, also the slow member's own. Choosing the better
+ * of two random candidates, rather than the global best, keeps many entry
+ * nodes that act on the same stale view from all sending their next request
+ * to the same member. The local replica wins when it is as good as the
+ * winner (no mesh hop). A member that has not measured its speed yet counts
+ * as fast as the average of those that have.
  *
  * A policy only sees candidates that are alive, ready, not draining, serve the
  * model and have room; a prefix-affinity policy (send requests sharing a
@@ -20,6 +28,8 @@ export interface Candidate {
   /** Estimated requests in flight and queued at that replica. */
   outstanding: number
   slots: number
+  /** How fast its replica answers (any unit, compared only between candidates); absent: not measured yet. */
+  rate?: number
 }
 
 export interface RouteRequest {
@@ -34,22 +44,28 @@ export interface RoutingPolicy {
 }
 
 /**
- * How far past its slots a member may be loaded before it counts as
- * saturated. 0: a request is sent only to a member with a free slot; the rest
- * wait at the entry node and go to whichever member frees a slot first (late
- * binding). bench/proxy measured this against 0.5 (a little queue at each
- * replica, which saves the refill round trip): with one replica four times
- * slower, p99 time to first token 1.8 s against 3.7 s (nginx least_conn
- * 3.2 s), for ~4% fewer requests completed.
+ * A free slot, as far as this node can tell: a member admits no more than
+ * its slots (slot-broker.ts), so there is no point sending it more; the rest
+ * wait at the entry node for a slot offer (late binding). A small queue at
+ * each replica was measured against this (bench/proxy, one replica four
+ * times slower): p99 time to first token 3.7 s against 1.8 s.
  */
-export const QUEUE_ALLOWANCE = 0
-
-export function loadOf (c: Candidate): number {
-  return c.outstanding / Math.max(1, c.slots)
+export function hasRoom (c: Candidate): boolean {
+  return c.outstanding < c.slots
 }
 
-export function hasRoom (c: Candidate): boolean {
-  return c.outstanding < c.slots * (1 + QUEUE_ALLOWANCE)
+/** The speed to assume for each candidate: its own, or the mean of those measured (1 when none is). */
+export function speeds (candidates: readonly Candidate[]): (c: Candidate) => number {
+  let sum = 0
+  let n = 0
+  for (const c of candidates) if (c.rate !== undefined && c.rate > 0) { sum += c.rate; n++ }
+  const fallback = n === 0 ? 1 : sum / n
+  return (c) => (c.rate !== undefined && c.rate > 0 ? c.rate : fallback)
+}
+
+/** Expected delay if this request goes to `c`: its load with the request added, over its speed. */
+export function costOf (c: Candidate, speed: number): number {
+  return (c.outstanding + 1) / Math.max(1, c.slots) / speed
 }
 
 export const leastLoad: RoutingPolicy = {
@@ -58,16 +74,18 @@ export const leastLoad: RoutingPolicy = {
     const n = candidates.length
     if (n === 0) return null
     if (n === 1) return candidates[0]!
+    const speed = speeds(candidates)
+    const cost = (c: Candidate): number => costOf(c, speed(c))
     const i = Math.floor(random() * n) % n
     let j = Math.floor(random() * (n - 1)) % (n - 1)
     if (j >= i) j++
     const a = candidates[i]!
     const b = candidates[j]!
-    const la = loadOf(a)
-    const lb = loadOf(b)
-    let winner = la < lb ? a : lb < la ? b : (b.local ? b : a)
+    const ca = cost(a)
+    const cb = cost(b)
+    let winner = ca < cb ? a : cb < ca ? b : (b.local ? b : a)
     const local = candidates.find((c) => c.local)
-    if (local !== undefined && local !== winner && loadOf(local) <= loadOf(winner)) winner = local
+    if (local !== undefined && local !== winner && cost(local) <= cost(winner)) winner = local
     return winner
   }
 }

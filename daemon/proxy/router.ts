@@ -113,11 +113,12 @@ export class Router {
     const local = this.c.local
     if (local !== null && this.c.localServes() && this.c.localModels().includes(model)) {
       const l = local.replica.load()
-      out.push({ id: self, local: true, outstanding: l.inflight + l.queued, slots: l.slots })
+      out.push({ id: self, local: true, outstanding: l.inflight + l.queued, slots: l.slots, ...(l.rate !== undefined ? { rate: l.rate } : {}) })
     }
     for (const m of this.c.membership.members()) {
       if (m.id === self || !servesNow(m, model)) continue
-      out.push({ id: m.id, local: false, outstanding: this.loads.outstanding(m.id), slots: m.heartbeat.replica!.slots })
+      const rate = this.loads.rate(m.id)
+      out.push({ id: m.id, local: false, outstanding: this.loads.outstanding(m.id), slots: m.heartbeat.replica!.slots, ...(rate !== undefined ? { rate } : {}) })
     }
     return out
   }
@@ -259,7 +260,7 @@ export class Router {
   private onHeartbeat (m: Member): void {
     const r = m.heartbeat.replica
     if (m.id === this.init.selfId || r === null) return
-    this.loads.report(m.id, { inflight: r.inflight, queued: r.queued, slots: r.slots, at: m.heartbeat.sent_at })
+    this.loads.report(m.id, { inflight: r.inflight, queued: r.queued, slots: r.slots, at: m.heartbeat.sent_at, ...(r.rate !== undefined ? { rate: r.rate } : {}) })
     // A member that just became ready learns what waits here.
     for (const model of this.queue.models()) if (r.models.includes(model)) this.markDirty(model)
   }

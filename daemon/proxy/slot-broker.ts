@@ -75,6 +75,8 @@ interface EntryWants {
 export class SlotBroker {
   private slots: number
   private busyCount = 0
+  /** The most requests admitted at once since takePeakBusy() last ran. */
+  private peak = 0
   private bypass = 0
   private open = false
   private readonly served: Set<string>
@@ -109,6 +111,13 @@ export class SlotBroker {
     return this.busyCount
   }
 
+  /** The most requests meshd had at the replica since the last call; starts a new window. */
+  takePeakBusy (): number {
+    const p = Math.max(this.peak, this.busyCount)
+    this.peak = this.busyCount
+    return p
+  }
+
   /** Whether the replica takes requests (ready and not draining); a closed broker admits and offers nothing. */
   setOpen (open: boolean, now: number): void {
     if (this.open === open) return
@@ -131,13 +140,18 @@ export class SlotBroker {
       if (o !== undefined && o.entry === offer.entry) {
         this.offers.delete(offer.id)
         this.answered(o)
-        this.busyCount++
+        this.take()
         return true
       }
     }
     if (this.free() <= 0) return false
-    this.busyCount++
+    this.take()
     return true
+  }
+
+  private take (): void {
+    this.busyCount++
+    if (this.busyCount > this.peak) this.peak = this.busyCount
   }
 
   /** A request admitted here finished (or never reached the replica): its slot goes to whoever waits longest. */

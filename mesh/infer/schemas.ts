@@ -14,7 +14,9 @@ export const loadReportSchema = z.object({
   queued: z.number().int().nonnegative(),
   slots: z.number().int().nonnegative(),
   /** The member's clock when it measured the load (orders reports from one member). */
-  at: z.number().nonnegative().optional()
+  at: z.number().nonnegative().optional(),
+  /** How fast its replica answers (bytes per ms per request, daemon/proxy/speed.ts); absent until measured. */
+  rate: z.number().nonnegative().optional()
 })
 
 export const requestHeadSchema = z.object({

@@ -21,6 +21,8 @@ export const replicaLoadSchema = z.object({
   inflight: count,
   queued: count,
   qps: z.number().nonnegative(),
+  /** How fast the replica answers (bytes per ms per request); absent until measured. */
+  rate: z.number().nonnegative().optional(),
   /** KV-cache use reported by the engine (vLLM gpu_cache_usage_perc), when it publishes one. */
   kv_cache: ratio.optional()
 })

@@ -6,16 +6,13 @@ import { resolveEnvPath } from '../../daemon/config/env.ts'
 import { parseDuration, formatDuration } from '../../daemon/config/duration.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
-/** The example config of INTERFACE.md, as users will copy it. */
-function interfaceExample (): string {
-  const md = readFileSync(join(import.meta.dirname, '../../../shared/INTERFACE.md'), 'utf8')
-  const m = /```yaml\n([\s\S]*?)```/.exec(md)
-  if (m === null) throw new Error('no yaml block in INTERFACE.md')
-  return m[1]!
+/** The example config that ships with meshd (the interface contract's), as users will copy it. */
+function shippedExample (): string {
+  return readFileSync(join(import.meta.dirname, '../../daemon/config/example.yaml'), 'utf8')
 }
 
-t.test('the INTERFACE.md example config is valid and keeps its values', async (t) => {
-  const c = validateConfig(parseYaml(interfaceExample(), 'INTERFACE.md'), 'INTERFACE.md')
+t.test('the shipped example config is valid and keeps its values', async (t) => {
+  const c = validateConfig(parseYaml(shippedExample(), 'example.yaml'), 'example.yaml')
   t.equal(c.cluster, 'prod')
   t.equal(c.node_name, 'hel1-a')
   t.equal(c.mesh.heartbeat_ms, 1000)

@@ -1,15 +1,15 @@
 /**
- * The routing choice: power of two choices over load estimates, ties to the
- * local replica, saturation and exclusion. Property tests for what "never"
- * claims: never a member without room, never an excluded one, never the
- * more loaded of the two sampled.
+ * The routing choice: power of two choices over expected delay (load with
+ * the request added, over speed), ties to the local replica, saturation and
+ * exclusion. Property tests for what "never" claims: never a member without
+ * room, never an excluded one, never the costlier of the two sampled.
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { pick, leastLoad, loadOf, hasRoom, QUEUE_ALLOWANCE, type Candidate } from '../../daemon/proxy/pick.ts'
+import { pick, leastLoad, hasRoom, costOf, speeds, type Candidate } from '../../daemon/proxy/pick.ts'
 
 const seq = (...xs: number[]): () => number => { let i = 0; return () => xs[i++ % xs.length]! }
-const c = (id: string, outstanding: number, slots = 4, local = false): Candidate => ({ id, outstanding, slots, local })
+const c = (id: string, outstanding: number, slots = 4, local = false, rate?: number): Candidate => ({ id, outstanding, slots, local, ...(rate !== undefined ? { rate } : {}) })
 const req = { model: 'm' }
 
 t.test('table', async (t) => {
@@ -20,19 +20,32 @@ t.test('table', async (t) => {
   t.equal(pick(leastLoad, req, [c('a', 1), c('b', 1, 4, true)], seq(0, 0))?.id, 'b', 'a tie goes to the local replica')
   t.equal(pick(leastLoad, req, [c('a', 1), c('b', 1), c('l', 1, 4, true)], seq(0, 0))?.id, 'l', 'local wins whenever it is as unloaded as the winner')
   t.equal(pick(leastLoad, req, [c('a', 0), c('l', 2, 4, true)], seq(0, 0))?.id, 'a', 'a busier local replica does not win')
-  t.equal(pick(leastLoad, req, [c('a', 6), c('b', 7)], Math.random), null, `no room past slots × ${1 + QUEUE_ALLOWANCE}`)
+  t.equal(pick(leastLoad, req, [c('a', 4), c('b', 7)], Math.random), null, 'no room past the slots')
   t.equal(pick(leastLoad, req, [c('a', 0), c('b', 0)], Math.random, new Set(['a']))?.id, 'b', 'an excluded member (already tried) is skipped')
   t.equal(pick(leastLoad, req, [c('a', 0)], Math.random, new Set(['a'])), null)
+})
+
+t.test('speed: a slower member counts as more loaded, also for its own entry node', async (t) => {
+  t.equal(pick(leastLoad, req, [c('fast', 0, 4, false, 3), c('slow', 0, 4, true, 1)], seq(0, 0))?.id, 'fast', 'both idle: the fast one, though the slow one is local')
+  t.equal(pick(leastLoad, req, [c('fast', 1, 4, false, 3), c('slow', 0, 4, false, 1)], seq(0, 0))?.id, 'fast', 'one busy slot of four at three times the speed is still the shorter delay')
+  t.equal(pick(leastLoad, req, [c('fast', 3, 4, false, 3), c('slow', 0, 4, false, 1)], seq(0, 0))?.id, 'slow', 'an almost full fast member loses to an idle slow one')
+  t.equal(pick(leastLoad, req, [c('new', 0, 4), c('slow', 0, 4, false, 1), c('fast', 0, 4, false, 3)], seq(0, 0))?.id, 'new', 'not measured yet: as fast as the average (2), faster than the slow one')
+  t.equal(speeds([c('a', 0), c('b', 0)])(c('a', 0)), 1, 'nobody measured: all equal')
 })
 
 const candidates = fc.uniqueArray(fc.record({
   id: fc.string({ minLength: 1, maxLength: 4 }),
   outstanding: fc.nat(20),
   slots: fc.integer({ min: 1, max: 8 }),
-  local: fc.boolean()
+  local: fc.boolean(),
+  rate: fc.option(fc.double({ min: 0.1, max: 10, noNaN: true }), { nil: undefined })
 }), { selector: (x) => x.id, minLength: 0, maxLength: 12 }).map((cs) => {
   let seen = false
-  return cs.map((x) => { const local = x.local && !seen; if (local) seen = true; return { ...x, local } })
+  return cs.map((x): Candidate => {
+    const local = x.local && !seen
+    if (local) seen = true
+    return { id: x.id, outstanding: x.outstanding, slots: x.slots, local, ...(x.rate !== undefined ? { rate: x.rate } : {}) }
+  })
 })
 
 t.test('properties', async (t) => {
@@ -43,24 +56,29 @@ t.test('properties', async (t) => {
     if (open.length === 0) return choice === null
     if (choice === null) return false
     if (!open.includes(choice)) return false
-    // Never the more loaded of the two sampled: whichever two distinct members
-    // were drawn, the lesser of them is at most the second-highest load, and a
-    // local replica only replaces the winner when it is no busier.
+    // Never the costlier of the two sampled: whichever two distinct members
+    // were drawn, the better of them costs at most the second-highest cost, and
+    // a local replica only replaces the winner when it costs no more.
     if (open.length === 1) return choice === open[0]
-    const secondHighest = open.map(loadOf).sort((x, y) => y - x)[1]!
-    return loadOf(choice) <= secondHighest
+    const speed = speeds(open)
+    const cost = (x: Candidate): number => costOf(x, speed(x))
+    const secondHighest = open.map(cost).sort((x, y) => y - x)[1]!
+    return cost(choice) <= secondHighest
   }), { numRuns: 2000 })
-  t.pass('never a member without room, never an excluded one, never the busier of the two sampled')
+  t.pass('never a member without room, never an excluded one, never the costlier of the two sampled')
 
-  // Across many requests, the chosen load's average is below the average load (it steers).
-  fc.assert(fc.property(candidates.filter((cs) => cs.filter(hasRoom).length >= 3 && new Set(cs.filter(hasRoom).map(loadOf)).size > 1), (cs) => {
+  // Across many requests, the chosen cost's average is below the average cost (it steers).
+  fc.assert(fc.property(candidates.filter((cs) => cs.filter(hasRoom).length >= 3), (cs) => {
     let state = 1
     const rnd = (): number => { state = (state * 48271) % 2147483647; return state / 2147483647 }
     const open = cs.filter(hasRoom)
-    const mean = open.reduce((s, x) => s + loadOf(x), 0) / open.length
+    const speed = speeds(open)
+    const cost = (x: Candidate): number => costOf(x, speed(x))
+    if (new Set(open.map(cost)).size === 1) return true
+    const mean = open.reduce((s, x) => s + cost(x), 0) / open.length
     let sum = 0
-    for (let i = 0; i < 400; i++) sum += loadOf(pick(leastLoad, req, cs, rnd)!)
-    return sum / 400 <= mean
+    for (let i = 0; i < 400; i++) sum += cost(pick(leastLoad, req, cs, rnd)!)
+    return sum / 400 <= mean + 1e-9
   }), { numRuns: 300 })
-  t.pass('on average it picks less loaded members than a random choice would')
+  t.pass('on average it picks members of shorter expected delay than a random choice would')
 })

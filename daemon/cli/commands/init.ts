@@ -103,7 +103,7 @@ export function joinAddrs (listen: string[], peerId: string): string[] {
 }
 
 function configTemplate (v: { cluster: string, stateDir: string, swarmKeyFile: string, adminSocket: string, listen: string, http: string }): string {
-  return `# meshd config: every key is documented in INTERFACE.md; any key can be
+  return `# meshd config: every key is shown in daemon/config/example.yaml of meshd; any key can be
 # overridden by an environment variable MESHD_<PATH>, e.g. MESHD_HTTP_LISTEN.
 cluster: ${v.cluster}
 node_name: ${hostname()}
