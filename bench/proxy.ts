@@ -20,7 +20,7 @@
  *
  *   node_modules/.bin/node bench/proxy.ts [--requests 2000] [--seconds 10] [--slow-seconds 20]
  *     [--only overhead|slow|multi] [--multi-seconds 40] [--loads 0.5,0.8,1,1.2] [--seed 1]
- *     [--cv 3] [--arrivals gamma|onoff] [--trace azure.csv]
+ *     [--cv 3] [--arrivals gamma|onoff] [--trace azure.csv] [--fronts least_conn,round_robin]
  * nginx comes from Debian (`apt-get install nginx`); without it, its rows are skipped.
  */
 import { rmSync, writeFileSync } from 'node:fs'
@@ -47,7 +47,9 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     cv: { type: 'string', default: '3' },
     arrivals: { type: 'string', default: 'gamma' },
-    trace: { type: 'string' }
+    trace: { type: 'string' },
+    /** Which fronts the multi scenario compares (meshd is always run). */
+    fronts: { type: 'string', default: 'least_conn,round_robin' }
   }
 })
 const ONLY = values.only
@@ -342,7 +344,7 @@ function multiRow (load: number, front: Front, r: ReplaySummary, samples: QueueS
   const slots = MULTI_SIMS.map((s) => s.slots)
   const fastBusy = samples.length === 0 ? NaN : samples.reduce((a, s) => a + s.running[0]! + s.running[1]!, 0) / samples.length
   const waited = samples.filter((s) => waitedWhileFree(s, slots)).length
-  return `| ${load * 100}% | ${front.name} | ${r.requests} | ${r.failed} | ${r.status429} (${r.status429WithRetryAfter} with Retry-After) | ${fmt3(r.ttft)} | ${fmt3(r.total)} | ${fmt3(r.entryTtftP50)} | ${Number.isNaN(r.share) ? 'n/a' : `${(r.share * 100).toFixed(0)}%`} | ${fmtMs(r.drainMs)} | ${fastBusy.toFixed(1)} of ${slots[0]! + slots[1]!} | ${waited} of ${samples.length} |`
+  return `| ${load * 100}% | ${front.name} | ${r.requests} | ${r.failed} | ${r.status429} (${r.status429WithRetryAfter} with Retry-After) | ${fmt3(r.ttft)} (${fmtMs(r.ttftMean)}) | ${fmt3(r.total)} | ${fmt3(r.entryTtftP50)} | ${Number.isNaN(r.share) ? 'n/a' : `${(r.share * 100).toFixed(0)}%`} | ${fmtMs(r.drainMs)} | ${fastBusy.toFixed(1)} of ${slots[0]! + slots[1]!} | ${waited} of ${samples.length} |`
 }
 
 /** The replica a response names; `tag` reads the front's own header into a replica index. */
@@ -376,7 +378,9 @@ async function multiScenario (): Promise<void> {
   if (haveNginx) {
     // $upstream_addr lists every upstream tried ("a, b" after a retry): the last one served.
     const byAddr = servedByHeader('x-upstream-addr', (addr) => { const i = ports.indexOf(Number(addr.split(', ').at(-1)!.split(':').at(-1))); return i < 0 ? undefined : i })
+    const wanted = new Set(values.fronts.split(','))
     for (const [policy, label] of [['least_conn', 'nginx least_conn (1 entry)'], ['round_robin', 'nginx round robin (1 entry)']] as const) {
+      if (!wanted.has(policy)) continue
       const ng = await nginx(ports, policy, true)
       nginxes.push(ng)
       fronts.push({ name: label, origins: [ng.origin], servedBy: byAddr, targets: { replicas, entries: [] } })
@@ -385,7 +389,7 @@ async function multiScenario (): Promise<void> {
   console.log(`\n### Many entry nodes, bursty arrivals, heavy tails (${seconds} s of arrivals per run; sims: 4 slots each, F1 and F2 at 40 tokens/s and 50 ms ttft, S3-slow at ${MULTI_SLOW.tps.toFixed(1)} tokens/s and 150 ms ttft)\n`)
   console.log(`Open loop, streamed chat completions, request i to entry i mod 3 (meshd) or to the one nginx. ${values.trace !== undefined ? `Arrivals and lengths from ${values.trace}` : `Arrivals: ${values.arrivals === 'onoff' ? 'on/off bursts' : `Gamma inter-arrivals, CV ${values.cv}`}, seed ${values.seed}; output tokens lognormal (median 20, sigma 1, clipped to [1, 400])`}, rescaled to each load (fraction of slot capacity).\n`)
   printWorkloads(workloads)
-  console.log('\n| load | front | requests | failed | of which 429 | TTFT p50 / p90 / p99 | end-to-end p50 / p90 / p99 | TTFT p50 at each entry (M1 / M2 / M3-slow) | served by the slow replica | drain | busy slots, fast replicas (mean) | waited while a slot was free |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  console.log('\n| load | front | requests | failed | of which 429 | TTFT p50 / p90 / p99 (mean) | end-to-end p50 / p90 / p99 | TTFT p50 at each entry (M1 / M2 / M3-slow) | served by the slow replica | drain | busy slots, fast replicas (mean) | waited while a slot was free |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   const failures: string[] = []
   for (const { load, trace } of workloads) {
     for (const front of fronts) {

@@ -178,6 +178,8 @@ export interface ReplaySummary {
   status429: number
   status429WithRetryAfter: number
   ttft: [number, number, number]
+  /** Mean time to first token: with the same work done, a front that serves strictly in order has a median closer to it. */
+  ttftMean: number
   total: [number, number, number]
   /** TTFT p50 per entry node. */
   entryTtftP50: number[]
@@ -206,6 +208,7 @@ export function summarize (outs: Outcome[], entries: number, replica: number): R
     status429: outs.filter((o) => o.status === 429).length,
     status429WithRetryAfter: outs.filter((o) => o.status === 429 && o.retryAfter).length,
     ttft: q3(ok.map((o) => o.ttftMs)),
+    ttftMean: ok.reduce((a, o) => a + o.ttftMs, 0) / Math.max(1, ok.length),
     total: q3(ok.map((o) => o.totalMs)),
     entryTtftP50: Array.from({ length: entries }, (_, e) => quantile(ok.filter((o) => o.entry === e).map((o) => o.ttftMs), 0.5)),
     share: known.length === 0 ? NaN : known.filter((o) => o.servedBy === replica).length / known.length,
