@@ -15,7 +15,8 @@ import { LoadSampler } from './load-sampler.ts'
 import { MESHD_VERSION } from './version.ts'
 import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
-import { Serving } from './serving.ts'
+import { Serving } from './proxy/serving.ts'
+import { OpenAIApi } from './http/api.ts'
 import { Coordination } from './coordination.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
 import { loadOrCreateIdentity } from '../mesh/identity.ts'
@@ -44,6 +45,8 @@ export class Daemon {
   discovery!: Discovery
   http!: HttpServer
   serving!: Serving
+  /** The OpenAI-compatible front door (HTTP side; where requests go is serving.router's). */
+  api!: OpenAIApi
   coordination!: Coordination
   private admin!: AdminServer
   private readonly load: LoadSampler
@@ -105,7 +108,26 @@ export class Daemon {
       bootstrap: c.mesh.bootstrap,
       heartbeatMs: c.mesh.heartbeat_ms
     }, { node: this.node, membership: this.membership, peers, metrics: this.metrics, log: this.log.child({ svc: 'discovery' }) })
-    this.serving = new Serving(c, identity.peerId.toString(), { node: this.node, membership: this.membership, metrics: this.metrics, log: this.log })
+    this.serving = new Serving(c, identity.peerId.toString(), {
+      node: this.node,
+      membership: this.membership,
+      metrics: this.metrics,
+      log: this.log,
+      front: { active: () => this.api.active, lastActivityAt: () => this.api.lastActivityAt }
+    })
+    this.api = new OpenAIApi({
+      selfId: identity.peerId.toString(),
+      apiKeys: c.http.api_keys,
+      maxBodyBytes: c.http.max_body_bytes,
+      bodyTimeoutMs: c.http.body_timeout,
+      queueTimeoutMs: c.http.queue_timeout,
+      requestTimeoutMs: c.http.request_timeout
+    }, {
+      router: this.serving.router,
+      metrics: this.metrics,
+      draining: () => this.serving.isDraining,
+      log: this.log.child({ svc: 'api' })
+    })
     this.coordination = new Coordination(c, identity.peerId.toString(), {
       node: this.node,
       membership: this.membership,
@@ -129,7 +151,7 @@ export class Daemon {
     this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString() }, {
       registry: this.metrics.registry,
       health: () => this.health(),
-      api: (req, res) => { this.serving.api.handle(req, res) },
+      api: (req, res) => { this.api.handle(req, res) },
       log: this.log.child({ svc: 'http' })
     })
     this.admin = new AdminServer({ socketPath: c.admin.socket, log: this.log.child({ svc: 'admin' }) })

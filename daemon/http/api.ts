@@ -1,9 +1,10 @@
 /**
  * The OpenAI-compatible front door on every node: POST /v1/chat/completions,
- * /v1/completions, /v1/embeddings and GET /v1/models. Each request goes to
- * one member (router.ts); a failure before the first response byte is
- * retried on the next-best member (at most twice); after bytes have flowed
- * there is no retry, and a stream ends with an error event.
+ * /v1/completions, /v1/embeddings and GET /v1/models. This file is the HTTP
+ * side: auth, reading and checking the request, OpenAI errors, and relaying
+ * the chosen member's answer as it streams. Where a request goes, waits and
+ * is retried is proxy/forward.ts. After bytes have flowed there is no retry,
+ * and a stream ends with an error event.
  *
  * Everything a client can send is bounded: body size (413), body time (408),
  * JSON and required fields (400), API key (401), unknown model (404), and
@@ -13,8 +14,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { randomUUID, timingSafeEqual } from 'node:crypto'
 import { sendError, sendJson, type OpenAIError } from './errors.ts'
-import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../proxy/upstream.ts'
-import type { Router, Route } from '../proxy/router.ts'
+import type { UpstreamRequest, UpstreamResponse } from '../../mesh/infer/upstream.ts'
+import type { Router } from '../proxy/router.ts'
+import { forward } from '../proxy/forward.ts'
 
 export interface ApiInit {
   selfId: string
@@ -52,10 +54,6 @@ const ROUTES: Record<string, { required: string, check: (v: unknown) => boolean,
 const FORWARD_REQUEST_HEADERS = new Set(['content-type', 'accept', 'user-agent', 'openai-organization', 'openai-project', 'x-request-id'])
 /** Response headers not passed back (hop-by-hop, or set by us). */
 const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'server', 'x-meshd-served-by', 'content-length'])
-/** Members tried for a request that failed it; after them the error goes to the client. */
-const MAX_ATTEMPTS = 3
-/** Members that refused a request as full before it waits for an offer instead. */
-const MAX_REFUSALS = 4
 const SERVED_BY = 'x-meshd-served-by'
 
 export class OpenAIApi {
@@ -145,7 +143,6 @@ export class OpenAIApi {
   }
 
   private async proxy (req: IncomingMessage, res: ServerResponse, path: string, model: string, body: Buffer, started: number): Promise<void> {
-    const router = this.c.router
     const gone = new AbortController()
     res.on('close', () => { if (!res.writableFinished) gone.abort() })
     const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : randomUUID()
@@ -158,74 +155,32 @@ export class OpenAIApi {
       model,
       deadline: Date.now() + this.init.requestTimeoutMs
     }
-    // Members that failed this request (not tried again), and members that
-    // refused it as full (not sent it again unasked; an offer from them is welcome).
-    const failed = new Set<string>()
-    const full = new Set<string>()
-    let failures = 0
-    let refusals = 0
-    let queueDeadline: number | null = null
-    let lastError: UpstreamError | null = null
-    for (;;) {
-      if (gone.signal.aborted) return
-      let cand: Route | null = refusals < MAX_REFUSALS ? router.choose(model, full.size === 0 ? failed : new Set([...failed, ...full])) : null
-      if (cand === null) {
-        if (router.availability(model, failed) === 'no_member') {
-          if (lastError !== null) break
-          if (router.knowsModel(model)) {
-            this.fail(res, 'no_ready_replica', { status: 503, type: 'service_unavailable', code: 'no_ready_replica', message: `no member has a ready replica for model "${model}"`, retryAfterSeconds: 5 })
-          } else {
-            this.fail(res, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model "${model}" is not served by any member of the mesh` })
-          }
-          return
-        }
-        // One queue timeout in all, however often a lapsed offer sends it back.
-        queueDeadline ??= Date.now() + Math.min(this.init.queueTimeoutMs, upReq.deadline - Date.now())
-        cand = await router.wait(model, queueDeadline - Date.now(), gone.signal, failed)
-        if (gone.signal.aborted) {
-          if (cand !== null) router.release(cand)
-          return
-        }
-        if (cand === null) {
-          this.fail(res, 'saturated', { status: 429, type: 'rate_limit_error', code: 'saturated', message: `every member serving "${model}" is saturated; retry later`, retryAfterSeconds: 2 })
-          return
-        }
+    const outcome = await forward(this.c.router, upReq, {
+      queueTimeoutMs: this.init.queueTimeoutMs,
+      signal: gone.signal,
+      onRetry: (reason) => { this.c.metrics.retries.inc({ reason }) },
+      log: this.c.log
+    })
+    switch (outcome.kind) {
+      case 'answered':
+        await this.relay(res, outcome.up, model, started, gone.signal)
+        return
+      case 'gone':
+        return
+      case 'no_ready_replica':
+        this.fail(res, 'no_ready_replica', { status: 503, type: 'service_unavailable', code: 'no_ready_replica', message: `no member has a ready replica for model "${model}"`, retryAfterSeconds: 5 })
+        return
+      case 'unknown_model':
+        this.fail(res, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model "${model}" is not served by any member of the mesh` })
+        return
+      case 'saturated':
+        this.fail(res, 'saturated', { status: 429, type: 'rate_limit_error', code: 'saturated', message: `every member serving "${model}" is saturated; retry later`, retryAfterSeconds: 2 })
+        return
+      case 'failed': {
+        const e = outcome.error
+        this.fail(res, 'upstream_failed', { status: e.code === 'deadline_exceeded' ? 504 : 502, type: 'server_error', code: e.code, message: `no member could serve the request: ${e.message}` })
       }
-      let up: UpstreamResponse
-      try {
-        up = await router.dispatch(cand, upReq)
-      } catch (err) {
-        const e = err instanceof UpstreamError ? err : new UpstreamError('internal_error', (err as Error).message, false)
-        if (e.code === MEMBER_BUSY) {
-          // Not a failure: the member is full (our view of it was stale). Try another or wait.
-          full.add(cand.id)
-          refusals++
-          this.c.metrics.retries.inc({ reason: e.code })
-          continue
-        }
-        lastError = e
-        failed.add(cand.id)
-        if (e.retryable && ++failures < MAX_ATTEMPTS) {
-          this.c.metrics.retries.inc({ reason: e.code })
-          this.c.log.debug({ member: cand.id, code: e.code, err: e.message }, 'retrying on another member')
-          continue
-        }
-        break
-      }
-      if (gone.signal.aborted) { up.abort(); return }
-      // A replica that refuses (overloaded, starting, draining) has done nothing: try another.
-      if ((up.status === 502 || up.status === 503) && ++failures < MAX_ATTEMPTS) {
-        up.abort(new Error(`member answered ${up.status}`))
-        failed.add(cand.id)
-        lastError = new UpstreamError(`upstream_${up.status}`, `member ${cand.id} answered ${up.status}`, true)
-        this.c.metrics.retries.inc({ reason: `status_${up.status}` })
-        continue
-      }
-      await this.relay(res, up, model, started, gone.signal)
-      return
     }
-    const e = lastError ?? new UpstreamError('no_member', 'no member could serve the request', false)
-    this.fail(res, 'upstream_failed', { status: e.code === 'deadline_exceeded' ? 504 : 502, type: 'server_error', code: e.code, message: `no member could serve the request: ${e.message}` })
   }
 
   /** Streams the member's answer to the client chunk by chunk, as it arrives. */

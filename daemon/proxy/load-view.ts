@@ -9,15 +9,8 @@
  * there. Pure: no clock, no I/O.
  */
 
-export interface LoadReport {
-  inflight: number
-  queued: number
-  slots: number
-  /** When the member measured it, on its own clock: an older report never replaces a newer one. */
-  at?: number
-  /** How fast the member's replica answers (speed.ts), when it has measured it. */
-  rate?: number
-}
+import type { LoadReport } from '../../mesh/infer/schemas.ts'
+export type { LoadReport }
 
 interface Entry {
   base: number

@@ -22,9 +22,9 @@ import { MAX_WANT_HEADS } from '../../mesh/slots/schemas.ts'
 import { LoadView } from './load-view.ts'
 import { EntryQueue } from './entry-queue.ts'
 import { pick, POLICIES, type Candidate, type RoutingPolicy } from './pick.ts'
-import type { LocalReplica } from './local-replica.ts'
+import type { ReplicaUpstream } from './replica-upstream.ts'
 import type { SlotBroker } from './slot-broker.ts'
-import { UpstreamError, onSettled, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
+import { UpstreamError, onSettled, type UpstreamRequest, type UpstreamResponse } from '../../mesh/infer/upstream.ts'
 
 export interface RouterInit {
   selfId: string
@@ -52,7 +52,7 @@ export interface RouterComponents {
   infer: InferTransport
   slots: SlotsTransport
   /** The local replica and its slot broker, when this node runs one. */
-  local: { replica: LocalReplica, broker: SlotBroker } | null
+  local: { replica: ReplicaUpstream, broker: SlotBroker } | null
   /** Whether the local replica may take traffic now (ready, and this node not draining). */
   localServes: () => boolean
   localModels: () => string[]

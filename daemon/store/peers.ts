@@ -4,14 +4,8 @@
  */
 import type { Db } from './db.ts'
 
-export interface KnownPeer {
-  id: string
-  name: string | null
-  addrs: string[]
-  source: 'join' | 'gossip' | 'bootstrap'
-  voter: boolean
-  lastSeen: number
-}
+import type { KnownPeer } from '../../mesh/discovery/service.ts'
+export type { KnownPeer }
 
 export class PeerStore {
   private readonly upsertStmt

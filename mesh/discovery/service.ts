@@ -21,7 +21,6 @@ import { syncProtocol } from '../topics.ts'
 import { readJson, sendJson } from '../streams.ts'
 import { syncMessageSchema, SYNC_MAX_BYTES, SYNC_VERSION, type SyncMessage } from '../schemas/sync.ts'
 import { Backoff } from './backoff.ts'
-import type { KnownPeer } from '../../daemon/store/peers.ts'
 
 export interface DiscoveryInit {
   cluster: string
@@ -31,6 +30,17 @@ export interface DiscoveryInit {
   now?: () => number
 }
 
+/** A peer this node has met, as discovery remembers it (kept by the daemon's store). */
+export interface KnownPeer {
+  id: string
+  name: string | null
+  addrs: string[]
+  source: 'join' | 'gossip' | 'bootstrap'
+  voter: boolean
+  lastSeen: number
+}
+
+/** Where discovery keeps what it learns, across restarts (daemon/store/peers.ts: SQLite). */
 export interface PeerMemory {
   list: () => KnownPeer[]
   upsert: (p: KnownPeer) => void

@@ -17,7 +17,7 @@ import type { MeshNode } from '../node.ts'
 import { FRAME, FrameDecoder, encodeFrame, encodeJsonFrame, decodeJson, BODY_FRAME_BYTES, type Frame } from './frames.ts'
 import { INFER_PROTOCOL, INFER_VERSION, responseHeadSchema, trailerSchema, errorSchema } from './schemas.ts'
 import { FrameWriter } from './writer.ts'
-import { ChunkChannel, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
+import { ChunkChannel, UpstreamError, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 import type { LoadReport } from './schemas.ts'
 
 export const MAX_INFER_STREAMS = 4096

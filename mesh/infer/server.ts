@@ -10,7 +10,7 @@ import { FRAME, FrameDecoder, FrameError, encodeFrame, encodeJsonFrame, decodeJs
 import { INFER_PROTOCOL, requestHeadSchema, type RequestHead } from './schemas.ts'
 import { MAX_INFER_STREAMS, SERVER_IDLE_STREAM_MS } from './client.ts'
 import { FrameWriter } from './writer.ts'
-import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
+import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 import type { LoadReport } from './schemas.ts'
 
 export interface InferServerInit {

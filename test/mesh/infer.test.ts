@@ -12,9 +12,9 @@ import { InferServer } from '../../mesh/infer/server.ts'
 import { InferClient } from '../../mesh/infer/client.ts'
 import { INFER_PROTOCOL } from '../../mesh/infer/schemas.ts'
 import { startSimServer } from '../../daemon/replica/sim/server.ts'
-import { LocalReplica } from '../../daemon/proxy/local-replica.ts'
+import { ReplicaUpstream } from '../../daemon/proxy/replica-upstream.ts'
 import { SlotBroker } from '../../daemon/proxy/slot-broker.ts'
-import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
+import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../mesh/infer/upstream.ts'
 import { waitFor } from '../helpers/poll.ts'
 import type { Teardown } from '../helpers/tmp.ts'
 
@@ -32,7 +32,7 @@ async function setup (t: Teardown) {
   const sim = await startSimServer({ port: 0, models: ['m'], slots: 4, ttftMs: 0, tokensPerSecond: 200, maxTokens: 4 } as Parameters<typeof startSimServer>[0])
   const broker = new SlotBroker({ slots: 4, models: ['m'] }, () => {})
   broker.setOpen(true, Date.now())
-  const local = new LocalReplica({ selfId: b.peerId.toString(), url: () => sim.url }, { broker })
+  const local = new ReplicaUpstream({ selfId: b.peerId.toString(), url: () => sim.url }, { broker })
   const serve = async (r: UpstreamRequest): Promise<UpstreamResponse> => {
     if (!broker.admit(Date.now())) throw new UpstreamError(MEMBER_BUSY, 'full', true, local.load())
     return local.request(r)

@@ -9,8 +9,8 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { Router, type InferTransport, type SlotsTransport, type RouterComponents } from '../../daemon/proxy/router.ts'
 import { SlotBroker } from '../../daemon/proxy/slot-broker.ts'
-import { LocalReplica } from '../../daemon/proxy/local-replica.ts'
-import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../daemon/proxy/upstream.ts'
+import { ReplicaUpstream } from '../../daemon/proxy/replica-upstream.ts'
+import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../mesh/infer/upstream.ts'
 import type { Member } from '../../mesh/membership/table.ts'
 import type { WantUpdate } from '../../mesh/slots/client.ts'
 import type { Teardown } from '../helpers/tmp.ts'
@@ -72,12 +72,12 @@ function fixture (t: Teardown, opts: { localSlots?: number, members?: Member[] }
     close: () => {}
   }
   let broker: SlotBroker | null = null
-  let local: { replica: LocalReplica, broker: SlotBroker } | null = null
+  let local: { replica: ReplicaUpstream, broker: SlotBroker } | null = null
   let router: Router | null = null
   if (opts.localSlots !== undefined) {
     broker = new SlotBroker({ slots: opts.localSlots, models: ['m'] }, (o) => { router?.localOffer(o.id, o.model, o.seq) })
     broker.setOpen(true, Date.now())
-    local = { broker, replica: new LocalReplica({ selfId: SELF, url: () => null }, { broker }) }
+    local = { broker, replica: new ReplicaUpstream({ selfId: SELF, url: () => null }, { broker }) }
   }
   router = new Router({ selfId: SELF, policy: 'least_load', maxQueue: 16, random: () => 0 }, {
     membership: membership as unknown as RouterComponents['membership'], infer, slots, local, localServes: () => local !== null, localModels: () => (local !== null ? ['m'] : [])

@@ -4,7 +4,7 @@
  * streams as the replica produces it. Both kinds implement the same shape,
  * so retry and streaming logic is written once.
  */
-import type { LoadReport } from './load-view.ts'
+import type { LoadReport } from './schemas.ts'
 
 export interface UpstreamRequest {
   id: string

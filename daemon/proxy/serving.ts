@@ -6,26 +6,27 @@
  * front door. Started after the mesh, stopped before it; `drain()` is the
  * graceful part of a stop.
  */
-import type { Config } from './config/schema.ts'
-import type { Metrics } from './metrics.ts'
-import type { Log } from './log.ts'
-import type { MeshNode } from '../mesh/node.ts'
-import type { Membership } from '../mesh/membership/service.ts'
-import type { ReplicaLoad } from '../mesh/schemas/heartbeat.ts'
-import { ReplicaSupervisor } from './replica/supervisor.ts'
-import { createReplicaMetrics } from './replica/metrics.ts'
-import { LocalReplica } from './proxy/local-replica.ts'
-import { SlotBroker, OFFER_TTL_MS } from './proxy/slot-broker.ts'
-import { BypassEstimate } from './proxy/bypass.ts'
-import { Router } from './proxy/router.ts'
-import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from './proxy/upstream.ts'
-import { InferServer } from '../mesh/infer/server.ts'
-import { InferClient } from '../mesh/infer/client.ts'
-import { SlotsServer } from '../mesh/slots/server.ts'
-import { SlotsClient } from '../mesh/slots/client.ts'
-import { OpenAIApi } from './http/api.ts'
+import type { Config } from '../config/schema.ts'
+import type { Metrics } from '../metrics.ts'
+import type { Log } from '../log.ts'
+import type { MeshNode } from '../../mesh/node.ts'
+import type { Membership } from '../../mesh/membership/service.ts'
+import type { ReplicaLoad } from '../../mesh/schemas/heartbeat.ts'
+import { ReplicaSupervisor } from '../replica/supervisor.ts'
+import { createReplicaMetrics } from '../replica/metrics.ts'
+import { ReplicaUpstream } from './replica-upstream.ts'
+import { SlotBroker, OFFER_TTL_MS } from './slot-broker.ts'
+import { BypassEstimate } from './bypass.ts'
+import { Router } from './router.ts'
+import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../mesh/infer/upstream.ts'
+import { InferServer } from '../../mesh/infer/server.ts'
+import { InferClient } from '../../mesh/infer/client.ts'
+import { SlotsServer } from '../../mesh/slots/server.ts'
+import { SlotsClient } from '../../mesh/slots/client.ts'
 
 export interface ServingComponents {
+  /** The front door's own count of requests it is answering, and when one last started or ended (drain, idle clock). */
+  front: { active: () => number, lastActivityAt: () => number }
   node: MeshNode
   membership: Membership
   metrics: Metrics
@@ -34,9 +35,8 @@ export interface ServingComponents {
 
 export class Serving {
   readonly router: Router
-  readonly api: OpenAIApi
   readonly supervisor: ReplicaSupervisor | null
-  readonly local: LocalReplica | null
+  readonly local: ReplicaUpstream | null
   /** Admits every request to the local replica and offers its freed slots (null: no replica). */
   readonly broker: SlotBroker | null
   private readonly infer: InferServer
@@ -60,7 +60,7 @@ export class Serving {
     const broker = this.broker
     this.local = r === undefined || sup === null || broker === null
       ? null
-      : new LocalReplica({ selfId, url: () => sup.url }, { broker })
+      : new ReplicaUpstream({ selfId, url: () => sup.url }, { broker })
     this.router = new Router({ selfId, policy: config.routing.policy, maxQueue: config.http.max_queue }, {
       membership: components.membership,
       infer: new InferClient(components.node),
@@ -82,19 +82,6 @@ export class Serving {
       serve: async (req, from) => this.serveForPeer(req, from),
       load: () => this.local?.load() ?? { inflight: 0, queued: 0, slots: 0 },
       log: components.log.child({ svc: 'infer' })
-    })
-    this.api = new OpenAIApi({
-      selfId,
-      apiKeys: config.http.api_keys,
-      maxBodyBytes: config.http.max_body_bytes,
-      bodyTimeoutMs: config.http.body_timeout,
-      queueTimeoutMs: config.http.queue_timeout,
-      requestTimeoutMs: config.http.request_timeout
-    }, {
-      router: this.router,
-      metrics: components.metrics,
-      draining: () => this.draining,
-      log: components.log.child({ svc: 'api' })
     })
     this.supervisor?.on('replica:ready', () => { this.syncBroker(); void components.membership.publishNow() })
     this.supervisor?.on('replica:unready', () => { this.syncBroker(); void components.membership.publishNow() })
@@ -180,7 +167,7 @@ export class Serving {
 
   /** Requests in flight, and when one last started or ended (a burst node's idle clock). */
   activity (): { busy: number, lastAt: number } {
-    return { busy: this.busy(), lastAt: Math.max(this.api.lastActivityAt, this.local?.lastActivityAt ?? 0) }
+    return { busy: this.busy(), lastAt: Math.max(this.c.front.lastActivityAt(), this.local?.lastActivityAt ?? 0) }
   }
 
   async drain (timeoutMs: number): Promise<void> {
@@ -206,7 +193,7 @@ export class Serving {
 
   /** Requests still being served or relayed by this node. */
   busy (): number {
-    return (this.local?.inflight ?? 0) + this.infer.activeStreams + this.api.active
+    return (this.local?.inflight ?? 0) + this.infer.activeStreams + this.c.front.active()
   }
 
   private localServes (): boolean {

@@ -12,16 +12,16 @@ import type { LoadReport } from './load-view.ts'
 import type { SlotBroker } from './slot-broker.ts'
 import { RateMeter } from './rate.ts'
 import { ServiceSpeed } from './speed.ts'
-import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
+import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../mesh/infer/upstream.ts'
 
-export interface LocalReplicaInit {
+export interface ReplicaUpstreamInit {
   selfId: string
   /** The engine's base URL, null while it is not running. */
   url: () => string | null
   now?: () => number
 }
 
-export interface LocalReplicaComponents {
+export interface ReplicaUpstreamComponents {
   /** Admits every request before request() is called; request() releases it. */
   broker: Pick<SlotBroker, 'release' | 'load'>
 }
@@ -29,9 +29,9 @@ export interface LocalReplicaComponents {
 /** Connections kept to the engine; above its slots, so queued requests are already on the wire. */
 const POOL_CONNECTIONS = 256
 
-export class LocalReplica {
-  private readonly init: LocalReplicaInit
-  private readonly broker: LocalReplicaComponents['broker']
+export class ReplicaUpstream {
+  private readonly init: ReplicaUpstreamInit
+  private readonly broker: ReplicaUpstreamComponents['broker']
   private readonly now: () => number
   private pool: Pool | undefined
   private poolOrigin = ''
@@ -41,7 +41,7 @@ export class LocalReplica {
   /** When a request last started or ended at the replica. */
   lastActivityAt = 0
 
-  constructor (init: LocalReplicaInit, components: LocalReplicaComponents) {
+  constructor (init: ReplicaUpstreamInit, components: ReplicaUpstreamComponents) {
     this.init = init
     this.broker = components.broker
     this.now = init.now ?? Date.now
