@@ -6,7 +6,7 @@
  * stderr), 2 bad usage or bad config (the message names the file, the key and
  * what was expected).
  */
-import { UsageError, CommandFailed, type CommandModule } from './command.ts'
+import { UsageError, CommandFailed, type CommandModule } from './common/command.ts'
 
 const COMMANDS: Record<string, { summary: string, load: () => Promise<CommandModule> }> = {
   init: { summary: 'write a config and a fresh swarm key if absent; print the multiaddrs to join', load: async () => import('./commands/init.ts') },

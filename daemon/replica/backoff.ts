@@ -1,6 +1,7 @@
 /**
  * When to start the engine again after it exited on its own (or was killed by
- * the supervisor for failing its probes). Pure; the supervisor keeps the state.
+ * the supervisor for failing its probes), on meshd's one back-off curve
+ * (mesh/backoff.ts). Pure; the supervisor keeps the state.
  *
  * | consecutive failures | delay before the next start        |
  * | -------------------- | ---------------------------------- |
@@ -13,6 +14,8 @@
  * crashed is restarted after 1 s, one that crashes while loading its model
  * backs off to a restart a minute.
  */
+
+import { backoffDelay } from '../../mesh/backoff.ts'
 
 export interface BackoffPolicy {
   /** @default 1000 */
@@ -41,10 +44,7 @@ export const INITIAL_BACKOFF: BackoffState = { failures: 0 }
 
 /** The delay before the next start after the `failures`-th failure in a row (1-based). */
 export function restartDelayMs (policy: BackoffPolicy, failures: number): number {
-  if (failures <= 1) return Math.min(policy.initialMs, policy.maxMs)
-  // Exponent capped so that factor ** n never overflows to Infinity * 0 = NaN.
-  const exp = Math.min(failures - 1, 64)
-  return Math.min(policy.maxMs, policy.initialMs * policy.factor ** exp)
+  return backoffDelay(policy, failures)
 }
 
 /**

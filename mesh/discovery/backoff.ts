@@ -1,16 +1,18 @@
 /**
  * Per-target dial back-off: 0.5 s doubling to a cap, with jitter so that a
- * whole mesh that lost one node does not redial it in lock-step. Pure; the
- * clock and randomness are passed in.
+ * whole mesh that lost one node does not redial it in lock-step (the curve
+ * is mesh/backoff.ts). Pure; the clock and randomness are passed in.
  */
+import { backoffDelay } from '../backoff.ts'
+
 export interface BackoffState { failures: number, nextAt: number }
 
 export const BACKOFF_BASE_MS = 500
 export const BACKOFF_MAX_MS = 30_000
 
+/** When to try again after `failures` + 1 failures in a row (0: the first failure). */
 export function nextAttempt (failures: number, now: number, random: () => number, baseMs = BACKOFF_BASE_MS, maxMs = BACKOFF_MAX_MS): number {
-  const delay = Math.min(maxMs, baseMs * 2 ** Math.min(failures, 16))
-  return now + delay * (0.75 + 0.5 * random())
+  return now + backoffDelay({ initialMs: baseMs, maxMs, jitter: 0.25 }, failures + 1, random)
 }
 
 export class Backoff {

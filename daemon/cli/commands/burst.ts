@@ -1,5 +1,5 @@
-import { parseCommandArgs, UsageError } from '../command.ts'
-import { call, configFor, printJson } from '../daemon-client.ts'
+import { parseCommandArgs, UsageError } from '../common/command.ts'
+import { call, configFor, printJson } from '../common/daemon-client.ts'
 
 export const help = `usage: meshd burst --count N [--provider P] [--spot | --on-demand] [--wait] [--json]
        meshd burst --terminate [--count N | --all] [--provider P] [--json]

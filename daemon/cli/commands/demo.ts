@@ -1,4 +1,4 @@
-import { parseCommandArgs, UsageError } from '../command.ts'
+import { parseCommandArgs, UsageError } from '../common/command.ts'
 
 export const help = `usage: meshd demo [--duration S] [--nodes N] [--keep] [--json]
 

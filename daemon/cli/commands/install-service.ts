@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync, mkdirSync, chownSync, existsSync } from 'n
 import { execFileSync } from 'node:child_process'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseCommandArgs, CommandFailed, UsageError } from '../command.ts'
+import { parseCommandArgs, CommandFailed, UsageError } from '../common/command.ts'
 
 export const help = `usage: meshd install-service [--prefix DIR] [--unit-dir DIR] [--user NAME] [--no-user] [--dry-run]
 

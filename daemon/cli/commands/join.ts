@@ -1,5 +1,5 @@
-import { parseCommandArgs, UsageError } from '../command.ts'
-import { call, configFor, printJson } from '../daemon-client.ts'
+import { parseCommandArgs, UsageError } from '../common/command.ts'
+import { call, configFor, printJson } from '../common/daemon-client.ts'
 
 export const help = `usage: meshd join <multiaddr>... [--config FILE] [--json]
 

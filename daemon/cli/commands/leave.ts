@@ -1,5 +1,5 @@
-import { parseCommandArgs } from '../command.ts'
-import { call, configFor, printJson } from '../daemon-client.ts'
+import { parseCommandArgs } from '../common/command.ts'
+import { call, configFor, printJson } from '../common/daemon-client.ts'
 
 export const help = `usage: meshd leave [--config FILE] [--json]
 

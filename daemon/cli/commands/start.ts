@@ -1,5 +1,5 @@
 import { loadConfig, resolveConfigPath } from '../../config/load.ts'
-import { parseCommandArgs } from '../command.ts'
+import { parseCommandArgs } from '../common/command.ts'
 import { SwarmKeyError } from '../../../mesh/swarm-key.ts'
 
 export const help = `usage: meshd start [--config FILE]

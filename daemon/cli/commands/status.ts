@@ -1,6 +1,6 @@
-import { parseCommandArgs } from '../command.ts'
-import { call, configFor, printJson } from '../daemon-client.ts'
-import { renderTable, shortId, percent, money, ago } from '../table.ts'
+import { parseCommandArgs } from '../common/command.ts'
+import { call, configFor, printJson } from '../common/daemon-client.ts'
+import { renderTable, shortId, percent, money, ago } from '../common/table.ts'
 import type { StatusDocument, MemberStatus } from '../../status.ts'
 
 export const help = `usage: meshd status [--config FILE] [--json]

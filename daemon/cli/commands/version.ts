@@ -1,6 +1,6 @@
-import { parseCommandArgs } from '../command.ts'
+import { parseCommandArgs } from '../common/command.ts'
 import { MESHD_VERSION, libp2pVersion } from '../../version.ts'
-import { printJson } from '../daemon-client.ts'
+import { printJson } from '../common/daemon-client.ts'
 
 export const help = `usage: meshd version [--json]
 

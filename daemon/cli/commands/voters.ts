@@ -1,6 +1,6 @@
-import { parseCommandArgs, UsageError } from '../command.ts'
-import { call, configFor, printJson } from '../daemon-client.ts'
-import { shortId } from '../table.ts'
+import { parseCommandArgs, UsageError } from '../common/command.ts'
+import { call, configFor, printJson } from '../common/daemon-client.ts'
+import { shortId } from '../common/table.ts'
 
 export const help = `usage: meshd voters [--json]
        meshd voters remove <peer id>

@@ -2,11 +2,11 @@
  * What the CLI commands that talk to a running daemon share: find the admin
  * socket from the config, call, map failures to exit statuses.
  */
-import { loadConfig, resolveConfigPath } from '../config/load.ts'
-import { callDaemon, AdminError, type CallOptions } from '../admin/client.ts'
-import type { AdminMethod } from '../admin/protocol.ts'
+import { loadConfig, resolveConfigPath } from '../../config/load.ts'
+import { callDaemon, AdminError, type CallOptions } from '../../admin/client.ts'
+import type { AdminMethod } from '../../admin/protocol.ts'
 import { CommandFailed, UsageError } from './command.ts'
-import type { Config } from '../config/schema.ts'
+import type { Config } from '../../config/schema.ts'
 
 export function configFor (flag: string | undefined): Config {
   return loadConfig(resolveConfigPath(flag))
