@@ -13,6 +13,7 @@ import type { SlotBroker } from './slot-broker.ts'
 import { RateMeter } from './rate.ts'
 import { ServiceSpeed } from './speed.ts'
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../mesh/infer/upstream.ts'
+import { deadlines } from '../../mesh/infer/deadlines.ts'
 
 export interface ReplicaUpstreamInit {
   selfId: string
@@ -81,7 +82,7 @@ export class ReplicaUpstream {
     }
     const pool = this.poolFor(url)
     const controller = new AbortController()
-    const timer = setTimeout(() => { controller.abort(new UpstreamError('deadline_exceeded', 'request deadline exceeded', false)) }, remaining)
+    const deadline = deadlines.add(req.deadline, () => { controller.abort(new UpstreamError('deadline_exceeded', 'request deadline exceeded', false)) })
     this.inflightCount++
     this.lastActivityAt = Date.now()
     const startedAt = this.now()
@@ -89,7 +90,7 @@ export class ReplicaUpstream {
     const finish = (): void => {
       if (finished) return
       finished = true
-      clearTimeout(timer)
+      deadlines.clear(deadline)
       this.inflightCount--
       this.lastActivityAt = Date.now()
       this.done.mark(this.now())

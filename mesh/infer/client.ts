@@ -17,6 +17,7 @@ import type { MeshNode } from '../node.ts'
 import { FRAME, FrameDecoder, encodeFrame, encodeJsonFrame, decodeJson, BODY_FRAME_BYTES, type Frame } from './frames.ts'
 import { INFER_PROTOCOL, INFER_VERSION, responseHeadSchema, trailerSchema, errorSchema } from './schemas.ts'
 import { FrameWriter } from './writer.ts'
+import { deadlines, type Deadline } from './deadlines.ts'
 import { ChunkChannel, UpstreamError, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 import type { LoadReport } from './schemas.ts'
 
@@ -135,98 +136,159 @@ export class InferClient {
     }
 
     return new Promise<UpstreamResponse>((resolve, reject) => {
-      const decoder = new FrameDecoder()
-      const body = new ChunkChannel((pause) => { if (pause) stream.pause(); else stream.resume() })
-      let headSeen = false
-      let finished = false
-      const deadline = setTimeout(() => {
+      const x = new Exchange(this, peer, stream, resolve, reject, onTrailer)
+      x.deadline = deadlines.add(req.deadline, () => {
         stream.abort(new UpstreamError('deadline_exceeded', 'request deadline exceeded', false))
-      }, remaining)
-      const detach = (): void => {
-        clearTimeout(deadline)
-        stream.removeEventListener('message', onMessage)
-        stream.removeEventListener('close', onClose)
-      }
-      const fail = (err: UpstreamError): void => {
-        if (finished) return
-        finished = true
-        detach()
-        if (headSeen) body.fail(err)
-        else reject(err)
-      }
-      const onFrame = (f: Frame): boolean => {
-        if (f.type === FRAME.RES_BODY && headSeen) {
-          body.push(f.payload)
-        } else if (f.type === FRAME.RES_HEAD && !headSeen) {
-          const head = responseHeadSchema.safeParse(safeJson(f.payload))
-          if (!head.success) {
-            stream.abort(new Error('malformed response head'))
-            fail(new UpstreamError('protocol_error', 'malformed response head from member', true))
-            return false
-          }
-          headSeen = true
-          resolve({
-            status: head.data.status,
-            headers: head.data.headers,
-            servedBy: head.data.served_by,
-            ...(head.data.load !== undefined ? { load: head.data.load } : {}),
-            body,
-            abort: (reason?: Error) => {
-              if (finished) return
-              finished = true
-              detach()
-              body.end()
-              // The far side sees the reset and aborts the replica's request.
-              stream.abort(reason ?? new Error('client gone'))
-            }
-          })
-        } else if (f.type === FRAME.RES_END && headSeen) {
-          const trailer = trailerSchema.safeParse(safeJson(f.payload))
-          if (trailer.success && trailer.data.load !== undefined) onTrailer?.(trailer.data.load)
-          finished = true
-          detach()
-          body.end()
-          // A clean end: the stream is ready for the next request, unless bytes of a
-          // later frame arrived (a protocol error), in which case it is not reused.
-          if (decoder.pending === 0) this.putIdle(peer, stream)
-          else stream.abort(new Error('data after the end of an answer'))
-          return false
-        } else if (f.type === FRAME.ERROR) {
-          const e = errorSchema.safeParse(safeJson(f.payload))
-          const err = e.success
-            ? new UpstreamError(e.data.code, e.data.message, e.data.retryable && !headSeen, e.data.load)
-            : new UpstreamError('member_error', 'the member reported an error', !headSeen)
-          fail(err)
-          // A refusal before the head ends the exchange, not the stream: the
-          // member keeps it for the next request (a full member refuses often).
-          if (!headSeen && e.success && decoder.pending === 0) this.putIdle(peer, stream)
-          else void stream.close().catch(() => {})
-          return false
-        } else {
-          stream.abort(new Error(`unexpected frame ${f.type}`))
-          fail(new UpstreamError('protocol_error', `unexpected frame ${f.type} from member`, !headSeen))
-          return false
-        }
-        return true
-      }
-      const onMessage = (evt: { data: Uint8Array | { subarray: () => Uint8Array } }): void => {
-        let frames: Frame[]
-        try {
-          frames = decoder.push(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
-        } catch (err) {
-          stream.abort(err as Error)
-          fail(new UpstreamError('protocol_error', (err as Error).message, !headSeen))
-          return
-        }
-        for (const f of frames) if (!onFrame(f)) return
-      }
-      const onClose = (evt: { error?: Error }): void => {
-        // Reset or closed without an end frame: the member (or the link) died.
-        fail(new UpstreamError('stream_reset', `stream to ${peer.toString()} closed${evt.error !== undefined ? `: ${evt.error.message}` : ''}`, true))
-      }
-      stream.addEventListener('message', onMessage)
-      stream.addEventListener('close', onClose)
+      })
+      stream.addEventListener('message', x)
+      stream.addEventListener('close', x)
     })
+  }
+
+  /** A stream whose exchange ended cleanly goes back to the pool (called by Exchange). */
+  reuse (peer: PeerId, stream: Stream): void {
+    this.putIdle(peer, stream)
+  }
+}
+
+/**
+ * One request's answer as it arrives on its stream: one object per request,
+ * its frame handlers methods rather than closures, listening on the stream
+ * as an event-listener object (handleEvent), as undici's parsers do.
+ */
+class Exchange {
+  private readonly client: InferClient
+  private readonly peer: PeerId
+  private readonly stream: Stream
+  private readonly resolve: (r: UpstreamResponse) => void
+  private readonly reject: (e: Error) => void
+  private readonly onTrailer: ((load: LoadReport) => void) | undefined
+  private readonly decoder = new FrameDecoder()
+  private readonly body: ChunkChannel
+  private headSeen = false
+  private finished = false
+  deadline: Deadline | undefined
+
+  constructor (client: InferClient, peer: PeerId, stream: Stream, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void, onTrailer: ((load: LoadReport) => void) | undefined) {
+    this.client = client
+    this.peer = peer
+    this.stream = stream
+    this.resolve = resolve
+    this.reject = reject
+    this.onTrailer = onTrailer
+    this.body = new ChunkChannel((pause) => { if (pause) stream.pause(); else stream.resume() })
+  }
+
+  handleEvent (evt: Event): void {
+    if (evt.type === 'message') this.onMessage(evt as unknown as { data: Uint8Array | { subarray: () => Uint8Array } })
+    else if (evt.type === 'close') this.onClose(evt as unknown as { error?: Error })
+  }
+
+  private onMessage (evt: { data: Uint8Array | { subarray: () => Uint8Array } }): void {
+    let frames: Frame[]
+    try {
+      frames = this.decoder.push(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
+    } catch (err) {
+      this.stream.abort(err as Error)
+      this.fail(new UpstreamError('protocol_error', (err as Error).message, !this.headSeen))
+      return
+    }
+    for (const f of frames) if (!this.onFrame(f)) return
+  }
+
+  private onClose (evt: { error?: Error }): void {
+    // Reset or closed without an end frame: the member (or the link) died.
+    this.fail(new UpstreamError('stream_reset', `stream to ${this.peer.toString()} closed${evt.error !== undefined ? `: ${evt.error.message}` : ''}`, true))
+  }
+
+  /** Handles one frame; false when the exchange is over (later frames are not for it). */
+  private onFrame (f: Frame): boolean {
+    switch (f.type) {
+      case FRAME.RES_BODY:
+        if (!this.headSeen) break
+        this.body.push(f.payload)
+        return true
+      case FRAME.RES_HEAD:
+        if (this.headSeen) break
+        return this.onHead(f.payload)
+      case FRAME.RES_END:
+        if (!this.headSeen) break
+        this.onEnd(f.payload)
+        return false
+      case FRAME.ERROR:
+        this.onError(f.payload)
+        return false
+    }
+    this.stream.abort(new Error(`unexpected frame ${f.type}`))
+    this.fail(new UpstreamError('protocol_error', `unexpected frame ${f.type} from member`, !this.headSeen))
+    return false
+  }
+
+  private onHead (payload: Uint8Array): boolean {
+    const head = responseHeadSchema.safeParse(safeJson(payload))
+    if (!head.success) {
+      this.stream.abort(new Error('malformed response head'))
+      this.fail(new UpstreamError('protocol_error', 'malformed response head from member', true))
+      return false
+    }
+    this.headSeen = true
+    this.resolve({
+      status: head.data.status,
+      headers: head.data.headers,
+      servedBy: head.data.served_by,
+      ...(head.data.load !== undefined ? { load: head.data.load } : {}),
+      body: this.body,
+      abort: (reason?: Error) => { this.abort(reason) }
+    })
+    return true
+  }
+
+  private onEnd (payload: Uint8Array): void {
+    const trailer = trailerSchema.safeParse(safeJson(payload))
+    if (trailer.success && trailer.data.load !== undefined) this.onTrailer?.(trailer.data.load)
+    this.finished = true
+    this.detach()
+    this.body.end()
+    // A clean end: the stream is ready for the next request, unless bytes of a
+    // later frame arrived (a protocol error), in which case it is not reused.
+    if (this.decoder.pending === 0) this.client.reuse(this.peer, this.stream)
+    else this.stream.abort(new Error('data after the end of an answer'))
+  }
+
+  private onError (payload: Uint8Array): void {
+    const e = errorSchema.safeParse(safeJson(payload))
+    const err = e.success
+      ? new UpstreamError(e.data.code, e.data.message, e.data.retryable && !this.headSeen, e.data.load)
+      : new UpstreamError('member_error', 'the member reported an error', !this.headSeen)
+    const before = !this.headSeen
+    this.fail(err)
+    // A refusal before the head ends the exchange, not the stream: the
+    // member keeps it for the next request (a full member refuses often).
+    if (before && e.success && this.decoder.pending === 0) this.client.reuse(this.peer, this.stream)
+    else void this.stream.close().catch(() => {})
+  }
+
+  /** The client went away: stop the far side's work (it sees the reset and aborts the replica's request). */
+  private abort (reason?: Error): void {
+    if (this.finished) return
+    this.finished = true
+    this.detach()
+    this.body.end()
+    this.stream.abort(reason ?? new Error('client gone'))
+  }
+
+  private fail (err: UpstreamError): void {
+    if (this.finished) return
+    this.finished = true
+    this.detach()
+    if (this.headSeen) this.body.fail(err)
+    else this.reject(err)
+  }
+
+  private detach (): void {
+    if (this.deadline !== undefined) deadlines.clear(this.deadline)
+    this.stream.removeEventListener('message', this)
+    this.stream.removeEventListener('close', this)
   }
 }
 

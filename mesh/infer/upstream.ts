@@ -5,6 +5,7 @@
  * so retry and streaming logic is written once.
  */
 import type { LoadReport } from './schemas.ts'
+import { Ring } from './ring.ts'
 
 export interface UpstreamRequest {
   id: string
@@ -59,7 +60,7 @@ export const MEMBER_BUSY = 'member_busy'
  * while more than `highWater` chunks wait, and to resume when drained.
  */
 export class ChunkChannel implements AsyncIterable<Uint8Array> {
-  private readonly queue: Uint8Array[] = []
+  private queue = new Ring<Uint8Array>()
   private waiting: ((r: IteratorResult<Uint8Array>) => void) | null = null
   private failWaiting: ((e: Error) => void) | null = null
   private ended = false
@@ -127,7 +128,7 @@ export class ChunkChannel implements AsyncIterable<Uint8Array> {
       },
       return: () => {
         this.ended = true
-        this.queue.length = 0
+        this.queue = new Ring<Uint8Array>()
         return Promise.resolve({ value: undefined, done: true })
       }
     }

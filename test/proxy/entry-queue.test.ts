@@ -1,6 +1,6 @@
 import t from 'tap'
 import { EntryQueue } from '../../daemon/proxy/entry-queue.ts'
-import { Ring } from '../../daemon/proxy/ring.ts'
+import { Ring } from '../../mesh/infer/ring.ts'
 
 t.test('ring buffer keeps FIFO order across growth', async (t) => {
   const r = new Ring<number>(2)
