@@ -386,7 +386,7 @@ async function multiScenario (): Promise<void> {
       fronts.push({ name: label, origins: [ng.origin], servedBy: byAddr, targets: { replicas, entries: [] } })
     }
   }
-  console.log(`\n### Many entry nodes, bursty arrivals, heavy tails (${seconds} s of arrivals per run; sims: 4 slots each, F1 and F2 at 40 tokens/s and 50 ms ttft, S3-slow at ${MULTI_SLOW.tps.toFixed(1)} tokens/s and 150 ms ttft)\n`)
+  console.log(`\n### Many entry nodes, bursty arrivals, heavy tails (${seconds} s of arrivals per run; sims: 4 slots each, M1 and M2 at 40 tokens/s and 50 ms ttft, M3-slow at ${MULTI_SLOW.tps.toFixed(1)} tokens/s and 150 ms ttft)\n`)
   console.log(`Open loop, streamed chat completions, request i to entry i mod 3 (meshd) or to the one nginx. ${values.trace !== undefined ? `Arrivals and lengths from ${values.trace}` : `Arrivals: ${values.arrivals === 'onoff' ? 'on/off bursts' : `Gamma inter-arrivals, CV ${values.cv}`}, seed ${values.seed}; output tokens lognormal (median 20, sigma 1, clipped to [1, 400])`}, rescaled to each load (fraction of slot capacity).\n`)
   printWorkloads(workloads)
   console.log('\n| load | front | requests | failed | of which 429 | TTFT p50 / p90 / p99 (mean) | end-to-end p50 / p90 / p99 | TTFT p50 at each entry (M1 / M2 / M3-slow) | served by the slow replica | drain | busy slots, fast replicas (mean) | waited while a slot was free |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')

@@ -9,7 +9,9 @@
  * answers, measured at the member: speed.ts), so a member three times
  * slower counts as three times as loaded ("join the shortest expected
  * delay"). Idle fast members are filled before a slow one is used, and every
- * entry node does the same, also the slow member's own. Choosing the better
+ * entry node does the same, also the slow member's own (ties go to the faster
+ * member, and the local replica wins only when it is as good and no slower).
+ * Choosing the better
  * of two random candidates, rather than the global best, keeps many entry
  * nodes that act on the same stale view from all sending their next request
  * to the same member. The local replica wins when it is as good as the
@@ -68,6 +70,14 @@ export function costOf (c: Candidate, speed: number): number {
   return (c.outstanding + 1) / Math.max(1, c.slots) / speed
 }
 
+/** Equal expected delay: the faster, then the local one (no mesh hop), then the first drawn. */
+function tieBreak (a: Candidate, b: Candidate, speed: (c: Candidate) => number): Candidate {
+  const sa = speed(a)
+  const sb = speed(b)
+  if (sa !== sb) return sa > sb ? a : b
+  return b.local ? b : a
+}
+
 export const leastLoad: RoutingPolicy = {
   name: 'least_load',
   pick (_req, candidates, random) {
@@ -83,9 +93,12 @@ export const leastLoad: RoutingPolicy = {
     const b = candidates[j]!
     const ca = cost(a)
     const cb = cost(b)
-    let winner = ca < cb ? a : cb < ca ? b : (b.local ? b : a)
+    let winner = ca < cb ? a : cb < ca ? b : tieBreak(a, b, speed)
+    // The local replica saves a mesh hop: it wins whenever it is as good, but
+    // never by being slower (a slow member's own front door must not keep
+    // its clients on it while faster members wait with the same expected delay).
     const local = candidates.find((c) => c.local)
-    if (local !== undefined && local !== winner && cost(local) <= cost(winner)) winner = local
+    if (local !== undefined && local !== winner && cost(local) <= cost(winner) && speed(local) >= speed(winner)) winner = local
     return winner
   }
 }

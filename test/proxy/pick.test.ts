@@ -31,6 +31,8 @@ t.test('speed: a slower member counts as more loaded, also for its own entry nod
   t.equal(pick(leastLoad, req, [c('fast', 3, 4, false, 3), c('slow', 0, 4, false, 1)], seq(0, 0))?.id, 'slow', 'an almost full fast member loses to an idle slow one')
   t.equal(pick(leastLoad, req, [c('new', 0, 4), c('slow', 0, 4, false, 1), c('fast', 0, 4, false, 3)], seq(0, 0))?.id, 'new', 'not measured yet: as fast as the average (2), faster than the slow one')
   t.equal(speeds([c('a', 0), c('b', 0)])(c('a', 0)), 1, 'nobody measured: all equal')
+  t.equal(pick(leastLoad, req, [c('fast', 2, 4, false, 3), c('slow', 0, 4, true, 1)], seq(0, 0))?.id, 'fast', 'equal expected delay: the faster one, though the slower is local')
+  t.equal(pick(leastLoad, req, [c('a', 1, 4, false, 3), c('b', 0, 4, false, 3), c('l', 0, 4, true, 3)], seq(0, 0))?.id, 'l', 'a local replica as fast and as free wins (no mesh hop)')
 })
 
 const candidates = fc.uniqueArray(fc.record({
@@ -58,7 +60,7 @@ t.test('properties', async (t) => {
     if (!open.includes(choice)) return false
     // Never the costlier of the two sampled: whichever two distinct members
     // were drawn, the better of them costs at most the second-highest cost, and
-    // a local replica only replaces the winner when it costs no more.
+    // a local replica only replaces the winner when it costs no more (and is no slower).
     if (open.length === 1) return choice === open[0]
     const speed = speeds(open)
     const cost = (x: Candidate): number => costOf(x, speed(x))
