@@ -22,8 +22,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { type Offering } from '../../providers/types.ts'
-import { DEFAULT_BURST, DEFAULT_SERVICE } from '../../daemon/leader/policy.ts'
-import type { Policy } from '../../daemon/leader/types.ts'
+import { DEFAULT_BURST, DEFAULT_SERVICE } from '../../daemon/leader/plan/policy.ts'
+import type { Policy } from '../../daemon/leader/plan/types.ts'
 import { HOUR, MIN, T0 } from './fixtures.ts'
 import { World, type Crash, type FailKind } from './sim.ts'
 

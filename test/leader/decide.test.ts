@@ -1,9 +1,9 @@
 import t from 'tap'
-import { decide } from '../../daemon/leader/decide.ts'
-import { emptyLedger } from '../../daemon/leader/ledger.ts'
-import { launchFailedOutcome, terminateOutcome } from '../../daemon/leader/outcomes.ts'
+import { decide } from '../../daemon/leader/plan/decide.ts'
+import { emptyLedger } from '../../daemon/leader/ledger/ledger.ts'
+import { launchFailedOutcome, terminateOutcome } from '../../daemon/leader/plan/outcomes.ts'
 import { InsufficientCapacityError, NotFoundError, type Instance } from '../../providers/types.ts'
-import type { LaunchAction } from '../../daemon/leader/types.ts'
+import type { LaunchAction } from '../../daemon/leader/plan/types.ts'
 import { Harness } from './harness.ts'
 import { HOUR, MIN, T0, burstMember, hybrid, obs, offering, policy, provider } from './fixtures.ts'
 

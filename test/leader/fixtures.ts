@@ -3,10 +3,10 @@
  * Everything small and explicit, so a table row says what it means.
  */
 import type { Offering } from '../../providers/types.ts'
-import { DEFAULT_BURST, DEFAULT_SERVICE } from '../../daemon/leader/policy.ts'
-import { emptyLedger, rebuild, type LedgerState } from '../../daemon/leader/ledger.ts'
-import type { LedgerEntry } from '../../daemon/leader/entries.ts'
-import type { BurstPolicy, MemberObservation, Observations, Policy, ProviderPolicy, ServicePolicy } from '../../daemon/leader/types.ts'
+import { DEFAULT_BURST, DEFAULT_SERVICE } from '../../daemon/leader/plan/policy.ts'
+import { emptyLedger, rebuild, type LedgerState } from '../../daemon/leader/ledger/ledger.ts'
+import type { LedgerEntry } from '../../daemon/leader/ledger/entries.ts'
+import type { BurstPolicy, MemberObservation, Observations, Policy, ProviderPolicy, ServicePolicy } from '../../daemon/leader/plan/types.ts'
 
 export const MIN = 60_000
 export const HOUR = 3_600_000

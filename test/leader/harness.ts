@@ -5,12 +5,12 @@
  */
 import { isDeepStrictEqual } from 'node:util'
 import type { Instance, Offering } from '../../providers/types.ts'
-import { decide, type DecideResult } from '../../daemon/leader/decide.ts'
-import { applyChecked, emptyLedger, getRecord, rebuild, type InstanceRecord, type LedgerState } from '../../daemon/leader/ledger.ts'
-import type { LedgerEntry } from '../../daemon/leader/entries.ts'
-import type { LeaderMemory } from '../../daemon/leader/memory.ts'
-import { launchedOutcome } from '../../daemon/leader/outcomes.ts'
-import type { Observations, Policy } from '../../daemon/leader/types.ts'
+import { decide, type DecideResult } from '../../daemon/leader/plan/decide.ts'
+import { applyChecked, emptyLedger, getRecord, rebuild, type InstanceRecord, type LedgerState } from '../../daemon/leader/ledger/ledger.ts'
+import type { LedgerEntry } from '../../daemon/leader/ledger/entries.ts'
+import type { LeaderMemory } from '../../daemon/leader/plan/memory.ts'
+import { launchedOutcome } from '../../daemon/leader/plan/outcomes.ts'
+import type { Observations, Policy } from '../../daemon/leader/plan/types.ts'
 import { obs } from './fixtures.ts'
 
 export class Harness {

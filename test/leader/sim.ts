@@ -25,15 +25,15 @@ import {
   type Instance,
   type Offering
 } from '../../providers/types.ts'
-import { decide, type DecideResult } from '../../daemon/leader/decide.ts'
-import { applyChecked, emptyLedger, getRecord, isLive, mayBill, projectedPerHour, rebuild, records, type LedgerState } from '../../daemon/leader/ledger.ts'
-import { parseEntry, type LedgerEntry } from '../../daemon/leader/entries.ts'
-import type { LeaderMemory } from '../../daemon/leader/memory.ts'
-import { micros } from '../../daemon/leader/money.ts'
-import { createdOutcomes, launchFailedOutcome, terminateOutcome } from '../../daemon/leader/outcomes.ts'
-import { launchRequest } from '../../daemon/leader/launch-request.ts'
-import { spend, dayStartUtc, monthStartUtc } from '../../daemon/leader/spend.ts'
-import type { Action, BurstRequest, MemberObservation, Policy, ProviderListing, TerminateRequest } from '../../daemon/leader/types.ts'
+import { decide, type DecideResult } from '../../daemon/leader/plan/decide.ts'
+import { applyChecked, emptyLedger, getRecord, isLive, mayBill, projectedPerHour, rebuild, records, type LedgerState } from '../../daemon/leader/ledger/ledger.ts'
+import { parseEntry, type LedgerEntry } from '../../daemon/leader/ledger/entries.ts'
+import type { LeaderMemory } from '../../daemon/leader/plan/memory.ts'
+import { micros } from '../../daemon/leader/plan/money.ts'
+import { createdOutcomes, launchFailedOutcome, terminateOutcome } from '../../daemon/leader/plan/outcomes.ts'
+import { launchRequest } from '../../daemon/leader/plan/launch-request.ts'
+import { spend, dayStartUtc, monthStartUtc } from '../../daemon/leader/ledger/spend.ts'
+import type { Action, BurstRequest, MemberObservation, Policy, ProviderListing, TerminateRequest } from '../../daemon/leader/plan/types.ts'
 
 export const BOOT_MS = 90_000
 export const DRAIN_MS = 30_000

@@ -14,9 +14,9 @@
  * - in the ledger with an id, not listed for longer than the grace period:
  *   vanished (spot reclaimed, deleted by hand, or our terminate completed).
  */
-import { offeringId, type Instance, type Offering } from '../../providers/types.ts'
-import { keyPattern } from './entries.ts'
-import { mayBill, own, records, type LedgerState } from './ledger.ts'
+import { offeringId, type Instance, type Offering } from '../../../providers/types.ts'
+import { keyPattern } from '../ledger/entries.ts'
+import { mayBill, own, records, type LedgerState } from '../ledger/ledger.ts'
 import type { ProviderListing, ProviderPolicy } from './types.ts'
 
 export type ReconcileStep =

@@ -25,7 +25,7 @@
 import type { Recommendation } from './memory.ts'
 import { staticReplicas } from './observe.ts'
 import type { MemberObservation, Policy } from './types.ts'
-import { formatDuration } from '../config/duration.ts'
+import { formatDuration } from '../../config/duration.ts'
 
 /** spawn: at most this many launched per cycle. */
 export const MAX_UP_PER_TICK = 10

@@ -16,12 +16,12 @@ import {
   createdOutcomes, decide, launchFailedOutcome, launchRequest, memoryFor, observeMember, projectedPerHour, spend, terminateOutcome,
   getRecord, type Action, type Answer, type BurstRequest, type LeaderMemory, type LedgerEntry, type Policy, type ProviderListing,
   type TerminateRequest
-} from '../leader/index.ts'
+} from './index.ts'
 import { isInsufficientCapacityError, isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
 import type { Election } from '../election/service.ts'
 import { ledgerCommand, type LedgerReplica } from './ledger-replica.ts'
-import { CtlError, type Ctl } from './rpc.ts'
+import { CtlError, type Ctl } from '../../mesh/ctl/rpc.ts'
 
 export interface BurstServiceInit {
   selfId: string

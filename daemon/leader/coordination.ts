@@ -6,19 +6,19 @@
  * the leader over the mesh.
  */
 import { randomUUID } from 'node:crypto'
-import type { Config } from './config/schema.ts'
-import type { Db } from './store/db.ts'
-import type { Log } from './log.ts'
-import type { MeshNode } from '../mesh/node.ts'
-import type { Membership } from '../mesh/membership/service.ts'
-import { Election, type ElectionHeartbeat } from './election/service.ts'
-import { ElectionStore } from './election/storage.ts'
-import { LedgerReplica } from './burst/ledger-replica.ts'
-import { BurstService, type RecordView } from './burst/service.ts'
-import { Ctl, CtlError, type CtlRequest } from './burst/rpc.ts'
-import { buildProviders } from './burst/providers.ts'
-import { retireReason } from './burst/retire.ts'
-import { policyFromConfig, type Answer } from './leader/index.ts'
+import type { Config } from '../config/schema.ts'
+import type { Db } from '../store/db.ts'
+import type { Log } from '../log.ts'
+import type { MeshNode } from '../../mesh/node.ts'
+import type { Membership } from '../../mesh/membership/service.ts'
+import { Election, type ElectionHeartbeat } from '../election/service.ts'
+import { ElectionStore } from '../election/storage.ts'
+import { LedgerReplica } from './ledger-replica.ts'
+import { BurstService, type RecordView } from './service.ts'
+import { Ctl, CtlError, type CtlRequest } from '../../mesh/ctl/rpc.ts'
+import { buildProviders } from './providers.ts'
+import { retireReason } from '../burst-node/retire.ts'
+import { policyFromConfig, type Answer } from './index.ts'
 
 export interface CoordinationComponents {
   node: MeshNode

@@ -2,7 +2,7 @@
  * The leader's policy: defaults for what the config file does not (yet)
  * carry, and the mapping from the validated config. Every default says why.
  */
-import type { Config, ProviderConfig } from '../config/schema.ts'
+import type { Config, ProviderConfig } from '../../config/schema.ts'
 import type { BurstPolicy, Policy, ProviderPolicy, ServicePolicy } from './types.ts'
 
 /** Timings the config has no key for yet; the shell may expose them later. */

@@ -28,19 +28,19 @@
  * cost_budget, and a launch was only decided if it fits beside everything
  * that may still bill (test/leader/decide.property.test.ts).
  */
-import { offeringId, type Instance, type Offering } from '../../providers/types.ts'
+import { offeringId, type Instance, type Offering } from '../../../providers/types.ts'
 import { allocate } from './allocate.ts'
 import { autoscale, type AutoDecision } from './autoscale.ts'
 import { limitsOf, shed } from './budget.ts'
-import { committedPerHour, getRecord, isFinished, liveRecords, own, projectedPerHour, records, type InstanceRecord, type LedgerState } from './ledger.ts'
-import { instanceSchema, offeringSchema, type LedgerEntry } from './entries.ts'
+import { committedPerHour, getRecord, isFinished, liveRecords, own, projectedPerHour, records, type InstanceRecord, type LedgerState } from '../ledger/ledger.ts'
+import { instanceSchema, offeringSchema, type LedgerEntry } from '../ledger/entries.ts'
 import { lifecycle, type Step } from './lifecycle.ts'
 import { clone, memoryFor, prune, type LeaderMemory } from './memory.ts'
 import { micros, perHour } from './money.ts'
 import { indexMembers, isBusy, memberOf, type MemberIndex } from './observe.ts'
 import { reconcile, type ReconcileStep } from './reconcile.ts'
 import { describeSlots, handleBurst, handleTerminate, heldOf, placementOf, type RequestContext } from './requests.ts'
-import { monthStartUtc, spend, type Spend } from './spend.ts'
+import { monthStartUtc, spend, type Spend } from '../ledger/spend.ts'
 import { leastUseful, victimOf } from './victims.ts'
 import { act, drain, emit, launch, record, setState, terminate, type Work } from './work.ts'
 import type { Action, Answer, Observations, Policy, ProviderListing } from './types.ts'
