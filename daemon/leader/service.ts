@@ -13,13 +13,14 @@
  * decided on (decide() enforces it too).
  */
 import {
-  createdOutcomes, decide, launchFailedOutcome, launchRequest, memoryFor, observeMember, projectedPerHour, spend, terminateOutcome,
+  decide, memoryFor, observeMember, projectedPerHour, spend, terminateOutcome,
   getRecord, type Action, type Answer, type BurstRequest, type LeaderMemory, type LedgerEntry, type Policy, type ProviderListing,
   type TerminateRequest
 } from './index.ts'
-import { isInsufficientCapacityError, isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
+import { isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
 import type { Election } from '../election/service.ts'
+import { launch, withTimeout } from './launcher.ts'
 import { ledgerCommand, type LedgerReplica } from './ledger-replica.ts'
 import { CtlError, type Ctl } from '../../mesh/ctl/rpc.ts'
 
@@ -192,22 +193,19 @@ export class BurstService {
   private async act (a: Action, term: number, listings: readonly ProviderListing[]): Promise<LedgerEntry[]> {
     if (!this.c.election.isActingLeader()) return []
     if (a.op === 'launch') {
-      const provider = this.c.providers.get(a.offering.provider)
-      if (provider === undefined) return []
-      const refused: Offering[] = []
-      for (const offering of [a.offering, ...a.fallbacks]) {
-        try {
-          const req = launchRequest(a, offering, this.init.policy, this.peers())
-          const inst = await withTimeout(provider.create(req), this.init.providerTimeoutMs ?? CALL_TIMEOUT_MS, `create ${a.key}`)
-          this.c.log.info({ key: a.key, provider: provider.name, id: inst.id, reason: a.reason }, `launched ${a.key} on ${provider.name}`)
-          return createdOutcomes(a.key, inst, offering, refused, term, Date.now())
-        } catch (err) {
-          if (isInsufficientCapacityError(err)) { refused.push(offering); continue }
-          this.c.log.warn({ key: a.key, err: (err as Error).message }, 'launch failed')
-          return orNone(launchFailedOutcome(a.key, err, refused, term, Date.now()))
-        }
-      }
-      return orNone(launchFailedOutcome(a.key, new Error('no capacity on any offering'), refused, term, Date.now()))
+      const outcomes: LedgerEntry[] = []
+      await launch(a, {
+        providers: this.c.providers,
+        policy: this.init.policy,
+        term,
+        peers: this.peers(),
+        now: Date.now,
+        leading: () => this.c.election.isActingLeader(),
+        record: (entries) => { outcomes.push(...entries) },
+        timeoutMs: this.init.providerTimeoutMs ?? CALL_TIMEOUT_MS,
+        log: this.c.log
+      })
+      return outcomes
     }
     if (a.op === 'drain') {
       if (a.member === null) return []
@@ -287,11 +285,3 @@ function orNone<T> (x: T | null): T[] {
 function round (x: number): number {
   return Math.round(x * 10_000) / 10_000
 }
-
-function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => { reject(new Error(`${what} took longer than ${ms} ms`)) }, ms)
-    p.then((v) => { clearTimeout(t); resolve(v) }, (e: unknown) => { clearTimeout(t); reject(e as Error) })
-  })
-}
-
