@@ -3,7 +3,7 @@
  * (launcher, Raft integration, CLI) imports from here. See README.md beside
  * this file for how to drive it.
  */
-export { decide, type BudgetSummary, type DecideResult } from './plan/decide.ts'
+export { decide, type BudgetSummary, type DecideInput, type DecideResult } from './plan/decide.ts'
 export {
   apply,
   applyChecked,

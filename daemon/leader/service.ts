@@ -147,12 +147,19 @@ export class BurstService {
     const bursts = this.bursts.splice(0)
     const terminates = this.terminates.splice(0)
     const r = decide({
-      term,
-      members: this.c.membership.members().map(observeMember),
-      listings,
-      burst: bursts,
-      terminate: terminates
-    }, this.c.ledger.state, this.init.policy, prices, now, memoryFor(this.memory, term, now))
+      observations: {
+        term,
+        members: this.c.membership.members().map(observeMember),
+        listings,
+        burst: bursts,
+        terminate: terminates
+      },
+      ledger: this.c.ledger.state,
+      policy: this.init.policy,
+      prices,
+      now,
+      memory: memoryFor(this.memory, term, now)
+    })
     if (r.waiting !== null) {
       // The last decision is not in the ledger yet: keep the requests for the next round.
       this.bursts.unshift(...bursts)

@@ -29,7 +29,7 @@ export class Harness {
 
   /** decide(), then commit its entries. Throws if re-applying them does not give decide()'s own ledger. */
   decide (now: number, o: Partial<Observations> = {}): DecideResult {
-    const r = decide(obs({ ...o, term: this.term }), this.ledger, this.policy, this.prices, now, this.memory)
+    const r = decide({ observations: obs({ ...o, term: this.term }), ledger: this.ledger, policy: this.policy, prices: this.prices, now, memory: this.memory })
     const applied = rebuild(r.entries, this.ledger)
     if (!isDeepStrictEqual(applied, r.ledger)) throw new Error('decide(): its entries do not rebuild its ledger')
     this.ledger = applied

@@ -173,8 +173,9 @@ export class World {
     }
     const observations = { term: this.term, members: this.members(), listings, burst: [...this.burstQueue], terminate: [...this.terminateQueue] }
     const before = this.ledger
-    const r = decide(observations, before, this.policy, prices, this.now, this.memory)
-    const again = decide(observations, before, this.policy, prices, this.now, this.memory)
+    const input = { observations, ledger: before, policy: this.policy, prices, now: this.now, memory: this.memory }
+    const r = decide(input)
+    const again = decide(input)
     if (!isDeepStrictEqual(r, again)) fail('decide() is not deterministic')
     this.checkDecision(before, r)
     this.stats.decisions += 1
