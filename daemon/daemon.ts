@@ -106,7 +106,7 @@ export class Daemon {
       heartbeatMs: c.mesh.heartbeat_ms
     }, { node: this.node, membership: this.membership, peers, metrics: this.metrics, log: this.log.child({ svc: 'discovery' }) })
     this.serving = new Serving(c, identity.peerId.toString(), { node: this.node, membership: this.membership, metrics: this.metrics, log: this.log })
-    this.coordination = new Coordination(c, identity.peerId.toString(), {
+    this.coordination = Coordination.create(c, identity.peerId.toString(), {
       node: this.node,
       membership: this.membership,
       db: this.db,

@@ -19,7 +19,6 @@ import {
 } from './index.ts'
 import { isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
-import type { Election } from '../election/service.ts'
 import { launch, withTimeout } from './launcher.ts'
 import { ledgerCommand, type LedgerReplica } from './ledger-replica.ts'
 import { CtlError, type Ctl } from '../../mesh/ctl/rpc.ts'
@@ -31,12 +30,26 @@ export interface BurstServiceInit {
   providerTimeoutMs?: number
 }
 
+/**
+ * What the service needs of the election (daemon/election's Election is one):
+ * whether this node may act as the leader now (leader, lease live, own-term
+ * entry committed), its term, and committing a command to the replicated log.
+ */
+export interface LeaderGate {
+  isActingLeader: () => boolean
+  status: () => { term: number }
+  /** Resolves once the command is committed and applied here; rejects if it may not have been. */
+  propose: (command: unknown) => Promise<unknown>
+}
+
 export interface BurstServiceComponents {
-  election: Election
-  ledger: LedgerReplica
-  membership: Membership
-  providers: Map<string, Provider>
-  ctl: Ctl
+  election: LeaderGate
+  /** The committed ledger (applied on every voter). */
+  ledger: Pick<LedgerReplica, 'state'>
+  membership: Pick<Membership, 'members'>
+  providers: ReadonlyMap<string, Provider>
+  /** Drains go to members over the control protocol. */
+  ctl: Pick<Ctl, 'call'>
   log: { info: (o: object, msg: string) => void, warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
 }
 
@@ -66,17 +79,31 @@ export class BurstService {
     this.c = components
   }
 
-  start (): void {
-    this.timer = setInterval(() => { this.kick() }, Math.max(1000, this.init.policy.burst.checkIntervalMs))
-    this.c.election.on('leader:change', (leader) => {
-      if (leader !== this.init.selfId) this.memory = undefined
-      else setTimeout(() => { this.kick() }, 100)
-    })
+  /** This node became the leader: run the cycle every check_interval, and once now. */
+  lead (): void {
+    if (this.stopped) return
+    if (this.timer === undefined) this.timer = setInterval(() => { this.kick() }, Math.max(1000, this.init.policy.burst.checkIntervalMs))
+    // A new leader may act once its own-term entry commits: give that a moment.
+    setTimeout(() => { if (this.timer !== undefined) this.kick() }, 100).unref()
+  }
+
+  /** Another node leads (or none): no more cycles; the memory goes, as do the requests waiting here. */
+  follow (): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.memory = undefined
+    this.rejectAll('not_leader', 'this node is no longer the leader')
+  }
+
+  /** Whether the cycle runs (this node leads). */
+  get leading (): boolean {
+    return this.timer !== undefined
   }
 
   stop (): void {
     this.stopped = true
     clearInterval(this.timer)
+    this.timer = undefined
     this.rejectAll('stopping', 'the leader is stopping')
   }
 

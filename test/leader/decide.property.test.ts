@@ -22,9 +22,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { type Offering } from '../../providers/types.ts'
-import { DEFAULT_BURST, DEFAULT_SERVICE } from '../../daemon/leader/plan/policy.ts'
 import type { Policy } from '../../daemon/leader/plan/types.ts'
-import { HOUR, MIN, T0 } from './fixtures.ts'
+import { defaultPolicy, HOUR, MIN, T0 } from './fixtures.ts'
 import { World, type Crash, type FailKind } from './sim.ts'
 
 type Op =
@@ -48,6 +47,9 @@ interface Setup {
   policy: Policy
   offerings: Offering[]
 }
+
+/** The config schema's defaults: what a history's setup does not vary. */
+const defaults = defaultPolicy()
 
 const cents = (lo: number, hi: number): fc.Arbitrary<number> => fc.integer({ min: lo, max: hi }).map((c) => c / 100)
 
@@ -73,7 +75,7 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
   const policy: Policy = {
     cluster: 'prop',
     burst: {
-      ...DEFAULT_BURST,
+      ...defaults.burst,
       mode: s.auto ? 'auto' : 'manual',
       costBudget: s.costBudget,
       maxCloudInstances: s.maxCloud,
@@ -89,7 +91,7 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
       actionRetryMs: MIN,
       capacityErrorTtlMs: 3 * MIN
     },
-    service: { ...DEFAULT_SERVICE, minReplicas: 1, maxReplicas: 12, targetQpsPerReplica: 5, upscaleDelayMs: 0, downscaleDelayMs: 10 * MIN, baseOndemandFallbackReplicas: s.base, dynamicOndemandFallback: s.dynamic },
+    service: { ...defaults.service, minReplicas: 1, maxReplicas: 12, targetQpsPerReplica: 5, upscaleDelayMs: 0, downscaleDelayMs: 10 * MIN, baseOndemandFallbackReplicas: s.base, dynamicOndemandFallback: s.dynamic },
     providers: [
       { name: 'pool', kind: 'ssh', maxInstances: s.poolMax, costPerHour: 0, spot: false, replica, config: {} },
       { name: 'ws', kind: 'local', maxInstances: s.wsMax, costPerHour: s.wsPrice, spot: false, replica, config: {} },
