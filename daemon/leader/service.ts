@@ -70,6 +70,7 @@ export class BurstService {
   private readonly waiters = new Map<string, Waiter>()
   private memory: LeaderMemory | undefined
   private timer: NodeJS.Timeout | undefined
+  private current: Promise<void> | undefined
   private running = false
   private again = false
   private stopped = false
@@ -153,12 +154,17 @@ export class BurstService {
     if (this.stopped) return
     if (this.running) { this.again = true; return }
     this.running = true
-    void this.cycle().catch((err: unknown) => {
+    this.current = this.cycle().catch((err: unknown) => {
       this.c.log.warn({ err }, 'leader cycle failed')
     }).finally(() => {
       this.running = false
       if (this.again) { this.again = false; setTimeout(() => { this.kick() }, 50) }
     })
+  }
+
+  /** Resolves once the cycle in progress, if any, has finished (its outcomes proposed). */
+  async settled (): Promise<void> {
+    await this.current
   }
 
   private async cycle (): Promise<void> {
