@@ -15,10 +15,7 @@
  * idempotent). Outcomes go to `record`; the caller commits them.
  */
 import { isInsufficientCapacityError, type Offering, type Provider } from '../../providers/types.ts'
-import type { LedgerEntry } from './ledger/entries.ts'
-import { launchRequest } from './plan/launch-request.ts'
-import { createdOutcomes, launchFailedOutcome } from './plan/outcomes.ts'
-import type { LaunchAction, Policy } from './plan/types.ts'
+import { createdOutcomes, launchFailedOutcome, launchRequest, type LaunchAction, type LedgerEntry, type Policy } from './index.ts'
 
 export interface LauncherLog {
   info: (o: object, msg: string) => void
