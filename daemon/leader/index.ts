@@ -1,7 +1,7 @@
 /**
- * The leader's pure core: decide() and what it is made of. The I/O shell
- * (launcher, Raft integration, CLI) imports from here. See README.md beside
- * this file for how to drive it.
+ * The leader's pure core, plan/ (decide() and what it is made of) and ledger/
+ * (the replicated state), as one import for the shell beside it (service,
+ * launcher, ledger replica, coordination). See README.md beside this file.
  */
 export { decide, type BudgetSummary, type DecideInput, type DecideResult } from './plan/decide.ts'
 export {

@@ -1,12 +1,13 @@
 /**
- * The leader's duties, around the pure decide() (daemon/leader):
+ * The leader's cycle, around the pure decide() (plan/decide.ts):
  *
  *   observe (members, each provider's list and offerings)
  *   → decide → record the entries in the replicated log (wait for commit)
  *   → act (provider calls, drains), only while still the acting leader
  *   → record the outcomes.
  *
- * Runs every burst.check_interval and at once when a request arrives. Only
+ * Runs every burst.check_interval while this node leads (Coordination calls
+ * lead() and follow() on leader changes) and at once when a request arrives. Only
  * the acting leader (Raft leader with a live lease) decides; `meshd burst`
  * on any other node travels to it over the mesh. One decision is in flight
  * at a time, so a ledger that does not yet show the last intents is never
