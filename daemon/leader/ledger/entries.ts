@@ -68,7 +68,7 @@ export const answerSchema = z.object({
   instances: z.array(key).max(10_000)
 })
 
-export const recordStates = ['provisioning', 'starting', 'ready', 'draining', 'terminating', 'terminated', 'failed'] as const
+const recordStates = ['provisioning', 'starting', 'ready', 'draining', 'terminating', 'terminated', 'failed'] as const
 export type RecordState = typeof recordStates[number]
 
 const common = {

@@ -317,7 +317,7 @@ function onCompact (state: LedgerState, e: CompactEntry): LedgerState | string {
 // Queries
 
 /** Capacity we keep paying for: pending launches, booting, serving, draining. */
-export const LIVE_STATES: readonly RecordState[] = ['provisioning', 'starting', 'ready', 'draining']
+const LIVE_STATES: readonly RecordState[] = ['provisioning', 'starting', 'ready', 'draining']
 
 export function isLive (r: InstanceRecord): boolean {
   return LIVE_STATES.includes(r.state)

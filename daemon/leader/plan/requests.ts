@@ -19,7 +19,7 @@ import type { Answer, BurstRequest, MemberObservation, Policy, TerminateRequest 
 import type { Offering } from '../../../providers/types.ts'
 
 /** Most replicas one request may ask for: a typo guard, far above any max_cloud_instances in use. */
-export const MAX_REQUEST_COUNT = 10_000
+const MAX_REQUEST_COUNT = 10_000
 
 export interface RequestContext {
   policy: Policy
