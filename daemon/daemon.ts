@@ -17,7 +17,7 @@ import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
 import { Serving } from './proxy/serving.ts'
 import { OpenAIApi } from './http/api.ts'
-import { Coordination } from './coordination.ts'
+import { Coordination } from './leader/coordination.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
 import { loadOrCreateIdentity } from '../mesh/identity.ts'
 import { readSwarmKey } from '../mesh/swarm-key.ts'
@@ -128,7 +128,7 @@ export class Daemon {
       draining: () => this.serving.isDraining,
       log: this.log.child({ svc: 'api' })
     })
-    this.coordination = new Coordination(c, identity.peerId.toString(), {
+    this.coordination = Coordination.create(c, identity.peerId.toString(), {
       node: this.node,
       membership: this.membership,
       db: this.db,

@@ -5,7 +5,7 @@
  * Shaped like Karpenter's CloudProvider: a handful of verbs, each saying what
  * it must do at the edges, prices as plain data, and typed errors with guards
  * so the launcher handles every case by name. The leader never calls these
- * verbs from its decision logic (daemon/leader/decide.ts is pure); the
+ * verbs from its decision logic (daemon/leader/plan/decide.ts is pure); the
  * launcher calls them after the decision's ledger entries are committed.
  *
  * Every implementation runs the compliance suite in

@@ -1,9 +1,9 @@
 /**
- * The leader's pure core: decide() and what it is made of. The I/O shell
- * (launcher, Raft integration, CLI) imports from here. See README.md beside
- * this file for how to drive it.
+ * The leader's pure core, plan/ (decide() and what it is made of) and ledger/
+ * (the replicated state), as one import for the shell beside it (service,
+ * launcher, ledger replica, coordination). See README.md beside this file.
  */
-export { decide, type BudgetSummary, type DecideResult } from './decide.ts'
+export { decide, type BudgetSummary, type DecideInput, type DecideResult } from './plan/decide.ts'
 export {
   apply,
   applyChecked,
@@ -25,16 +25,16 @@ export {
   type InstanceRecord,
   type LedgerState,
   type RecordState
-} from './ledger.ts'
-export { parseEntry, entrySchema, LEDGER_VERSION, type LedgerEntry, type ParsedEntry } from './entries.ts'
-export { spend, costBetween, dayStartUtc, monthStartUtc, type Spend } from './spend.ts'
-export { fit, shed, limitsOf, refusal, describeLimit, type Fit, type Limit, type Limits, type Held, type Candidate, type Kept, type Shed } from './budget.ts'
-export { rank, tier, type PlacementContext, type Want, type Choice, type Ranking } from './placement.ts'
-export { allocate, type Allocation, type Slot } from './allocate.ts'
-export { autoscale, type AutoDecision, type AutoInput } from './autoscale.ts'
-export { newMemory, memoryFor, type LeaderMemory } from './memory.ts'
-export { observeMember } from './observe.ts'
-export { createdOutcomes, launchedOutcome, launchFailedOutcome, terminateOutcome, errorCode } from './outcomes.ts'
-export { launchRequest, nodeName } from './launch-request.ts'
-export { policyFromConfig, providerPolicy, DEFAULT_BURST, DEFAULT_SERVICE, LEADER_TIMINGS } from './policy.ts'
-export type * from './types.ts'
+} from './ledger/ledger.ts'
+export { parseEntry, entrySchema, LEDGER_VERSION, type LedgerEntry, type ParsedEntry } from './ledger/entries.ts'
+export { spend, costBetween, dayStartUtc, monthStartUtc, type Spend } from './ledger/spend.ts'
+export { fit, shed, limitsOf, refusal, describeLimit, type Fit, type Limit, type Limits, type Held, type Candidate, type Kept, type Shed } from './plan/budget.ts'
+export { rank, tier, type PlacementContext, type Want, type Choice, type Ranking } from './plan/placement.ts'
+export { allocate, type Allocation, type Slot } from './plan/allocate.ts'
+export { autoscale, type AutoDecision, type AutoInput } from './plan/autoscale.ts'
+export { newMemory, memoryFor, type LeaderMemory } from './plan/memory.ts'
+export { observeMember } from './plan/observe.ts'
+export { createdOutcomes, launchedOutcome, launchFailedOutcome, terminateOutcome, errorCode } from './plan/outcomes.ts'
+export { launchRequest, nodeName } from './plan/launch-request.ts'
+export { policyFromConfig, providerPolicy, LEADER_TIMINGS } from './plan/policy.ts'
+export type * from './plan/types.ts'

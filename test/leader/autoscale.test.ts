@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { autoscale, perReplica, type AutoInput } from '../../daemon/leader/autoscale.ts'
-import type { Recommendation } from '../../daemon/leader/memory.ts'
+import { autoscale, perReplica, type AutoInput } from '../../daemon/leader/plan/autoscale.ts'
+import type { Recommendation } from '../../daemon/leader/plan/memory.ts'
 import { MIN, T0, member, policy, provider } from './fixtures.ts'
 
 const p = policy({

@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { fit, refusal, shed, usageOf, type Held, type Kept, type Limits } from '../../daemon/leader/budget.ts'
-import { fmtMoney, micros, priceRange } from '../../daemon/leader/money.ts'
+import { fit, refusal, shed, usageOf, type Held, type Kept, type Limits } from '../../daemon/leader/plan/budget.ts'
+import { fmtMoney, micros, priceRange } from '../../daemon/leader/plan/money.ts'
 
 const limits = (costBudget: number, maxCloudInstances = 20, providerMax: Record<string, number> = { ws: 4, aws: 20, pool: 2 }): Limits => ({ costBudget, maxCloudInstances, providerMax })
 const held = (...xs: Array<[string, number]>): Held[] => xs.map(([provider, pricePerHour], i) => ({ key: `h${i}`, provider, pricePerHour }))

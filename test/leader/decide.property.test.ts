@@ -22,9 +22,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { type Offering } from '../../providers/types.ts'
-import { DEFAULT_BURST, DEFAULT_SERVICE } from '../../daemon/leader/policy.ts'
-import type { Policy } from '../../daemon/leader/types.ts'
-import { HOUR, MIN, T0 } from './fixtures.ts'
+import type { Policy } from '../../daemon/leader/plan/types.ts'
+import { defaultPolicy, HOUR, MIN, T0 } from './fixtures.ts'
 import { World, type Crash, type FailKind } from './sim.ts'
 
 type Op =
@@ -39,6 +38,7 @@ type Op =
   | { t: 'leave', pick: number }
   | { t: 'busy', pick: number, inflight: number }
   | { t: 'hang' }
+  | { t: 'ice' }
   | { t: 'load', qps: number, queue: number }
   | { t: 'orphan', spot: boolean }
   | { t: 'crash', crash: Crash }
@@ -47,6 +47,9 @@ interface Setup {
   policy: Policy
   offerings: Offering[]
 }
+
+/** The config schema's defaults: what a history's setup does not vary. */
+const defaults = defaultPolicy()
 
 const cents = (lo: number, hi: number): fc.Arbitrary<number> => fc.integer({ min: lo, max: hi }).map((c) => c / 100)
 
@@ -72,7 +75,7 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
   const policy: Policy = {
     cluster: 'prop',
     burst: {
-      ...DEFAULT_BURST,
+      ...defaults.burst,
       mode: s.auto ? 'auto' : 'manual',
       costBudget: s.costBudget,
       maxCloudInstances: s.maxCloud,
@@ -88,7 +91,7 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
       actionRetryMs: MIN,
       capacityErrorTtlMs: 3 * MIN
     },
-    service: { ...DEFAULT_SERVICE, minReplicas: 1, maxReplicas: 12, targetQpsPerReplica: 5, upscaleDelayMs: 0, downscaleDelayMs: 10 * MIN, baseOndemandFallbackReplicas: s.base, dynamicOndemandFallback: s.dynamic },
+    service: { ...defaults.service, minReplicas: 1, maxReplicas: 12, targetQpsPerReplica: 5, upscaleDelayMs: 0, downscaleDelayMs: 10 * MIN, baseOndemandFallbackReplicas: s.base, dynamicOndemandFallback: s.dynamic },
     providers: [
       { name: 'pool', kind: 'ssh', maxInstances: s.poolMax, costPerHour: 0, spot: false, replica, config: {} },
       { name: 'ws', kind: 'local', maxInstances: s.wsMax, costPerHour: s.wsPrice, spot: false, replica, config: {} },
@@ -123,6 +126,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('leave' as const), pick: fc.nat(20) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('busy' as const), pick: fc.nat(20), inflight: fc.integer({ min: 0, max: 5 }) }) },
   { weight: 1, arbitrary: fc.constant({ t: 'hang' as const }) },
+  /** aws's next create answers InsufficientCapacity although its offerings said available: the launcher falls back. */
+  { weight: 2, arbitrary: fc.constant({ t: 'ice' as const }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('load' as const), qps: fc.integer({ min: 0, max: 60 }), queue: fc.integer({ min: 0, max: 300 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('orphan' as const), spot: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('crash' as const), crash: fc.record({ keep: fc.double({ min: 0, max: 1, noNaN: true }), ran: fc.nat(255) }) }) }
@@ -149,6 +154,7 @@ async function step (w: World, op: Op): Promise<void> {
     case 'leave': { const i = w.pick(op.pick); if (i !== undefined) w.left.add(i.key); break }
     case 'busy': { const i = w.pick(op.pick); if (i !== undefined) w.busy.set(i.key, op.inflight); break }
     case 'hang': w.hangNext = true; break
+    case 'ice': w.inject('aws', 'create', 'ice'); break
     case 'load': w.staticQps = op.qps; w.staticQueue = op.queue; break
     case 'orphan': await w.orphan('aws', (o) => o.spot === op.spot); break
     case 'crash': crash = op.crash; break
@@ -157,7 +163,7 @@ async function step (w: World, op: Op): Promise<void> {
   await w.tick(crash)
 }
 
-const totals = { runs: 0, compactions: 0, decisions: 0, launches: 0, terminates: 0, drains: 0, crashes: 0, granted: 0, cut: 0, refused: 0, refusedOutcomes: 0 }
+const totals = { runs: 0, compactions: 0, decisions: 0, launches: 0, fallbacks: 0, launchFailures: 0, terminates: 0, drains: 0, crashes: 0, granted: 0, cut: 0, refused: 0, refusedOutcomes: 0 }
 
 t.test('the budget, the limits and idempotency hold over random histories with leader changes', async (t) => {
   await fc.assert(
@@ -176,4 +182,5 @@ t.test('the budget, the limits and idempotency hold over random histories with l
   )
   t.comment(`exercised: ${JSON.stringify(totals)}`)
   t.ok(totals.launches > 100 && totals.crashes > 50 && totals.cut + totals.refused > 20 && totals.drains > 10, 'the histories exercised launches, leader changes, cuts and drains')
+  t.ok(totals.fallbacks > 5 && totals.launchFailures > 20, 'the launcher (daemon/leader/launcher.ts) fell back on capacity errors and recorded failed launches')
 })

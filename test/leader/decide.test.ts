@@ -1,9 +1,9 @@
 import t from 'tap'
-import { decide } from '../../daemon/leader/decide.ts'
-import { emptyLedger } from '../../daemon/leader/ledger.ts'
-import { launchFailedOutcome, terminateOutcome } from '../../daemon/leader/outcomes.ts'
+import { decide } from '../../daemon/leader/plan/decide.ts'
+import { emptyLedger } from '../../daemon/leader/ledger/ledger.ts'
+import { launchFailedOutcome, terminateOutcome } from '../../daemon/leader/plan/outcomes.ts'
 import { InsufficientCapacityError, NotFoundError, type Instance } from '../../providers/types.ts'
-import type { LaunchAction } from '../../daemon/leader/types.ts'
+import type { LaunchAction } from '../../daemon/leader/plan/types.ts'
 import { Harness } from './harness.ts'
 import { HOUR, MIN, T0, burstMember, hybrid, obs, offering, policy, provider } from './fixtures.ts'
 
@@ -68,12 +68,12 @@ t.test('a request id answered once is answered the same again, changing nothing'
 
 t.test('one decision in flight: deciding on a ledger without the last decision waits', async (t) => {
   const h = ws()
-  const r = decide(obs({ burst: [{ id: 'a', count: 2 }] }), emptyLedger(), h.policy, h.prices, T0)
-  const again = decide(obs({ burst: [{ id: 'b', count: 2 }] }), emptyLedger(), h.policy, h.prices, T0 + 1000, r.memory)
+  const r = decide({ observations: obs({ burst: [{ id: 'a', count: 2 }] }), ledger: emptyLedger(), policy: h.policy, prices: h.prices, now: T0 })
+  const again = decide({ observations: obs({ burst: [{ id: 'b', count: 2 }] }), ledger: emptyLedger(), policy: h.policy, prices: h.prices, now: T0 + 1000, memory: r.memory })
   t.match(again.waiting, /^waiting for d1-1 to commit/)
   t.same(again.entries, [])
   t.same(again.answers, [], 'the request is not answered; the shell passes it again')
-  const later = decide(obs({ burst: [{ id: 'b', count: 2 }] }), r.ledger, h.policy, h.prices, T0 + 2000, again.memory)
+  const later = decide({ observations: obs({ burst: [{ id: 'b', count: 2 }] }), ledger: r.ledger, policy: h.policy, prices: h.prices, now: T0 + 2000, memory: again.memory })
   t.equal(later.waiting, null, 'once the ledger shows it, deciding goes on')
   t.equal(later.answers[0]!.granted, 1, 'and sees the first decision\'s spend (0.60 of 1.00)')
 })
@@ -356,7 +356,7 @@ t.test('limits lowered under live capacity: the least useful are drained; a depo
   t.same(r.actions.map((a) => `${a.op} ${a.key}`), ['drain d1-1-0', 'drain d1-1-1'], 'the idle one first, then (equal price, same age) by key')
   t.match(r.lines[0], /drain d1-1-0 \(max_cloud_instances 1\)/)
 
-  const stale = decide(obs({ term: 1, burst: [{ id: 'late', count: 1 }] }), { ...h.ledger, term: 2 }, h.policy, h.prices, T0 + 4 * MIN)
+  const stale = decide({ observations: obs({ term: 1, burst: [{ id: 'late', count: 1 }] }), ledger: { ...h.ledger, term: 2 }, policy: h.policy, prices: h.prices, now: T0 + 4 * MIN })
   t.match(stale.waiting, /^term 1 is older than the ledger's 2/)
   t.same([stale.entries, stale.actions, stale.answers], [[], [], []])
 })

@@ -3,10 +3,11 @@
  * Everything small and explicit, so a table row says what it means.
  */
 import type { Offering } from '../../providers/types.ts'
-import { DEFAULT_BURST, DEFAULT_SERVICE } from '../../daemon/leader/policy.ts'
-import { emptyLedger, rebuild, type LedgerState } from '../../daemon/leader/ledger.ts'
-import type { LedgerEntry } from '../../daemon/leader/entries.ts'
-import type { BurstPolicy, MemberObservation, Observations, Policy, ProviderPolicy, ServicePolicy } from '../../daemon/leader/types.ts'
+import { configSchema } from '../../daemon/config/schema.ts'
+import { policyFromConfig } from '../../daemon/leader/plan/policy.ts'
+import { emptyLedger, rebuild, type LedgerState } from '../../daemon/leader/ledger/ledger.ts'
+import type { LedgerEntry } from '../../daemon/leader/ledger/entries.ts'
+import type { BurstPolicy, MemberObservation, Observations, Policy, ProviderPolicy, ServicePolicy } from '../../daemon/leader/plan/types.ts'
 
 export const MIN = 60_000
 export const HOUR = 3_600_000
@@ -17,11 +18,17 @@ export function provider (name: string, kind: ProviderPolicy['kind'], over: Part
   return { name, kind, maxInstances: 20, costPerHour: 0, spot: false, replica: { models: ['m'], slots: 4, command: 'sim' }, config: {}, ...over }
 }
 
+/** The policy of a config that sets nothing: the config schema's defaults, the one place they are written. */
+export function defaultPolicy (cluster = 'test'): Policy {
+  return policyFromConfig(configSchema.parse({ cluster }))
+}
+
 export function policy (over: { burst?: Partial<BurstPolicy>, service?: Partial<ServicePolicy>, providers?: ProviderPolicy[] } = {}): Policy {
+  const d = defaultPolicy()
   return {
     cluster: 'test',
-    burst: { ...DEFAULT_BURST, ...over.burst },
-    service: { ...DEFAULT_SERVICE, ...over.service },
+    burst: { ...d.burst, ...over.burst },
+    service: { ...d.service, ...over.service },
     providers: over.providers ?? [provider('workstation', 'local', { maxInstances: 4, costPerHour: 0.3 })]
   }
 }

@@ -5,12 +5,12 @@
  */
 import { isDeepStrictEqual } from 'node:util'
 import type { Instance, Offering } from '../../providers/types.ts'
-import { decide, type DecideResult } from '../../daemon/leader/decide.ts'
-import { applyChecked, emptyLedger, getRecord, rebuild, type InstanceRecord, type LedgerState } from '../../daemon/leader/ledger.ts'
-import type { LedgerEntry } from '../../daemon/leader/entries.ts'
-import type { LeaderMemory } from '../../daemon/leader/memory.ts'
-import { launchedOutcome } from '../../daemon/leader/outcomes.ts'
-import type { Observations, Policy } from '../../daemon/leader/types.ts'
+import { decide, type DecideResult } from '../../daemon/leader/plan/decide.ts'
+import { applyChecked, emptyLedger, getRecord, rebuild, type InstanceRecord, type LedgerState } from '../../daemon/leader/ledger/ledger.ts'
+import type { LedgerEntry } from '../../daemon/leader/ledger/entries.ts'
+import type { LeaderMemory } from '../../daemon/leader/plan/memory.ts'
+import { launchedOutcome } from '../../daemon/leader/plan/outcomes.ts'
+import type { Observations, Policy } from '../../daemon/leader/plan/types.ts'
 import { obs } from './fixtures.ts'
 
 export class Harness {
@@ -29,7 +29,7 @@ export class Harness {
 
   /** decide(), then commit its entries. Throws if re-applying them does not give decide()'s own ledger. */
   decide (now: number, o: Partial<Observations> = {}): DecideResult {
-    const r = decide(obs({ ...o, term: this.term }), this.ledger, this.policy, this.prices, now, this.memory)
+    const r = decide({ observations: obs({ ...o, term: this.term }), ledger: this.ledger, policy: this.policy, prices: this.prices, now, memory: this.memory })
     const applied = rebuild(r.entries, this.ledger)
     if (!isDeepStrictEqual(applied, r.ledger)) throw new Error('decide(): its entries do not rebuild its ledger')
     this.ledger = applied

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseEntry, type LedgerEntry, type RecordState } from '../../daemon/leader/entries.ts'
+import { parseEntry, type LedgerEntry, type RecordState } from '../../daemon/leader/ledger/entries.ts'
 import {
   applyChecked,
   answerFor,
@@ -11,8 +11,8 @@ import {
   projectedPerHour,
   rebuild,
   type LedgerState
-} from '../../daemon/leader/ledger.ts'
-import { spend } from '../../daemon/leader/spend.ts'
+} from '../../daemon/leader/ledger/ledger.ts'
+import { spend } from '../../daemon/leader/ledger/spend.ts'
 import { HOUR, MIN, T0, at, offering } from './fixtures.ts'
 
 const spotA = offering('aws', 'aws', 0.2, { zone: 'a', spot: true })

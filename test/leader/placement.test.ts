@@ -1,8 +1,8 @@
 import t from 'tap'
 import { offeringId, type Offering } from '../../providers/types.ts'
-import { rank, type PlacementContext, type Placed } from '../../daemon/leader/placement.ts'
-import { allocate } from '../../daemon/leader/allocate.ts'
-import { limitsOf } from '../../daemon/leader/budget.ts'
+import { rank, type PlacementContext, type Placed } from '../../daemon/leader/plan/placement.ts'
+import { allocate } from '../../daemon/leader/plan/allocate.ts'
+import { limitsOf } from '../../daemon/leader/plan/budget.ts'
 import { hybrid, offering, policy, provider } from './fixtures.ts'
 
 function ctx (over: Partial<PlacementContext> = {}): PlacementContext {

@@ -1,11 +1,11 @@
 import t from 'tap'
 import { configSchema } from '../../daemon/config/schema.ts'
-import { policyFromConfig, LEADER_TIMINGS } from '../../daemon/leader/policy.ts'
-import { launchRequest, nodeName } from '../../daemon/leader/launch-request.ts'
-import { observeMember } from '../../daemon/leader/observe.ts'
+import { policyFromConfig, LEADER_TIMINGS } from '../../daemon/leader/plan/policy.ts'
+import { launchRequest, nodeName } from '../../daemon/leader/plan/launch-request.ts'
+import { observeMember } from '../../daemon/leader/plan/observe.ts'
 import { MemberTable } from '../../mesh/membership/table.ts'
 import { failureTiming } from '../../mesh/membership/constants.ts'
-import type { LaunchAction } from '../../daemon/leader/types.ts'
+import type { LaunchAction } from '../../daemon/leader/plan/types.ts'
 import { offering } from './fixtures.ts'
 
 const config = configSchema.parse({

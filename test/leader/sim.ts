@@ -20,20 +20,19 @@ import {
   InsufficientCapacityError,
   ProviderUnavailableError,
   QuotaError,
-  isInsufficientCapacityError,
   isNotFoundError,
   type Instance,
   type Offering
 } from '../../providers/types.ts'
-import { decide, type DecideResult } from '../../daemon/leader/decide.ts'
-import { applyChecked, emptyLedger, getRecord, isLive, mayBill, projectedPerHour, rebuild, records, type LedgerState } from '../../daemon/leader/ledger.ts'
-import { parseEntry, type LedgerEntry } from '../../daemon/leader/entries.ts'
-import type { LeaderMemory } from '../../daemon/leader/memory.ts'
-import { micros } from '../../daemon/leader/money.ts'
-import { createdOutcomes, launchFailedOutcome, terminateOutcome } from '../../daemon/leader/outcomes.ts'
-import { launchRequest } from '../../daemon/leader/launch-request.ts'
-import { spend, dayStartUtc, monthStartUtc } from '../../daemon/leader/spend.ts'
-import type { Action, BurstRequest, MemberObservation, Policy, ProviderListing, TerminateRequest } from '../../daemon/leader/types.ts'
+import { decide, type DecideResult } from '../../daemon/leader/plan/decide.ts'
+import { applyChecked, emptyLedger, getRecord, isLive, mayBill, projectedPerHour, rebuild, records, type LedgerState } from '../../daemon/leader/ledger/ledger.ts'
+import { parseEntry, type LedgerEntry } from '../../daemon/leader/ledger/entries.ts'
+import type { LeaderMemory } from '../../daemon/leader/plan/memory.ts'
+import { micros } from '../../daemon/leader/plan/money.ts'
+import { terminateOutcome } from '../../daemon/leader/plan/outcomes.ts'
+import { launch } from '../../daemon/leader/launcher.ts'
+import { spend, dayStartUtc, monthStartUtc } from '../../daemon/leader/ledger/spend.ts'
+import type { Action, BurstRequest, MemberObservation, Policy, ProviderListing, TerminateRequest } from '../../daemon/leader/plan/types.ts'
 
 export const BOOT_MS = 90_000
 export const DRAIN_MS = 30_000
@@ -85,7 +84,7 @@ export class World {
   private requestSerial = 0
   private lastSpend: { total: number, today: number, month: number, at: number } = { total: 0, today: 0, month: 0, at: 0 }
   /** Stats, for the test's own sanity (the property must exercise things). */
-  readonly stats = { decisions: 0, launches: 0, terminates: 0, drains: 0, crashes: 0, sheds: 0, adopted: 0, refusedOutcomes: 0, granted: 0, cut: 0, refused: 0 }
+  readonly stats = { decisions: 0, launches: 0, fallbacks: 0, launchFailures: 0, terminates: 0, drains: 0, crashes: 0, sheds: 0, adopted: 0, refusedOutcomes: 0, granted: 0, cut: 0, refused: 0 }
 
   constructor (policy: Policy, offerings: Offering[], now: number) {
     this.policy = policy
@@ -174,8 +173,9 @@ export class World {
     }
     const observations = { term: this.term, members: this.members(), listings, burst: [...this.burstQueue], terminate: [...this.terminateQueue] }
     const before = this.ledger
-    const r = decide(observations, before, this.policy, prices, this.now, this.memory)
-    const again = decide(observations, before, this.policy, prices, this.now, this.memory)
+    const input = { observations, ledger: before, policy: this.policy, prices, now: this.now, memory: this.memory }
+    const r = decide(input)
+    const again = decide(input)
     if (!isDeepStrictEqual(r, again)) fail('decide() is not deterministic')
     this.checkDecision(before, r)
     this.stats.decisions += 1
@@ -255,23 +255,22 @@ export class World {
       }
     }
     this.stats.launches += 1
-    const p = this.providers.get(a.offering.provider)
-    if (p === undefined) return []
-    const refused: Offering[] = []
-    let last: unknown = null
-    for (const o of [a.offering, ...a.fallbacks]) {
-      try {
-        const i = await p.create(launchRequest(a, o, this.policy, []))
-        if (this.hangNext) { this.hung.add(a.key); this.hangNext = false }
-        return createdOutcomes(a.key, i, o, refused, this.term, this.now)
-      } catch (e) {
-        last = e
-        if (!isInsufficientCapacityError(e)) break
-        refused.push(o)
-      }
-    }
-    const f = launchFailedOutcome(a.key, last, refused, this.term, this.now)
-    return f === null ? [] : [f]
+    // The launcher the burst service runs (daemon/leader/launcher.ts), on the fake providers.
+    const out: LedgerEntry[] = []
+    await launch(a, {
+      providers: this.providers,
+      policy: this.policy,
+      term: this.term,
+      peers: [],
+      now: () => this.now,
+      leading: () => true,
+      record: (entries) => { out.push(...entries) },
+      ...(process.env.MESHD_SIM_DEBUG !== undefined ? { log: { info: (_: object, m: string) => { console.error(m) }, warn: (o: object, m: string) => { console.error(m, o) } } } : {})
+    })
+    if (this.hangNext && out.some((e) => e.type === 'instance.launched')) { this.hung.add(a.key); this.hangNext = false }
+    if (out.some((e) => e.type === 'instance.launched' && e.refused !== undefined)) this.stats.fallbacks += 1
+    if (out.some((e) => e.type === 'instance.state' && e.state === 'failed')) this.stats.launchFailures += 1
+    return out
   }
 
   // -- invariants -----------------------------------------------------------

@@ -65,7 +65,7 @@ function launch (key: string, offering: Offering, peers: string[] = []): LaunchR
     cluster: 'mesh',
     offering,
     replica: { models: ['tiny'], slots: 2, command: 'sim', sim: SIM },
-    // What the leader adds (daemon/leader/launch-request.ts).
+    // What the leader adds (daemon/leader/plan/launch-request.ts).
     node: { name: `burst-${key}`, config: { voter: false, provider: 'workstation', region: 'local', spot: false, cost_per_hour: 0.3, instance: { provider: 'workstation', key } } },
     bootstrap: { peers }
   }

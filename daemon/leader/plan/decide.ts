@@ -1,6 +1,6 @@
 /**
- * decide(observations, ledger, policy, prices, now, memory) → what the leader
- * does next. Pure: no I/O, no clock, no randomness; ids and keys derive from
+ * decide({ observations, ledger, policy, prices, now, memory }) → what the
+ * leader does next. Pure: no I/O, no clock, no randomness; ids and keys derive from
  * the term and the ledger's decision ordinal.
  *
  * Out come ledger entries to record (before any provider call: intents first,
@@ -28,19 +28,19 @@
  * cost_budget, and a launch was only decided if it fits beside everything
  * that may still bill (test/leader/decide.property.test.ts).
  */
-import { offeringId, type Instance, type Offering } from '../../providers/types.ts'
+import { offeringId, type Instance, type Offering } from '../../../providers/types.ts'
 import { allocate } from './allocate.ts'
 import { autoscale, type AutoDecision } from './autoscale.ts'
 import { limitsOf, shed } from './budget.ts'
-import { committedPerHour, getRecord, isFinished, liveRecords, own, projectedPerHour, records, type InstanceRecord, type LedgerState } from './ledger.ts'
-import { instanceSchema, offeringSchema, type LedgerEntry } from './entries.ts'
+import { committedPerHour, getRecord, isFinished, liveRecords, own, projectedPerHour, records, type InstanceRecord, type LedgerState } from '../ledger/ledger.ts'
+import { instanceSchema, offeringSchema, type LedgerEntry } from '../ledger/entries.ts'
 import { lifecycle, type Step } from './lifecycle.ts'
 import { clone, memoryFor, prune, type LeaderMemory } from './memory.ts'
 import { micros, perHour } from './money.ts'
 import { indexMembers, isBusy, memberOf, type MemberIndex } from './observe.ts'
 import { reconcile, type ReconcileStep } from './reconcile.ts'
 import { describeSlots, handleBurst, handleTerminate, heldOf, placementOf, type RequestContext } from './requests.ts'
-import { monthStartUtc, spend, type Spend } from './spend.ts'
+import { monthStartUtc, spend, type Spend } from '../ledger/spend.ts'
 import { leastUseful, victimOf } from './victims.ts'
 import { act, drain, emit, launch, record, setState, terminate, type Work } from './work.ts'
 import type { Action, Answer, Observations, Policy, ProviderListing } from './types.ts'
@@ -76,15 +76,23 @@ export interface DecideResult {
   budget: BudgetSummary
 }
 
-export function decide (
-  observations: Observations,
-  ledger: LedgerState,
-  policy: Policy,
-  prices: readonly Offering[],
-  now: number,
-  memory?: LeaderMemory
-): DecideResult {
-  const term = observations.term
+/** What one decide() call is given. */
+export interface DecideInput {
+  /** Members, providers' lists, pending requests; `observations.term` is the leader's term. */
+  observations: Observations
+  /** The committed ledger. */
+  ledger: LedgerState
+  policy: Policy
+  /** Every provider's offerings (a provider whose call failed left out). */
+  prices: readonly Offering[]
+  now: number
+  /** What the previous call of this term handed back (none for a new leader). */
+  memory?: LeaderMemory | undefined
+}
+
+export function decide (input: DecideInput): DecideResult {
+  const { ledger, policy, now, memory } = input
+  const term = input.observations.term
   const mem = clone(memoryFor(memory, term, now))
 
   // A leader of an older term than the ledger has been deposed: its entries
@@ -105,11 +113,11 @@ export function decide (
     mem.awaiting = null
   }
 
-  const w: Work = { term, now, ledger, entries: [], actions: [], memory: mem, notes: [], seq: Math.max(ledger.seq, mem.nextSeq) }
   // Provider data is checked, not assumed: a NaN price must not reach the log.
-  const clean = sanitize(prices, observations.listings, w.notes)
-  prices = clean.prices
-  observations = { ...observations, listings: clean.listings }
+  const clean = sanitize(input.prices, input.observations.listings)
+  const prices = clean.prices
+  const observations: Observations = { ...input.observations, listings: clean.listings }
+  const w: Work = { term, now, ledger, entries: [], actions: [], memory: mem, notes: clean.notes, seq: Math.max(ledger.seq, mem.nextSeq) }
   const tick = { id: `d${term}-${w.seq}`, seq: w.seq, ordinal: 0 }
   w.seq += 1
   const index = indexMembers(observations.members)
@@ -124,25 +132,7 @@ export function decide (
   compactMonthly(w)
   let upkeepEntries = tickEntries()
 
-  const answers: Answer[] = []
-  const lines: string[] = []
-  const seen = new Map<string, Answer>()
-  for (const req of observations.terminate) {
-    const dup = seen.get(req.id)
-    if (dup !== undefined) { answers.push(dup); continue }
-    const h = handleTerminate(w, ctx, req)
-    seen.set(req.id, h.answer)
-    answers.push(h.answer)
-    if (h.line !== null) lines.push(h.line)
-  }
-  for (const req of observations.burst) {
-    const dup = seen.get(req.id)
-    if (dup !== undefined) { answers.push(dup); continue }
-    const h = handleBurst(w, ctx, req)
-    seen.set(req.id, h.answer)
-    answers.push(h.answer)
-    if (h.line !== null) lines.push(h.line)
-  }
+  const { answers, lines } = answerRequests(w, ctx, observations)
   const afterRequests = tickEntries()
 
   if (policy.service.dynamicOndemandFallback) switchBackToSpot(w, ctx, tick)
@@ -166,6 +156,26 @@ export function decide (
   return { entries: w.entries, actions: w.actions, answers, lines, memory: mem, ledger: w.ledger, waiting: null, auto, budget: summary(w.ledger, policy, now) }
 }
 
+/** 6. Manual requests, terminations first, in order; a request id seen twice gets the first answer. */
+function answerRequests (w: Work, ctx: RequestContext, obs: Observations): { answers: Answer[], lines: string[] } {
+  const answers: Answer[] = []
+  const lines: string[] = []
+  const seen = new Map<string, Answer>()
+  const handled = [
+    ...obs.terminate.map((req) => ({ id: req.id, run: () => handleTerminate(w, ctx, req) })),
+    ...obs.burst.map((req) => ({ id: req.id, run: () => handleBurst(w, ctx, req) }))
+  ]
+  for (const req of handled) {
+    const dup = seen.get(req.id)
+    if (dup !== undefined) { answers.push(dup); continue }
+    const h = req.run()
+    seen.set(req.id, h.answer)
+    answers.push(h.answer)
+    if (h.line !== null) lines.push(h.line)
+  }
+  return { answers, lines }
+}
+
 function summary (ledger: LedgerState, policy: Policy, now: number): BudgetSummary {
   return {
     costBudget: policy.burst.costBudget,
@@ -180,7 +190,8 @@ function summary (ledger: LedgerState, policy: Policy, now: number): BudgetSumma
 // ---------------------------------------------------------------------------
 // 0. what comes from providers
 
-function sanitize (prices: readonly Offering[], listings: readonly ProviderListing[], notes: string[]): { prices: Offering[], listings: ProviderListing[] } {
+function sanitize (prices: readonly Offering[], listings: readonly ProviderListing[]): { prices: Offering[], listings: ProviderListing[], notes: string[] } {
+  const notes: string[] = []
   const okPrices: Offering[] = []
   let badPrices = 0
   for (const o of prices) {
@@ -200,7 +211,7 @@ function sanitize (prices: readonly Offering[], listings: readonly ProviderListi
   })
   if (badPrices > 0) notes.push(`ignored ${badPrices} malformed offering(s)`)
   if (badInstances > 0) notes.push(`ignored ${badInstances} malformed listed instance(s)`)
-  return { prices: okPrices, listings: okListings }
+  return { prices: okPrices, listings: okListings, notes }
 }
 
 // ---------------------------------------------------------------------------

@@ -18,8 +18,8 @@
  * - a launch, drain or terminate not yet confirmed is issued again every
  *   `actionRetryMs` (and at once by a new leader): all three are idempotent.
  */
-import { formatDuration } from '../config/duration.ts'
-import type { InstanceRecord } from './ledger.ts'
+import { formatDuration } from '../../config/duration.ts'
+import type { InstanceRecord } from '../ledger/ledger.ts'
 import type { Action, BurstPolicy, MemberObservation } from './types.ts'
 
 export type Step =

@@ -6,8 +6,8 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
-import type { MeshNode } from '../../mesh/node.ts'
-import { readJson, sendJson } from '../../mesh/streams.ts'
+import type { MeshNode } from '../node.ts'
+import { readJson, sendJson } from '../streams.ts'
 
 export const CTL_VERSION = 1
 const MAX_BYTES = 1 << 20

@@ -25,16 +25,16 @@
 import type { Recommendation } from './memory.ts'
 import { staticReplicas } from './observe.ts'
 import type { MemberObservation, Policy } from './types.ts'
-import { formatDuration } from '../config/duration.ts'
+import { formatDuration } from '../../config/duration.ts'
 
 /** spawn: at most this many launched per cycle. */
-export const MAX_UP_PER_TICK = 10
+const MAX_UP_PER_TICK = 10
 /** spawn: at most this many terminated per cycle. */
-export const MAX_DOWN_PER_TICK = 5
+const MAX_DOWN_PER_TICK = 5
 /** The HPA's tolerance: within ±10% of target, no change. */
-export const TOLERANCE = 0.1
+const TOLERANCE = 0.1
 /** spawn's per-instance concurrency when no provider says how many slots a replica has. */
-export const DEFAULT_PER_REPLICA = 10
+const DEFAULT_PER_REPLICA = 10
 
 export interface AutoInput {
   now: number

@@ -5,21 +5,21 @@
  * recorded answer again and changes nothing (the CLI retries across leader
  * changes with the same id).
  */
-import { offeringId } from '../../providers/types.ts'
+import { offeringId } from '../../../providers/types.ts'
 import { allocate, type Slot } from './allocate.ts'
 import { limitsOf, type Held } from './budget.ts'
-import { answerFor, liveRecords, mayBill, records, capacityRefused, type LedgerState } from './ledger.ts'
-import { requestIdPattern } from './entries.ts'
+import { answerFor, liveRecords, mayBill, records, capacityRefused, type LedgerState } from '../ledger/ledger.ts'
+import { requestIdPattern } from '../ledger/entries.ts'
 import { perHour, priceRange } from './money.ts'
 import { memberOf, staticReplicas, type MemberIndex } from './observe.ts'
 import type { PlacementContext } from './placement.ts'
 import { leastUseful, victimOf } from './victims.ts'
 import { canDrain, drain, emit, launch, nextDecisionId, type Work } from './work.ts'
 import type { Answer, BurstRequest, MemberObservation, Policy, TerminateRequest } from './types.ts'
-import type { Offering } from '../../providers/types.ts'
+import type { Offering } from '../../../providers/types.ts'
 
 /** Most replicas one request may ask for: a typo guard, far above any max_cloud_instances in use. */
-export const MAX_REQUEST_COUNT = 10_000
+const MAX_REQUEST_COUNT = 10_000
 
 export interface RequestContext {
   policy: Policy

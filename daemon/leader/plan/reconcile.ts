@@ -14,9 +14,9 @@
  * - in the ledger with an id, not listed for longer than the grace period:
  *   vanished (spot reclaimed, deleted by hand, or our terminate completed).
  */
-import { offeringId, type Instance, type Offering } from '../../providers/types.ts'
-import { keyPattern } from './entries.ts'
-import { mayBill, own, records, type LedgerState } from './ledger.ts'
+import { offeringId, type Instance, type Offering } from '../../../providers/types.ts'
+import { keyPattern } from '../ledger/entries.ts'
+import { mayBill, own, records, type LedgerState } from '../ledger/ledger.ts'
 import type { ProviderListing, ProviderPolicy } from './types.ts'
 
 export type ReconcileStep =
@@ -27,7 +27,7 @@ export type ReconcileStep =
   | { do: 'vanished', key: string, reason: string }
 
 /** A ledger key for a listed instance: its own when it is a valid key, else a sanitised one. */
-export function keyFor (i: Instance): string {
+function keyFor (i: Instance): string {
   if (keyPattern.test(i.key)) return i.key
   let k = `${i.provider}:${i.id}`.replace(/[^A-Za-z0-9._:/@-]/g, '-')
   if (!/^[A-Za-z0-9]/.test(k)) k = `x${k}`
@@ -35,7 +35,7 @@ export function keyFor (i: Instance): string {
 }
 
 /** The offering an instance runs on: the catalogue's when it is still offered, else rebuilt from the instance. */
-export function offeringOf (i: Instance, catalogue: readonly Offering[], provider: ProviderPolicy | undefined): Offering {
+function offeringOf (i: Instance, catalogue: readonly Offering[], provider: ProviderPolicy | undefined): Offering {
   const id = offeringId(i)
   const known = catalogue.find((o) => offeringId(o) === id)
   if (known !== undefined) return { ...known, pricePerHour: i.pricePerHour }

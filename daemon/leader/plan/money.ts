@@ -9,13 +9,6 @@ export function micros (dollars: number): number {
   return Math.round(dollars * 1_000_000)
 }
 
-/** Sum of prices in micro-dollars, exact whatever the order. */
-export function sumMicros (prices: Iterable<number>): number {
-  let total = 0
-  for (const p of prices) total += micros(p)
-  return total
-}
-
 /**
  * For people: two decimals, more only when the price needs them (spot t3.micro
  * at 0.0031/h must not read 0.00/h).

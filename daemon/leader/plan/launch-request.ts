@@ -3,7 +3,7 @@
  * serves and how its meshd is configured. The provider adds what only it
  * knows (the instance id and launch time under `instance`, addresses).
  */
-import type { LaunchRequest, Offering } from '../../providers/types.ts'
+import type { LaunchRequest, Offering } from '../../../providers/types.ts'
 import type { LaunchAction, Policy } from './types.ts'
 
 /** A node name from the key: `burst-d7-3-0`, safe as a hostname label. */

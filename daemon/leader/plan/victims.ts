@@ -11,7 +11,7 @@
  * 5. the newest (the oldest has the warmest caches and the most history);
  * 6. the key, so the order is total.
  */
-import type { InstanceRecord } from './ledger.ts'
+import type { InstanceRecord } from '../ledger/ledger.ts'
 import { micros, perHour } from './money.ts'
 import { isBusy, memberOf, type MemberIndex } from './observe.ts'
 

@@ -6,9 +6,9 @@
  * next request is judged), and an entry the ledger would refuse is a bug
  * caught here rather than in the Raft log.
  */
-import type { Offering } from '../../providers/types.ts'
-import { applyChecked, getRecord, type InstanceRecord, type LedgerState } from './ledger.ts'
-import { MAX_TEXT, parseEntry, type LedgerEntry, type RecordState, type StateEntry } from './entries.ts'
+import type { Offering } from '../../../providers/types.ts'
+import { applyChecked, getRecord, type InstanceRecord, type LedgerState } from '../ledger/ledger.ts'
+import { MAX_TEXT, parseEntry, type LedgerEntry, type RecordState, type StateEntry } from '../ledger/entries.ts'
 import type { LeaderMemory } from './memory.ts'
 import type { Action, BurstPolicy, MemberObservation } from './types.ts'
 

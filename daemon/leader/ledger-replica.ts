@@ -5,7 +5,7 @@
  * this node's ledger differ from its peers'); the node then reports it and
  * the operator looks (it means two meshd versions disagree).
  */
-import { applyChecked, emptyLedger, parseEntry, type LedgerEntry, type LedgerState } from '../leader/index.ts'
+import { applyChecked, emptyLedger, parseEntry, type LedgerEntry, type LedgerState } from './index.ts'
 
 export const LEDGER_COMMAND_VERSION = 1
 

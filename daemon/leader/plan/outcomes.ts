@@ -26,8 +26,8 @@ import {
   offeringId,
   type Instance,
   type Offering
-} from '../../providers/types.ts'
-import { LEDGER_VERSION, type LaunchedEntry, type LedgerEntry, type StateEntry } from './entries.ts'
+} from '../../../providers/types.ts'
+import { LEDGER_VERSION, type LaunchedEntry, type LedgerEntry, type StateEntry } from '../ledger/entries.ts'
 
 export function launchedOutcome (key: string, instance: Instance, used: Offering, refused: readonly Offering[], term: number, at: number): LaunchedEntry {
   const e: LaunchedEntry = {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { retireReason, type RetireInput } from '../../daemon/burst/retire.ts'
+import { retireReason, type RetireInput } from '../../daemon/burst-node/retire.ts'
 
 const base: RetireInput = { now: 1_000_000, launchedAt: 0, lastActivityAt: 990_000, lastVoterSeenAt: 999_000, ttlMs: 3_600_000, idleTimeoutMs: 60_000, lostMeshGraceMs: 120_000, busy: 0 }
 

@@ -23,7 +23,7 @@
  * Room (max_instances) and money are not judged here: allocate.ts walks this
  * ranking and asks the budget guard about each choice.
  */
-import { offeringId, type Offering } from '../../providers/types.ts'
+import { offeringId, type Offering } from '../../../providers/types.ts'
 import { micros } from './money.ts'
 import type { ProviderPolicy } from './types.ts'
 

@@ -1,9 +1,11 @@
 /**
- * The leader's policy: defaults for what the config file does not (yet)
- * carry, and the mapping from the validated config. Every default says why.
+ * The leader's policy, built from the validated config: the config schema
+ * (daemon/config/schema.ts) is the one place defaults are written. Only the
+ * timings the config has no key for yet are here, each saying why.
+ * A test that needs the default policy parses an empty config section.
  */
-import type { Config, ProviderConfig } from '../config/schema.ts'
-import type { BurstPolicy, Policy, ProviderPolicy, ServicePolicy } from './types.ts'
+import type { Config, ProviderConfig } from '../../config/schema.ts'
+import type { Policy, ProviderPolicy } from './types.ts'
 
 /** Timings the config has no key for yet; the shell may expose them later. */
 export const LEADER_TIMINGS = {
@@ -20,29 +22,6 @@ export const LEADER_TIMINGS = {
   /** Karpenter keeps an offering that answered InsufficientCapacity out for 3 minutes. */
   capacityErrorTtlMs: 3 * 60_000
 } as const
-
-export const DEFAULT_BURST: BurstPolicy = {
-  mode: 'manual',
-  queueDepthThreshold: 100,
-  minCloudInstances: 0,
-  maxCloudInstances: 20,
-  costBudget: 10,
-  scaleDownDelayMs: 5 * 60_000,
-  checkIntervalMs: 10_000,
-  ttlMs: 8 * 3_600_000,
-  idleTimeoutMs: 30 * 60_000,
-  ...LEADER_TIMINGS
-}
-
-export const DEFAULT_SERVICE: ServicePolicy = {
-  minReplicas: 1,
-  maxReplicas: 20,
-  targetQpsPerReplica: 5,
-  upscaleDelayMs: 300_000,
-  downscaleDelayMs: 1_200_000,
-  baseOndemandFallbackReplicas: 0,
-  dynamicOndemandFallback: false
-}
 
 export function providerPolicy (p: ProviderConfig): ProviderPolicy {
   const replica: ProviderPolicy['replica'] = { models: p.replica.models, slots: p.replica.slots, command: p.replica.command, sim: p.replica.sim }

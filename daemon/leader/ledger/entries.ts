@@ -68,7 +68,7 @@ export const answerSchema = z.object({
   instances: z.array(key).max(10_000)
 })
 
-export const recordStates = ['provisioning', 'starting', 'ready', 'draining', 'terminating', 'terminated', 'failed'] as const
+const recordStates = ['provisioning', 'starting', 'ready', 'draining', 'terminating', 'terminated', 'failed'] as const
 export type RecordState = typeof recordStates[number]
 
 const common = {
@@ -190,7 +190,8 @@ export type PriceEntry = z.output<typeof priceEntry>
 export type AdoptedEntry = z.output<typeof adoptedEntry>
 export type VanishedEntry = z.output<typeof vanishedEntry>
 export type CompactEntry = z.output<typeof compactEntry>
-export type EntryType = LedgerEntry['type']
+/** An answer as the ledger records it (plan/types.ts `Answer` is the same shape). */
+export type RecordedAnswer = z.output<typeof answerSchema>
 
 export type ParsedEntry = { ok: true, entry: LedgerEntry } | { ok: false, error: string }
 

@@ -3,8 +3,8 @@
  * decide() reads, and the lookups that tie a burst member to its ledger
  * record (by idempotency key, else by provider and instance id).
  */
-import type { Member } from '../../mesh/membership/table.ts'
-import type { InstanceRecord } from './ledger.ts'
+import type { Member } from '../../../mesh/membership/table.ts'
+import type { InstanceRecord } from '../ledger/ledger.ts'
 import type { MemberObservation } from './types.ts'
 
 /** A member table entry as decide() sees it. */

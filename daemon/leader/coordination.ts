@@ -6,31 +6,68 @@
  * the leader over the mesh.
  */
 import { randomUUID } from 'node:crypto'
-import type { Config } from './config/schema.ts'
-import type { Db } from './store/db.ts'
-import type { Log } from './log.ts'
-import type { MeshNode } from '../mesh/node.ts'
-import type { Membership } from '../mesh/membership/service.ts'
-import { Election, type ElectionHeartbeat } from './election/service.ts'
-import { ElectionStore } from './election/storage.ts'
-import { LedgerReplica } from './burst/ledger-replica.ts'
-import { BurstService, type RecordView } from './burst/service.ts'
-import { Ctl, CtlError, type CtlRequest } from './burst/rpc.ts'
-import { buildProviders } from './burst/providers.ts'
-import { retireReason } from './burst/retire.ts'
-import { policyFromConfig, type Answer } from './leader/index.ts'
+import type { Config } from '../config/schema.ts'
+import type { Db } from '../store/db.ts'
+import type { Log } from '../log.ts'
+import type { MeshNode } from '../../mesh/node.ts'
+import type { Membership } from '../../mesh/membership/service.ts'
+import { Election, type ElectionEvents, type ElectionHeartbeat } from '../election/service.ts'
+import { ElectionStore } from '../election/storage.ts'
+import { LedgerReplica } from './ledger-replica.ts'
+import { BurstService, type LeaderGate, type RecordView } from './service.ts'
+import { Ctl, CtlError, type CtlRequest } from '../../mesh/ctl/rpc.ts'
+import { buildProviders } from './providers.ts'
+import { retireReason } from '../burst-node/retire.ts'
+import { policyFromConfig, type Answer } from './index.ts'
+import type { Provider } from '../../providers/types.ts'
 
+/** What Coordination needs of the election (daemon/election's Election is one). */
+export interface ElectionPort extends LeaderGate {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  status: () => { term: number, group: string | null, role: string, voters: string[], acting: boolean, reason: { text: string } | null }
+  reportedLeader: () => string | null
+  heartbeat: () => ElectionHeartbeat
+  removeVoter: (id: string) => { ok: boolean, reason: string }
+  on: ((event: 'apply', listener: (...args: ElectionEvents['apply']) => void) => unknown) &
+  ((event: 'reset', listener: (...args: ElectionEvents['reset']) => void) => unknown) &
+  ((event: 'leader:change', listener: (...args: ElectionEvents['leader:change']) => void) => unknown)
+}
+
+export interface CoordinationLog {
+  info: (o: object, msg: string) => void
+  warn: (o: object, msg: string) => void
+  error: (o: object, msg: string) => void
+  debug: (o: object, msg: string) => void
+  child: (bindings: Record<string, unknown>) => CoordinationLog
+}
+
+/** What Coordination is built from: interfaces of what it uses, so a test can hand it stubs. */
 export interface CoordinationComponents {
-  node: MeshNode
-  membership: Membership
-  db: Db
-  log: Log
+  membership: Pick<Membership, 'members'>
+  /** The control protocol between members. */
+  ctl: Pick<Ctl, 'start' | 'stop' | 'handle' | 'call'>
+  /** This node's election; null on a non-voter (it neither leads nor holds the ledger's log). */
+  election: ElectionPort | null
+  providers: ReadonlyMap<string, Provider>
+  log: CoordinationLog
   /** Drains this node (stop taking requests) without stopping it: the leader's drain. */
   drain: (reason: string) => void
   /** Stops this node for good (a burst node retiring itself). */
   retire: (reason: string) => void
   /** Requests in flight here, and when the last one started or ended. */
   activity: () => { busy: number, lastAt: number }
+}
+
+/** What the daemon hands over; `Coordination.create` builds the concrete parts from it. */
+export interface CoordinationDeps {
+  node: MeshNode
+  membership: Membership
+  db: Db
+  log: Log
+  drain: CoordinationComponents['drain']
+  retire: CoordinationComponents['retire']
+  activity: CoordinationComponents['activity']
   /** Whether this node was told of peers (bootstrap, join, remembered). */
   knowsPeers: () => boolean
 }
@@ -48,8 +85,8 @@ const CALL_TIMEOUT_MS = 70_000
 const LEADER_WAIT_MS = 5000
 
 export class Coordination {
-  readonly ctl: Ctl
-  readonly election: Election | null
+  readonly ctl: CoordinationComponents['ctl']
+  readonly election: ElectionPort | null
   readonly ledger: LedgerReplica
   readonly burst: BurstService | null
   private readonly config: Config
@@ -59,14 +96,10 @@ export class Coordination {
   private lastVoterSeenAt = Date.now()
   private readonly startedAt = Date.now()
 
-  constructor (config: Config, selfId: string, components: CoordinationComponents) {
-    this.config = config
-    this.selfId = selfId
-    this.c = components
-    this.ctl = new Ctl(components.node, config.cluster)
-    this.ledger = new LedgerReplica(components.log.child({ svc: 'ledger' }))
-    if (config.voter) {
-      this.election = new Election({
+  /** The daemon's coordination: the mesh's control protocol, the Raft election on a voter, the configured providers. */
+  static create (config: Config, selfId: string, deps: CoordinationDeps): Coordination {
+    const election = config.voter
+      ? new Election({
         cluster: config.cluster,
         selfId,
         voter: true,
@@ -77,20 +110,47 @@ export class Coordination {
           maxDriftRate: config.election.max_drift_rate
         },
         voterExpiryMs: config.election.voter_expiry,
-        knowsPeers: components.knowsPeers
-      }, { node: components.node, membership: components.membership, store: new ElectionStore(components.db), log: components.log.child({ svc: 'election' }) })
-      this.election.on('apply', (data, index) => { this.ledger.apply(data, index) })
-      this.election.on('reset', () => { this.ledger.reset() })
-      this.burst = new BurstService({ selfId, policy: policyFromConfig(config) }, {
-        election: this.election,
+        knowsPeers: deps.knowsPeers
+      }, { node: deps.node, membership: deps.membership, store: new ElectionStore(deps.db), log: deps.log.child({ svc: 'election' }) })
+      : null
+    return new Coordination(config, selfId, {
+      membership: deps.membership,
+      ctl: new Ctl(deps.node, config.cluster),
+      election,
+      providers: config.voter ? buildProviders(config) : new Map(),
+      log: deps.log,
+      drain: deps.drain,
+      retire: deps.retire,
+      activity: deps.activity
+    })
+  }
+
+  constructor (config: Config, selfId: string, components: CoordinationComponents) {
+    this.config = config
+    this.selfId = selfId
+    this.c = components
+    this.ctl = components.ctl
+    this.ledger = new LedgerReplica(components.log.child({ svc: 'ledger' }))
+    this.election = components.election
+    if (this.election !== null) {
+      const election = this.election
+      election.on('apply', (data, index) => { this.ledger.apply(data, index) })
+      election.on('reset', () => { this.ledger.reset() })
+      const burst = new BurstService({ selfId, policy: policyFromConfig(config) }, {
+        election,
         ledger: this.ledger,
         membership: components.membership,
-        providers: buildProviders(config),
+        providers: components.providers,
         ctl: this.ctl,
         log: components.log.child({ svc: 'leader' })
       })
+      // Only the leader runs the cycle: becoming leader starts it, losing it stops it.
+      election.on('leader:change', (leader) => {
+        if (leader === selfId) burst.lead()
+        else burst.follow()
+      })
+      this.burst = burst
     } else {
-      this.election = null
       this.burst = null
     }
     this.registerCtl()
@@ -99,7 +159,6 @@ export class Coordination {
   async start (): Promise<void> {
     await this.ctl.start()
     await this.election?.start()
-    this.burst?.start()
     if (this.config.instance !== undefined) {
       this.retireTimer = setInterval(() => { this.checkRetire() }, 2000)
       this.retireTimer.unref()

@@ -12,8 +12,7 @@
  * older term) is refused deterministically: every node refuses it the same
  * way, so ledgers never diverge, and `applyChecked` says why.
  */
-import type { Offering } from '../../providers/types.ts'
-import type { Answer } from './types.ts'
+import type { Offering } from '../../../providers/types.ts'
 import {
   LEDGER_VERSION,
   type AdoptedEntry,
@@ -23,6 +22,7 @@ import {
   type LaunchedEntry,
   type LedgerEntry,
   type PriceEntry,
+  type RecordedAnswer,
   type RecordState,
   type StateEntry,
   type VanishedEntry
@@ -38,7 +38,7 @@ export interface DecisionRecord {
   at: number
   kind: 'burst' | 'terminate' | 'tick'
   requestId: string | null
-  answer: Answer | null
+  answer: RecordedAnswer | null
   reason: string
   line: string
 }
@@ -317,7 +317,7 @@ function onCompact (state: LedgerState, e: CompactEntry): LedgerState | string {
 // Queries
 
 /** Capacity we keep paying for: pending launches, booting, serving, draining. */
-export const LIVE_STATES: readonly RecordState[] = ['provisioning', 'starting', 'ready', 'draining']
+const LIVE_STATES: readonly RecordState[] = ['provisioning', 'starting', 'ready', 'draining']
 
 export function isLive (r: InstanceRecord): boolean {
   return LIVE_STATES.includes(r.state)
@@ -367,7 +367,7 @@ export function committedPerHour (state: LedgerState): number {
 }
 
 /** The answer recorded for a request id, if it was answered. */
-export function answerFor (state: LedgerState, requestId: string): Answer | null {
+export function answerFor (state: LedgerState, requestId: string): RecordedAnswer | null {
   const d = own(state.requests, requestId)
   if (d === undefined) return null
   return own(state.decisions, d)?.answer ?? null

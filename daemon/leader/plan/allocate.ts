@@ -7,7 +7,7 @@
  * when none fits, allocation stops and the refusal of the best choice is the
  * binding limit the answer names.
  */
-import { offeringId, type Offering } from '../../providers/types.ts'
+import { offeringId, type Offering } from '../../../providers/types.ts'
 import { asBefore, plus, refusal, usageOf, describeLimit, type Held, type Limit, type Limits } from './budget.ts'
 import { micros, perHour } from './money.ts'
 import { rank, type PlacementContext, type Want } from './placement.ts'

@@ -4,7 +4,7 @@
  * (actions, answers). Plain interfaces, no behaviour; durations are
  * milliseconds, money is dollars per hour.
  */
-import type { Instance, Offering, ProviderKind, ReplicaSpec } from '../../providers/types.ts'
+import type { Instance, Offering, ProviderKind, ReplicaSpec } from '../../../providers/types.ts'
 
 // ---------------------------------------------------------------------------
 // Policy

@@ -1,27 +1,28 @@
 /**
- * The leader's duties, around the pure decide() (daemon/leader):
+ * The leader's cycle, around the pure decide() (plan/decide.ts):
  *
  *   observe (members, each provider's list and offerings)
  *   → decide → record the entries in the replicated log (wait for commit)
  *   → act (provider calls, drains), only while still the acting leader
  *   → record the outcomes.
  *
- * Runs every burst.check_interval and at once when a request arrives. Only
+ * Runs every burst.check_interval while this node leads (Coordination calls
+ * lead() and follow() on leader changes) and at once when a request arrives. Only
  * the acting leader (Raft leader with a live lease) decides; `meshd burst`
  * on any other node travels to it over the mesh. One decision is in flight
  * at a time, so a ledger that does not yet show the last intents is never
  * decided on (decide() enforces it too).
  */
 import {
-  createdOutcomes, decide, launchFailedOutcome, launchRequest, memoryFor, observeMember, projectedPerHour, spend, terminateOutcome,
+  decide, memoryFor, observeMember, projectedPerHour, spend, terminateOutcome,
   getRecord, type Action, type Answer, type BurstRequest, type LeaderMemory, type LedgerEntry, type Policy, type ProviderListing,
   type TerminateRequest
-} from '../leader/index.ts'
-import { isInsufficientCapacityError, isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
+} from './index.ts'
+import { isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
-import type { Election } from '../election/service.ts'
+import { launch, withTimeout } from './launcher.ts'
 import { ledgerCommand, type LedgerReplica } from './ledger-replica.ts'
-import { CtlError, type Ctl } from './rpc.ts'
+import { CtlError, type Ctl } from '../../mesh/ctl/rpc.ts'
 
 export interface BurstServiceInit {
   selfId: string
@@ -30,12 +31,26 @@ export interface BurstServiceInit {
   providerTimeoutMs?: number
 }
 
+/**
+ * What the service needs of the election (daemon/election's Election is one):
+ * whether this node may act as the leader now (leader, lease live, own-term
+ * entry committed), its term, and committing a command to the replicated log.
+ */
+export interface LeaderGate {
+  isActingLeader: () => boolean
+  status: () => { term: number }
+  /** Resolves once the command is committed and applied here; rejects if it may not have been. */
+  propose: (command: unknown) => Promise<unknown>
+}
+
 export interface BurstServiceComponents {
-  election: Election
-  ledger: LedgerReplica
-  membership: Membership
-  providers: Map<string, Provider>
-  ctl: Ctl
+  election: LeaderGate
+  /** The committed ledger (applied on every voter). */
+  ledger: Pick<LedgerReplica, 'state'>
+  membership: Pick<Membership, 'members'>
+  providers: ReadonlyMap<string, Provider>
+  /** Drains go to members over the control protocol. */
+  ctl: Pick<Ctl, 'call'>
   log: { info: (o: object, msg: string) => void, warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
 }
 
@@ -56,6 +71,7 @@ export class BurstService {
   private readonly waiters = new Map<string, Waiter>()
   private memory: LeaderMemory | undefined
   private timer: NodeJS.Timeout | undefined
+  private current: Promise<void> | undefined
   private running = false
   private again = false
   private stopped = false
@@ -65,17 +81,31 @@ export class BurstService {
     this.c = components
   }
 
-  start (): void {
-    this.timer = setInterval(() => { this.kick() }, Math.max(1000, this.init.policy.burst.checkIntervalMs))
-    this.c.election.on('leader:change', (leader) => {
-      if (leader !== this.init.selfId) this.memory = undefined
-      else setTimeout(() => { this.kick() }, 100)
-    })
+  /** This node became the leader: run the cycle every check_interval, and once now. */
+  lead (): void {
+    if (this.stopped) return
+    if (this.timer === undefined) this.timer = setInterval(() => { this.kick() }, Math.max(1000, this.init.policy.burst.checkIntervalMs))
+    // A new leader may act once its own-term entry commits: give that a moment.
+    setTimeout(() => { if (this.timer !== undefined) this.kick() }, 100).unref()
+  }
+
+  /** Another node leads (or none): no more cycles; the memory goes, as do the requests waiting here. */
+  follow (): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.memory = undefined
+    this.rejectAll('not_leader', 'this node is no longer the leader')
+  }
+
+  /** Whether the cycle runs (this node leads). */
+  get leading (): boolean {
+    return this.timer !== undefined
   }
 
   stop (): void {
     this.stopped = true
     clearInterval(this.timer)
+    this.timer = undefined
     this.rejectAll('stopping', 'the leader is stopping')
   }
 
@@ -125,12 +155,17 @@ export class BurstService {
     if (this.stopped) return
     if (this.running) { this.again = true; return }
     this.running = true
-    void this.cycle().catch((err: unknown) => {
+    this.current = this.cycle().catch((err: unknown) => {
       this.c.log.warn({ err }, 'leader cycle failed')
     }).finally(() => {
       this.running = false
       if (this.again) { this.again = false; setTimeout(() => { this.kick() }, 50) }
     })
+  }
+
+  /** Resolves once the cycle in progress, if any, has finished (its outcomes proposed). */
+  async settled (): Promise<void> {
+    await this.current
   }
 
   private async cycle (): Promise<void> {
@@ -146,12 +181,19 @@ export class BurstService {
     const bursts = this.bursts.splice(0)
     const terminates = this.terminates.splice(0)
     const r = decide({
-      term,
-      members: this.c.membership.members().map(observeMember),
-      listings,
-      burst: bursts,
-      terminate: terminates
-    }, this.c.ledger.state, this.init.policy, prices, now, memoryFor(this.memory, term, now))
+      observations: {
+        term,
+        members: this.c.membership.members().map(observeMember),
+        listings,
+        burst: bursts,
+        terminate: terminates
+      },
+      ledger: this.c.ledger.state,
+      policy: this.init.policy,
+      prices,
+      now,
+      memory: memoryFor(this.memory, term, now)
+    })
     if (r.waiting !== null) {
       // The last decision is not in the ledger yet: keep the requests for the next round.
       this.bursts.unshift(...bursts)
@@ -192,22 +234,19 @@ export class BurstService {
   private async act (a: Action, term: number, listings: readonly ProviderListing[]): Promise<LedgerEntry[]> {
     if (!this.c.election.isActingLeader()) return []
     if (a.op === 'launch') {
-      const provider = this.c.providers.get(a.offering.provider)
-      if (provider === undefined) return []
-      const refused: Offering[] = []
-      for (const offering of [a.offering, ...a.fallbacks]) {
-        try {
-          const req = launchRequest(a, offering, this.init.policy, this.peers())
-          const inst = await withTimeout(provider.create(req), this.init.providerTimeoutMs ?? CALL_TIMEOUT_MS, `create ${a.key}`)
-          this.c.log.info({ key: a.key, provider: provider.name, id: inst.id, reason: a.reason }, `launched ${a.key} on ${provider.name}`)
-          return createdOutcomes(a.key, inst, offering, refused, term, Date.now())
-        } catch (err) {
-          if (isInsufficientCapacityError(err)) { refused.push(offering); continue }
-          this.c.log.warn({ key: a.key, err: (err as Error).message }, 'launch failed')
-          return orNone(launchFailedOutcome(a.key, err, refused, term, Date.now()))
-        }
-      }
-      return orNone(launchFailedOutcome(a.key, new Error('no capacity on any offering'), refused, term, Date.now()))
+      const outcomes: LedgerEntry[] = []
+      await launch(a, {
+        providers: this.c.providers,
+        policy: this.init.policy,
+        term,
+        peers: this.peers(),
+        now: Date.now,
+        leading: () => this.c.election.isActingLeader(),
+        record: (entries) => { outcomes.push(...entries) },
+        timeoutMs: this.init.providerTimeoutMs ?? CALL_TIMEOUT_MS,
+        log: this.c.log
+      })
+      return outcomes
     }
     if (a.op === 'drain') {
       if (a.member === null) return []
@@ -287,11 +326,3 @@ function orNone<T> (x: T | null): T[] {
 function round (x: number): number {
   return Math.round(x * 10_000) / 10_000
 }
-
-function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => { reject(new Error(`${what} took longer than ${ms} ms`)) }, ms)
-    p.then((v) => { clearTimeout(t); resolve(v) }, (e: unknown) => { clearTimeout(t); reject(e as Error) })
-  })
-}
-
