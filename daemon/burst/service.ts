@@ -19,7 +19,7 @@ import {
 } from '../leader/index.ts'
 import { isInsufficientCapacityError, isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
-import type { Election } from '../election/service.ts'
+import type { Election } from '../../mesh/election/service.ts'
 import { ledgerCommand, type LedgerReplica } from './ledger-replica.ts'
 import { CtlError, type Ctl } from './rpc.ts'
 
