@@ -2,7 +2,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MeshdProcess } from '../daemon/local/meshd-process.ts'
+import { MeshdProcess } from '../daemon/localmesh/meshd-process.ts'
 import { generateSwarmKey } from '../mesh/swarm-key.ts'
 
 export class BenchCluster {

@@ -10,7 +10,7 @@
 import { cpus } from 'node:os'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { parseArgs } from 'node:util'
-import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
+import type { MeshdProcess } from '../daemon/localmesh/meshd-process.ts'
 import { BenchCluster } from './cluster.ts'
 import { median, quantile, fmtMs } from './stats.ts'
 

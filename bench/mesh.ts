@@ -14,7 +14,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
-import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
+import type { MeshdProcess } from '../daemon/localmesh/meshd-process.ts'
 import { BenchCluster } from './cluster.ts'
 import { median, pct, fmtMs } from './stats.ts'
 

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { tempDir } from '../helpers/tmp.ts'
 import { DaemonProcess, startChain, writeSwarmKey } from '../helpers/daemon.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 const N = 5
 

@@ -16,7 +16,7 @@ import { tempDir } from '../helpers/tmp.ts'
 import { DaemonProcess, writeSwarmKey } from '../helpers/daemon.ts'
 import { Lan, netnsAvailable } from '../helpers/netns.ts'
 import { meshd } from '../helpers/cli.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 const skip = netnsAvailable()
 

@@ -1,13 +1,13 @@
 /**
  * Real meshd daemons for end-to-end tests: each is a `bin/meshd start`
- * process (daemon/local/meshd-process.ts) with its own state dir, admin
+ * process (daemon/localmesh/meshd-process.ts) with its own state dir, admin
  * socket and OS-chosen ports (mesh and HTTP listen on port 0; the actual
  * ones come from the daemon's `info`), so tests run side by side. Every
  * process group is killed at teardown, also when the test fails.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { MeshdProcess, MESHD_BIN, type LogLine } from '../../daemon/local/meshd-process.ts'
+import { MeshdProcess, MESHD_BIN, type LogLine } from '../../daemon/localmesh/meshd-process.ts'
 import type { AdminMethod } from '../../daemon/admin/protocol.ts'
 import type { StatusDocument } from '../../daemon/status.ts'
 import { generateSwarmKey } from '../../mesh/swarm-key.ts'

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool } from 'undici'
-import { MeshdProcess } from '../local/meshd-process.ts'
+import { MeshdProcess } from './meshd-process.ts'
 import { generateSwarmKey } from '../../mesh/swarm-key.ts'
 import { renderStatus } from '../cli/commands/status.ts'
 import type { StatusDocument } from '../status.ts'
