@@ -14,7 +14,11 @@ import type { MeshdProcess } from '../daemon/localmesh/meshd-process.ts'
 import { LocalCluster, agreedLeader, statuses, type Agreement } from '../daemon/localmesh/cluster.ts'
 import { median, quantile, fmtMs } from './stats.ts'
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '3,5,9' }, runs: { type: 'string', default: '5' }, 'busy-seconds': { type: 'string', default: '60' } } })
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '3,5,9' }, runs: { type: 'string', default: '5' }, 'busy-seconds': { type: 'string', default: '60' }, help: { type: 'boolean', short: 'h' } } })
+if (values.help === true) {
+  console.log('usage: node_modules/.bin/node bench/failover.ts [--sizes 3,5,9] [--runs 5] [--busy-seconds 60]   (--busy-seconds 0 skips the saturated-machine run)')
+  process.exit(0)
+}
 const sizes = values.sizes.split(',').map(Number)
 const runs = Number(values.runs)
 const busySeconds = Number(values['busy-seconds'])
