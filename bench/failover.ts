@@ -10,54 +10,45 @@
 import { cpus } from 'node:os'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { parseArgs } from 'node:util'
-import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
-import { BenchCluster } from './cluster.ts'
+import type { MeshdProcess } from '../daemon/localmesh/meshd-process.ts'
+import { LocalCluster, agreedLeader, statuses, type Agreement } from '../daemon/localmesh/cluster.ts'
 import { median, quantile, fmtMs } from './stats.ts'
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '3,5,9' }, runs: { type: 'string', default: '5' }, 'busy-seconds': { type: 'string', default: '60' } } })
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '3,5,9' }, runs: { type: 'string', default: '5' }, 'busy-seconds': { type: 'string', default: '60' }, help: { type: 'boolean', short: 'h' } } })
+if (values.help === true) {
+  console.log('usage: node_modules/.bin/node bench/failover.ts [--sizes 3,5,9] [--runs 5] [--busy-seconds 60]   (--busy-seconds 0 skips the saturated-machine run)')
+  process.exit(0)
+}
 const sizes = values.sizes.split(',').map(Number)
 const runs = Number(values.runs)
 const busySeconds = Number(values['busy-seconds'])
 
-const clusters = new Set<BenchCluster>()
+const clusters = new Set<LocalCluster>()
 const hogs: ChildProcess[] = []
 const cleanup = (): void => { for (const c of clusters) c.kill(); for (const h of hogs) h.kill('SIGKILL') }
 process.on('exit', cleanup)
 process.on('SIGINT', () => { process.exit(130) })
 
-async function cluster (n: number): Promise<{ nodes: MeshdProcess[], c: BenchCluster }> {
-  const c = new BenchCluster(`failover-${n}`)
+/** `n` voters in a chain, each joined only to the one before it. */
+async function cluster (n: number): Promise<{ nodes: MeshdProcess[], c: LocalCluster }> {
+  const c = new LocalCluster({ label: `bench-failover-${n}`, cluster: 'bench', logLevel: 'warn', logToFile: true })
   clusters.add(c)
-  const nodes: MeshdProcess[] = []
-  for (let i = 0; i < n; i++) {
-    const p = await c.start(`v${i + 1}`)
-    if (i > 0) await p.call('join', { addrs: [nodes[i - 1]!.joinAddr] }, 30_000)
-    nodes.push(p)
-  }
+  const nodes = await c.startAll(Array.from({ length: n }, (_, i) => ({ name: `v${i + 1}` })), { join: 'chain', joinTimeoutMs: 30_000 })
   return { nodes, c }
 }
 
 /** The leader all given nodes agree on (with a full voter set), or null. */
-async function agreed (nodes: MeshdProcess[], voters: number): Promise<{ leader: string, term: number } | null> {
+async function agreed (nodes: MeshdProcess[], voters: number): Promise<Agreement | null> {
   try {
-    const ss = await Promise.all(nodes.map(async (n) => n.status()))
-    const l = ss[0]!.leader
-    if (l === null) return null
-    if (!ss.every((s) => s.leader === l && ((s.election?.voters as string[] | undefined)?.length ?? 0) === voters)) return null
-    return { leader: l, term: ss[0]!.term }
+    return agreedLeader(await statuses(nodes), voters)
   } catch {
     return null
   }
 }
 
-async function waitAgreed (nodes: MeshdProcess[], voters: number, not: string | null, timeoutMs: number, intervalMs = 25): Promise<{ leader: string, term: number, ms: number }> {
-  const start = performance.now()
-  for (;;) {
-    const a = await agreed(nodes, voters)
-    if (a !== null && a.leader !== not) return { ...a, ms: performance.now() - start }
-    if (performance.now() - start > timeoutMs) throw new Error(`no agreed leader within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
+async function waitAgreed (c: LocalCluster, nodes: MeshdProcess[], voters: number, not: string | null, timeoutMs: number, intervalMs = 25): Promise<Agreement & { ms: number }> {
+  const { value, ms } = await c.waitLeader(nodes, { voters, not, timeoutMs, intervalMs })
+  return { ...value, ms }
 }
 
 interface Row { n: number, kill: number[], hang: number[] }
@@ -68,26 +59,26 @@ for (const n of sizes) {
   const { nodes, c } = await cluster(n)
   const row: Row = { n, kill: [], hang: [] }
   try {
-    let current = await waitAgreed(nodes, n, null, 60_000, 100)
+    let current = await waitAgreed(c, nodes, n, null, 60_000, 100)
     for (let r = 0; r < runs; r++) {
       for (const fault of ['kill', 'hang'] as const) {
         const victim = nodes.find((p) => p.info!.peer === current.leader)!
         const others = nodes.filter((p) => p !== victim)
         victim.signal(fault === 'kill' ? 'SIGKILL' : 'SIGSTOP')
-        let after: { leader: string, term: number, ms: number }
+        let after: Agreement & { ms: number }
         try {
-          after = await waitAgreed(others, n, current.leader, 30_000)
+          after = await waitAgreed(c, others, n, current.leader, 30_000)
         } finally {
           if (fault === 'hang') victim.signal('SIGCONT')
         }
         ;(fault === 'kill' ? row.kill : row.hang).push(after.ms)
         process.stderr.write(`  ${fault} ${r + 1}: ${fmtMs(after.ms)}\n`)
         if (fault === 'kill') { await victim.exited(); await victim.start() }
-        current = await waitAgreed(nodes, n, null, 60_000, 100)
+        current = await waitAgreed(c, nodes, n, null, 60_000, 100)
       }
     }
   } finally {
-    await c.stop()
+    await c.stop({ graceMs: 5000 })
   }
   rows.push(row)
 }
@@ -103,7 +94,7 @@ if (busySeconds > 0) {
   process.stderr.write(`busy: 3 voters, ${cpus().length} busy loops, ${busySeconds} s\n`)
   const { nodes, c } = await cluster(3)
   try {
-    const before = await waitAgreed(nodes, 3, null, 60_000, 100)
+    const before = await waitAgreed(c, nodes, 3, null, 60_000, 100)
     for (let i = 0; i < cpus().length; i++) hogs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }))
     const start = performance.now()
     let changes = 0
@@ -121,6 +112,6 @@ if (busySeconds > 0) {
     console.log(`\n### Under a CPU-saturating load (${cpus().length} busy loops on ${cpus().length} cores, ${busySeconds} s, 3 healthy voters)\n`)
     console.log(`term changes (elections): ${changes}; samples without an agreed leader: ${noLeader} of ${samples}; term ${before.term} → ${term}`)
   } finally {
-    await c.stop()
+    await c.stop({ graceMs: 5000 })
   }
 }

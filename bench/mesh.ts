@@ -14,8 +14,9 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
-import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
-import { BenchCluster } from './cluster.ts'
+import type { MeshdProcess } from '../daemon/localmesh/meshd-process.ts'
+import { LocalCluster, aliveOn, notAliveOn } from '../daemon/localmesh/cluster.ts'
+import { waitFor } from '../daemon/localmesh/poll.ts'
 import { median, pct, fmtMs } from './stats.ts'
 
 const { values } = parseArgs({
@@ -30,7 +31,7 @@ const sizes = values.sizes.split(',').map(Number)
 const rounds = Number(values.rounds)
 const restSeconds = Number(values['rest-seconds'])
 
-const clusters = new Set<BenchCluster>()
+const clusters = new Set<LocalCluster>()
 const cleanup = (): void => { for (const c of clusters) c.kill() }
 process.on('SIGINT', () => { cleanup(); process.exit(130) })
 process.on('exit', cleanup)
@@ -44,20 +45,6 @@ interface SizeResult {
   rss_mb_per_daemon: number
   heartbeat_payload_bytes: number
   wire_bytes_per_s_per_daemon: number
-}
-
-async function poll (cond: () => Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<number> {
-  const start = performance.now()
-  for (;;) {
-    try { if (await cond()) return performance.now() - start } catch {}
-    if (performance.now() - start > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
-}
-
-async function aliveCount (p: MeshdProcess): Promise<Map<string, string>> {
-  const s = await p.status()
-  return new Map(s.members.map((m) => [m.id, m.state]))
 }
 
 function procStat (pid: number): { cpuTicks: number, rssKb: number } {
@@ -83,19 +70,12 @@ function bytesSentByPid (): Map<number, number> {
 }
 
 async function runSize (n: number): Promise<SizeResult> {
-  const c = new BenchCluster(`mesh-${n}`)
+  const c = new LocalCluster({ label: `bench-mesh-${n}`, cluster: 'bench', logLevel: 'warn', logToFile: true })
   clusters.add(c)
-  const nodes: MeshdProcess[] = []
   try {
-    for (let i = 0; i < n; i++) nodes.push(await c.start(`b${i + 1}`))
-    for (let i = 1; i < n; i++) await nodes[i]!.call('join', { addrs: [nodes[i - 1]!.joinAddr] }, 30_000)
-    const converge = await poll(async () => {
-      for (const p of nodes) {
-        const m = await aliveCount(p)
-        if ([...m.values()].filter((s) => s === 'alive').length !== n) return false
-      }
-      return true
-    }, 300_000, 100)
+    const nodes = await c.startAll(Array.from({ length: n }, (_, i) => ({ name: `b${i + 1}` })))
+    await c.join(nodes, 'chain', 30_000)
+    const { ms: converge } = await c.waitAllAlive(nodes, { timeoutMs: 300_000, intervalMs: 100 })
     process.stderr.write(`  n=${n}: converged in ${fmtMs(converge)}\n`)
 
     // At rest: let the mesh settle, then measure over restSeconds.
@@ -137,20 +117,20 @@ async function runSize (n: number): Promise<SizeResult> {
       const victim = nodes[1 + (r * 2) % (n - 1)]!
       const watchers = nodes.filter((p) => p !== victim && p.running)
       victim.signal('SIGKILL')
-      killDetect.push(await poll(async () => notAlive(watchers, victim.info!.peer), 30_000, 20))
+      killDetect.push((await waitFor(() => notAliveOn(watchers, victim.info!.peer), { timeoutMs: 30_000, intervalMs: 20, what: `${victim.init.name} not alive anywhere` })).ms)
       await victim.exited()
       await victim.start()
-      await poll(async () => { for (const w of watchers) if ((await aliveCount(w)).get(victim.info!.peer) !== 'alive') return false; return true }, 60_000, 100)
+      await waitFor(() => aliveOn(watchers, [victim.info!.peer]), { timeoutMs: 60_000, intervalMs: 100, what: `${victim.init.name} alive again everywhere` })
 
       const hung = nodes[1 + (r * 2 + 1) % (n - 1)]!
       const hw = nodes.filter((p) => p !== hung)
       hung.signal('SIGSTOP')
       try {
-        hangDetect.push(await poll(async () => notAlive(hw, hung.info!.peer), 30_000, 50))
+        hangDetect.push((await waitFor(() => notAliveOn(hw, hung.info!.peer), { timeoutMs: 30_000, intervalMs: 50, what: `${hung.init.name} not alive anywhere` })).ms)
       } finally {
         hung.signal('SIGCONT')
       }
-      await poll(async () => { for (const w of hw) if ((await aliveCount(w)).get(hung.info!.peer) !== 'alive') return false; return true }, 60_000, 100)
+      await waitFor(() => aliveOn(hw, [hung.info!.peer]), { timeoutMs: 60_000, intervalMs: 100, what: `${hung.init.name} alive again everywhere` })
     }
     process.stderr.write(`  n=${n}: kill ${killDetect.map(fmtMs).join(', ')}; hang ${hangDetect.map(fmtMs).join(', ')}\n`)
     return {
@@ -164,7 +144,7 @@ async function runSize (n: number): Promise<SizeResult> {
       wire_bytes_per_s_per_daemon: median(wire)
     }
   } finally {
-    await c.stop()
+    await c.stop({ graceMs: 5000 })
   }
 }
 
@@ -172,11 +152,6 @@ async function heartbeatBytes (p: MeshdProcess): Promise<{ bytes: number, count:
   const text = await (await fetch(`http://${p.info!.http}/metrics`)).text()
   const get = (name: string): number => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0)
   return { bytes: get('meshd_heartbeat_bytes_sent_total'), count: get('meshd_heartbeats_sent_total') }
-}
-
-async function notAlive (watchers: MeshdProcess[], id: string): Promise<boolean> {
-  for (const w of watchers) if ((await aliveCount(w)).get(id) === 'alive') return false
-  return true
 }
 
 const results: SizeResult[] = []

@@ -30,8 +30,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import autocannon from 'autocannon'
-import type { MeshdProcess } from '../daemon/local/meshd-process.ts'
-import { BenchCluster } from './cluster.ts'
+import type { MeshdProcess } from '../daemon/localmesh/meshd-process.ts'
+import { LocalCluster } from '../daemon/localmesh/cluster.ts'
 import { quantile, fmtMs } from './stats.ts'
 import { generate, loadAzureTrace, windowAtLoad, rescaleToLoad, slotCapacity, arrivalRate, interArrivals, cv, type Arrival, type ReplicaSpeed } from './traffic.ts'
 import { replay, startSampler, waitIdle, waitedWhileFree, summarize, type SamplerTargets, type QueueSample, type ReplaySummary } from './replay.ts'
@@ -57,7 +57,7 @@ const REQUESTS = Number(values.requests)
 const SECONDS = Number(values.seconds)
 const SLOW_SECONDS = Number(values['slow-seconds'])
 
-const bench = new BenchCluster('proxy')
+const bench = new LocalCluster({ label: 'bench-proxy', cluster: 'bench', logLevel: 'warn', logToFile: true })
 const dir = bench.dir
 const children: ChildProcess[] = []
 const cleanup = (): void => {
@@ -85,7 +85,7 @@ async function daemon (name: string, cluster: string, replica: (Sim & { port: nu
       sim: { ttft_ms: replica.ttftMs, tokens_per_second: replica.tps, max_tokens: replica.maxTokens }
     }
   }
-  return bench.start(name, extra)
+  return bench.start({ name, config: extra })
 }
 
 async function waitReady (viewers: MeshdProcess[], replicas: number): Promise<void> {
@@ -412,4 +412,4 @@ async function multiScenario (): Promise<void> {
 
 if (ONLY === undefined || ONLY === 'multi') await multiScenario()
 
-await bench.stop()
+await bench.stop({ graceMs: 5000 })

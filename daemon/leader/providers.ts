@@ -9,6 +9,8 @@ import type { Config, ProviderConfig } from '../config/schema.ts'
 import { ProviderUnavailableError, type Instance, type Offering, type Provider, type ProviderKind } from '../../providers/types.ts'
 import { join } from 'node:path'
 import { localProvider } from '../../providers/local/index.ts'
+import { MESHD_BIN } from '../localmesh/meshd-process.ts'
+import { validateConfig } from '../config/load.ts'
 
 export function buildProviders (config: Config): Map<string, Provider> {
   const out = new Map<string, Provider>()
@@ -29,6 +31,8 @@ function build (config: Config, p: ProviderConfig): Provider {
       costPerHour: p.cost_per_hour,
       region: p.region,
       swarmKeyFile: config.swarm_key_file,
+      meshdBin: MESHD_BIN,
+      validateConfig,
       defaults: {
         log: { level: config.log.level },
         burst: { ttl: `${Math.round(config.burst.ttl / 1000)}s`, idle_timeout: `${Math.round(config.burst.idle_timeout / 1000)}s`, lost_mesh_grace: `${Math.round(config.burst.lost_mesh_grace / 1000)}s` },

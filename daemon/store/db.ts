@@ -3,7 +3,7 @@
  * election log and ledger later. WAL with synchronous=NORMAL survives a
  * process crash without losing a committed transaction; FULL is used where a
  * vote or a log entry must survive a power loss too: the election store
- * (daemon/election/storage.ts) switches the connection to it when it opens.
+ * (mesh/election/storage.ts) switches the connection to it when it opens.
  */
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'

@@ -9,7 +9,8 @@ export {
   PRUNE_AFTER_MS,
   FORGET_AFTER_MS,
   LAUNCH_STALE_MS,
-  type LocalProviderInit
+  type LocalProviderInit,
+  type ValidateNodeConfig
 } from './provider.ts'
 export { readManifest, type Manifest } from './manifest.ts'
 export { nodeConfig, replicaSection, deepMerge } from './node-config.ts'

@@ -44,8 +44,6 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSy
 import { createHash } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
-import { MESHD_BIN } from '../../daemon/local/meshd-process.ts'
-import { validateConfig } from '../../daemon/config/load.ts'
 import {
   InsufficientCapacityError,
   NotFoundError,
@@ -85,7 +83,18 @@ export interface LocalProviderInit {
   forgetAfterMs?: number
   /** More environment for launched nodes. This process's MESHD_* overrides are never passed on (they would give every node the same ports and socket). */
   env?: Record<string, string>
+  /** The `meshd` executable each node runs (the daemon passes daemon/localmesh/meshd-process.ts's MESHD_BIN). */
+  meshdBin: string
+  /**
+   * meshd's config validation (the daemon passes daemon/config/load.ts's
+   * validateConfig): a node's config is checked before it runs, and throws
+   * with the reason. Its drain timeout sets the stop grace.
+   */
+  validateConfig: ValidateNodeConfig
 }
+
+/** Validates a node's config as `meshd start` would; throws with the reason, returns what the provider reads. */
+export type ValidateNodeConfig = (raw: unknown, file: string) => { http: { drain_timeout: number } }
 
 /** Added to a node's drain allowance before it is SIGKILLed: stopping its replica and leaving the mesh. */
 export const STOP_GRACE_EXTRA_MS = 60_000
@@ -312,15 +321,15 @@ export class LocalProvider implements Provider {
       })
       // Checked here rather than by a node that exits 2 a moment later: the
       // launcher gets the reason, and the key is given back (nothing ran).
-      const valid = validateConfig(config, claim.config)
+      const valid = this.init.validateConfig(config, claim.config)
       if (this.init.stopGraceMs === undefined) m = { ...m, stop_grace_ms: valid.http.drain_timeout + STOP_GRACE_EXTRA_MS }
       writeManifest(dir, m)
       mkdirSync(claim.state_dir, { recursive: true, mode: 0o700 })
       writeFileSync(claim.config, JSON.stringify(config, null, 2) + '\n', { mode: 0o640 })
       try {
-        child = await spawnDetached(claim.config, claim.log, dir, this.childEnv())
+        child = await spawnDetached(this.init.meshdBin, claim.config, claim.log, dir, this.childEnv())
       } catch (e) {
-        throw new ProviderUnavailableError(this.name, `${this.name}: could not start ${MESHD_BIN}: ${(e as Error).message}`, { cause: e })
+        throw new ProviderUnavailableError(this.name, `${this.name}: could not start ${this.init.meshdBin}: ${(e as Error).message}`, { cause: e })
       }
     } catch (e) {
       this.launching.delete(req.key)
@@ -531,10 +540,10 @@ export class LocalProvider implements Provider {
 }
 
 /** Starts `meshd start --config <config>` in its own session with output to `log`; resolves once it is spawned. */
-async function spawnDetached (config: string, log: string, cwd: string, env: Record<string, string>): Promise<ChildProcess> {
+async function spawnDetached (meshdBin: string, config: string, log: string, cwd: string, env: Record<string, string>): Promise<ChildProcess> {
   const fd = openSync(log, 'a', 0o640)
   try {
-    const child = spawn(MESHD_BIN, ['start', '--config', config], { cwd, env, detached: true, stdio: ['ignore', fd, fd] })
+    const child = spawn(meshdBin, ['start', '--config', config], { cwd, env, detached: true, stdio: ['ignore', fd, fd] })
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve)
       child.once('error', reject)

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { tempDir } from '../helpers/tmp.ts'
 import { meshd } from '../helpers/cli.ts'
 import { DaemonProcess, MESHD, writeSwarmKey } from '../helpers/daemon.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 t.test('usage errors exit 2', async (t) => {
   let r = await meshd([])

@@ -10,7 +10,7 @@ import t from 'tap'
 import OpenAI from 'openai'
 import { tempDir, type Teardown } from '../helpers/tmp.ts'
 import { DaemonProcess, writeSwarmKey } from '../helpers/daemon.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 function replica (tokensPerSecond: number) {
   return { models: ['llama3'], slots: 4, command: 'sim', readiness_probe: { path: '/health', initial_delay_seconds: 30, period_seconds: 1, timeout_seconds: 2 }, sim: { ttft_ms: 50, tokens_per_second: tokensPerSecond, max_tokens: 24 } }

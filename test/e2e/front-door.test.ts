@@ -8,7 +8,7 @@ import t from 'tap'
 import OpenAI from 'openai'
 import { tempDir } from '../helpers/tmp.ts'
 import { DaemonProcess, writeSwarmKey } from '../helpers/daemon.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 const sim = (tokensPerSecond: number) => ({ ttft_ms: 50, tokens_per_second: tokensPerSecond, max_tokens: 16 })
 

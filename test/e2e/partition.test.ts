@@ -13,10 +13,11 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { tempDir } from '../helpers/tmp.ts'
-import { DaemonProcess, writeSwarmKey } from '../helpers/daemon.ts'
+import { DaemonProcess, startJoined, writeSwarmKey } from '../helpers/daemon.ts'
 import { Lan, netnsAvailable } from '../helpers/netns.ts'
 import { meshd } from '../helpers/cli.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
+import { agreedLeader, statuses } from '../../daemon/localmesh/cluster.ts'
 
 const skip = netnsAvailable()
 
@@ -25,20 +26,11 @@ t.test('a minority partition elects no one and bursts nothing; healing restores 
   const lan = new Lan(t, 3)
   const swarmKeyFile = writeSwarmKey(root)
   const work = join(root, 'work')
-  const nodes: DaemonProcess[] = []
-  for (const [i, h] of lan.hosts.entries()) {
-    const d = await DaemonProcess.start(t, root, {
-      name: `v${i + 1}`, swarmKeyFile, prefix: lan.exec(h), host: h.ip,
-      config: { providers: [{ name: 'workstation', kind: 'local', cost_per_hour: 0.3, max_instances: 4, work_dir: join(work, `v${i + 1}`), replica: { models: ['m'], slots: 1, command: 'sim' } }] }
-    })
-    if (nodes.length > 0) await d.call('join', { addrs: [nodes[nodes.length - 1]!.joinAddr] })
-    nodes.push(d)
-  }
-  const agree = async (group: DaemonProcess[]): Promise<string | null> => {
-    const ss = await Promise.all(group.map(async (n) => n.status()))
-    const l = ss[0]!.leader
-    return l !== null && ss.every((s) => s.leader === l && (s.election?.voters as string[] | undefined)?.length === 3) ? l : null
-  }
+  const nodes = await startJoined(t, root, lan.hosts.map((h, i) => ({
+    name: `v${i + 1}`, swarmKeyFile, prefix: lan.exec(h), host: h.ip,
+    config: { providers: [{ name: 'workstation', kind: 'local', cost_per_hour: 0.3, max_instances: 4, work_dir: join(work, `v${i + 1}`), replica: { models: ['m'], slots: 1, command: 'sim' } }] }
+  })), 'chain')
+  const agree = async (group: DaemonProcess[]): Promise<string | null> => agreedLeader(await statuses(group), 3)?.leader ?? null
   const { value: first } = await waitFor(() => agree(nodes), { timeoutMs: 15_000, what: 'one leader' })
   const cut = nodes.find((n) => n.peerId === first)!
   const rest = nodes.filter((n) => n !== cut)

@@ -9,7 +9,7 @@ import t from 'tap'
 import OpenAI from 'openai'
 import { tempDir } from '../helpers/tmp.ts'
 import { DaemonProcess, writeSwarmKey } from '../helpers/daemon.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 const HEARTBEAT_MS = 10_000
 

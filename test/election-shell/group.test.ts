@@ -3,7 +3,7 @@
  * tables over what heartbeats announce.
  */
 import t from 'tap'
-import { bootstrapVerdict, yieldVerdict, outranks, type GroupView, type SelfView } from '../../daemon/election/group.ts'
+import { bootstrapVerdict, yieldVerdict, outranks, type GroupView, type SelfView } from '../../mesh/election/group.ts'
 
 const self = (over: Partial<SelfView> = {}): SelfView => ({ id: 'b', group: null, voters: 0, voter: true, startedAt: 0, ...over })
 const view = (over: Partial<GroupView>): GroupView => ({ id: 'x', group: null, leader: null, voters: 0, voter: true, alive: true, ...over })

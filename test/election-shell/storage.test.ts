@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { openDb } from '../../daemon/store/db.ts'
-import { ElectionStore } from '../../daemon/election/storage.ts'
+import { ElectionStore } from '../../mesh/election/storage.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 t.test('a persisted vote, log and group come back on a new connection; commits are fsynced', async (t) => {

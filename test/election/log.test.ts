@@ -3,8 +3,8 @@
  * after appends and conflicts, and the config as of the latest entry.
  */
 import t from 'tap'
-import { LogError, RaftLog } from '../../mesh/election/log.ts'
-import type { Entry } from '../../mesh/election/types.ts'
+import { LogError, RaftLog } from '../../mesh/election/raft/log.ts'
+import type { Entry } from '../../mesh/election/raft/types.ts'
 
 const cmd = (index: number, term: number, data: unknown = index): Entry => ({ index, term, kind: 'command', data })
 const cfg = (index: number, term: number, voters: string[]): Entry => ({ index, term, kind: 'config', data: { voters } })

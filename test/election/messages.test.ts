@@ -3,9 +3,9 @@
  * malformed input is rejected with a MessageError that says where.
  */
 import t from 'tap'
-import { ELECTION_SCHEMA_VERSION } from '../../mesh/election/constants.ts'
-import { MessageError, parseMessage, toWire } from '../../mesh/election/messages.ts'
-import type { Message } from '../../mesh/election/types.ts'
+import { ELECTION_SCHEMA_VERSION } from '../../mesh/election/raft/constants.ts'
+import { MessageError, parseMessage, toWire } from '../../mesh/election/raft/messages.ts'
+import type { Message } from '../../mesh/election/raft/types.ts'
 
 const base = { from: 'a', to: 'b', term: 3 }
 const good: Message[] = [

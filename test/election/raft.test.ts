@@ -4,9 +4,9 @@
  * isolation. Randomised behaviour is the simulation's job (sim.test.ts).
  */
 import t from 'tap'
-import { Raft, RaftInvariantError } from '../../mesh/election/raft.ts'
-import { DEFAULT_TIMING, leaseMs } from '../../mesh/election/timing.ts'
-import type { Entry, HardState, Message, Ready } from '../../mesh/election/types.ts'
+import { Raft, RaftInvariantError } from '../../mesh/election/raft/raft.ts'
+import { DEFAULT_TIMING, leaseMs } from '../../mesh/election/raft/timing.ts'
+import type { Entry, HardState, Message, Ready } from '../../mesh/election/raft/types.ts'
 
 const LEASE = leaseMs(DEFAULT_TIMING)
 

@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap'
 import { Cluster } from '../../mesh/election/sim/cluster.ts'
-import { DEFAULT_TIMING, leaseMs } from '../../mesh/election/timing.ts'
+import { DEFAULT_TIMING, leaseMs } from '../../mesh/election/raft/timing.ts'
 
 const LAN = { minDelayMs: 1, maxDelayMs: 10, loss: 0, duplicate: 0, spike: 0, spikeMaxMs: 0 }
 const LEASE = leaseMs(DEFAULT_TIMING)

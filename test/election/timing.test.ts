@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { DEFAULT_TIMING, electionTimeout, leaseMs, promiseMs, TimingError, validateTiming, type Timing } from '../../mesh/election/timing.ts'
+import { DEFAULT_TIMING, electionTimeout, leaseMs, promiseMs, TimingError, validateTiming, type Timing } from '../../mesh/election/raft/timing.ts'
 
 const table: Array<[string, Partial<Timing>, number]> = [
   ['defaults: 1500·0.95/1.05 − 50', {}, 1307],

@@ -1,13 +1,15 @@
 /**
- * Real meshd daemons for end-to-end tests: each is a `bin/meshd start`
- * process (daemon/local/meshd-process.ts) with its own state dir, admin
- * socket and OS-chosen ports (mesh and HTTP listen on port 0; the actual
- * ones come from the daemon's `info`), so tests run side by side. Every
- * process group is killed at teardown, also when the test fails.
+ * Real meshd daemons for end-to-end tests, built by the local cluster
+ * builder (daemon/localmesh/cluster.ts): each is a `bin/meshd start` process
+ * with its own state dir, admin socket and OS-chosen ports (mesh and HTTP
+ * listen on port 0; the actual ones come from the daemon's `info`), so tests
+ * run side by side. Every process group is killed at teardown, also when the
+ * test fails. Test defaults: cluster `test`, log level debug, heartbeat 1 s.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { MeshdProcess, MESHD_BIN, type LogLine } from '../../daemon/local/meshd-process.ts'
+import { writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { MESHD_BIN, type LogLine, type MeshdProcess } from '../../daemon/localmesh/meshd-process.ts'
+import { LocalCluster, type Topology } from '../../daemon/localmesh/cluster.ts'
 import type { AdminMethod } from '../../daemon/admin/protocol.ts'
 import type { StatusDocument } from '../../daemon/status.ts'
 import { generateSwarmKey } from '../../mesh/swarm-key.ts'
@@ -35,6 +37,13 @@ export interface DaemonSpec {
   host?: string
 }
 
+/** A local cluster in the test's directory whose every daemon is killed at teardown. */
+export function testCluster (t: Teardown, root: string, swarmKeyFile: string): LocalCluster {
+  const c = new LocalCluster({ dir: root, swarmKeyFile, cluster: 'test', logLevel: 'debug', heartbeatMs: 1000 })
+  t.teardown(() => { c.kill() })
+  return c
+}
+
 export class DaemonProcess {
   readonly spec: DaemonSpec
   readonly dir: string
@@ -42,33 +51,18 @@ export class DaemonProcess {
   readonly socket: string
   readonly process: MeshdProcess
 
-  private constructor (root: string, spec: DaemonSpec) {
+  constructor (spec: DaemonSpec, process: MeshdProcess) {
     this.spec = spec
-    this.dir = join(root, spec.name)
-    this.configPath = join(this.dir, 'meshd.yaml')
-    this.socket = join(this.dir, 'admin.sock')
-    this.process = new MeshdProcess({ name: spec.name, configPath: this.configPath, socket: this.socket, env: spec.env, ...(spec.prefix !== undefined ? { prefix: spec.prefix } : {}) })
+    this.process = process
+    this.configPath = process.init.configPath
+    this.dir = dirname(this.configPath)
+    this.socket = process.init.socket
   }
 
   /** Writes the config and starts the daemon; resolves once its admin socket answers. */
   static async start (t: Teardown, root: string, spec: DaemonSpec): Promise<DaemonProcess> {
-    const d = new DaemonProcess(root, spec)
-    mkdirSync(d.dir, { recursive: true })
-    const config = {
-      cluster: spec.cluster ?? 'test',
-      node_name: spec.name,
-      state_dir: join(d.dir, 'state'),
-      swarm_key_file: spec.swarmKeyFile,
-      log: { level: 'debug' },
-      mesh: { listen: [`/ip4/${spec.host ?? '127.0.0.1'}/tcp/0`], heartbeat_ms: spec.heartbeatMs ?? 1000 },
-      http: { listen: `${spec.host ?? '127.0.0.1'}:0` },
-      admin: { socket: d.socket },
-      ...spec.config
-    }
-    writeFileSync(d.configPath, JSON.stringify(config, null, 2))
-    t.teardown(() => { d.destroy() })
-    await d.process.start()
-    return d
+    const p = await testCluster(t, root, spec.swarmKeyFile).start(spec)
+    return new DaemonProcess(spec, p)
   }
 
   /** Starts the daemon again from the same state dir and config (after a kill). */
@@ -121,13 +115,15 @@ export function sumMetric (text: string, name: string, labels: Record<string, st
   return sum
 }
 
-/** Starts daemons one after another, each joined only to the one before it. */
-export async function startChain (t: Teardown, root: string, n: number, spec: Omit<DaemonSpec, 'name'> & { prefix?: string }): Promise<DaemonProcess[]> {
-  const out: DaemonProcess[] = []
-  for (let i = 0; i < n; i++) {
-    const d = await DaemonProcess.start(t, root, { ...spec, name: `${spec.prefix ?? 'node'}-${i + 1}` })
-    if (i > 0) await d.call('join', { addrs: [out[i - 1]!.joinAddr] }, 15_000)
-    out.push(d)
-  }
-  return out
+/** Starts daemons one after another, each joined as it comes up: to the one before it (chain) or to the first (star). */
+export async function startJoined (t: Teardown, root: string, specs: DaemonSpec[], join: Topology): Promise<DaemonProcess[]> {
+  const c = testCluster(t, root, specs[0]!.swarmKeyFile)
+  const nodes = await c.startAll(specs, { join })
+  return nodes.map((p, i) => new DaemonProcess(specs[i]!, p))
+}
+
+/** Starts `n` daemons named `<prefix>-1` … in a chain, each joined only to the one before it. */
+export async function startChain (t: Teardown, root: string, n: number, spec: Omit<DaemonSpec, 'name' | 'prefix'> & { prefix?: string }): Promise<DaemonProcess[]> {
+  const { prefix, ...common } = spec
+  return startJoined(t, root, Array.from({ length: n }, (_, i) => ({ ...common, name: `${prefix ?? 'node'}-${i + 1}` })), 'chain')
 }

@@ -8,10 +8,10 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { configSchema } from '../../daemon/config/schema.ts'
 import { Coordination, type CoordinationLog, type ElectionPort } from '../../daemon/leader/coordination.ts'
-import type { ElectionEvents, ElectionHeartbeat } from '../../daemon/election/service.ts'
+import type { ElectionEvents, ElectionHeartbeat } from '../../mesh/election/service.ts'
 import { CtlError, type CtlHandler, type CtlRequest } from '../../mesh/ctl/rpc.ts'
 import { FakeProvider } from '../../providers/fake/index.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 const SELF = 'self-peer'
 

@@ -18,7 +18,7 @@ import { LedgerReplica, type LedgerCommand } from '../../daemon/leader/ledger-re
 import { getRecord } from '../../daemon/leader/ledger/ledger.ts'
 import type { IntentEntry, LaunchedEntry, LedgerEntry } from '../../daemon/leader/ledger/entries.ts'
 import { offering, policy, provider } from './fixtures.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 const quiet = { info: () => {}, warn: () => {}, debug: () => {}, error: () => {} }
 

@@ -1,7 +1,7 @@
 /** One coarse timer for all request deadlines: each fires once, after its time; a cleared one never does. */
 import t from 'tap'
 import { Deadlines } from '../../mesh/infer/deadlines.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 t.test('deadlines fire once, no earlier than due; cleared ones never; the timer stops when none is left', async (t) => {
   const d = new Deadlines(10)

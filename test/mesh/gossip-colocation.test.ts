@@ -8,7 +8,7 @@ import t from 'tap'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createMeshNode, type MeshNode } from '../../mesh/node.ts'
 import { parseSwarmKey, generateSwarmKey } from '../../mesh/swarm-key.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 const N = 16
 const TOPIC = '/meshd/test/colocation/1'

@@ -15,7 +15,7 @@ import { startSimServer } from '../../daemon/replica/sim/server.ts'
 import { ReplicaUpstream } from '../../daemon/proxy/replica-upstream.ts'
 import { SlotBroker } from '../../daemon/proxy/slot-broker.ts'
 import { MEMBER_BUSY, UpstreamError, type UpstreamRequest, type UpstreamResponse } from '../../mesh/infer/upstream.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 import type { Teardown } from '../helpers/tmp.ts'
 
 const quiet = { debug: () => {}, warn: () => {} }

@@ -15,7 +15,9 @@ import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DaemonProcess, writeSwarmKey } from '../helpers/daemon.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
+import { MESHD_BIN } from '../../daemon/localmesh/meshd-process.ts'
+import { validateConfig } from '../../daemon/config/load.ts'
 import type { Teardown } from '../helpers/tmp.ts'
 import { localProvider, type LocalProvider, type LocalProviderInit } from '../../providers/local/index.ts'
 import { readManifest, type Manifest } from '../../providers/local/manifest.ts'
@@ -24,6 +26,8 @@ import type { Instance, LaunchRequest, Offering } from '../../providers/types.ts
 import { callDaemon } from '../../daemon/admin/client.ts'
 
 const PROVIDER = join(import.meta.dirname, '../../providers/local/index.ts')
+const MESHD_PROCESS = join(import.meta.dirname, '../../daemon/localmesh/meshd-process.ts')
+const CONFIG_LOAD = join(import.meta.dirname, '../../daemon/config/load.ts')
 const SIM = { ttft_ms: 10, tokens_per_second: 20, max_tokens: 40 }
 
 function workspace (t: Teardown): string {
@@ -53,6 +57,8 @@ function provider (root: string, swarmKeyFile: string, over: Partial<LocalProvid
     maxInstances: 4,
     costPerHour: 0.3,
     region: 'local',
+    meshdBin: MESHD_BIN,
+    validateConfig,
     swarmKeyFile,
     defaults: { log: { level: 'info' }, mesh: { heartbeat_ms: 250 }, burst: { ttl: '10m', lost_mesh_grace: '3m' } },
     ...over
@@ -147,7 +153,9 @@ function launcherScript (root: string): string {
   writeFileSync(file, `
     const [workDir, swarmKeyFile, key] = process.argv.slice(2)
     const { localProvider } = await import(${JSON.stringify(PROVIDER)})
-    const p = localProvider({ name: 'workstation', cluster: 'mesh', workDir, maxInstances: 4, costPerHour: 0.3, region: 'local', swarmKeyFile,
+    const { MESHD_BIN } = await import(${JSON.stringify(MESHD_PROCESS)})
+    const { validateConfig } = await import(${JSON.stringify(CONFIG_LOAD)})
+    const p = localProvider({ name: 'workstation', cluster: 'mesh', workDir, maxInstances: 4, costPerHour: 0.3, region: 'local', swarmKeyFile, meshdBin: MESHD_BIN, validateConfig,
       defaults: { log: { level: 'info' }, burst: { ttl: '10m', lost_mesh_grace: '3m' } } })
     const [o] = await p.offerings()
     console.log('ready')

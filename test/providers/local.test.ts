@@ -12,7 +12,9 @@ import { spawn, spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeSwarmKey } from '../helpers/daemon.ts'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
+import { MESHD_BIN } from '../../daemon/localmesh/meshd-process.ts'
+import { validateConfig } from '../../daemon/config/load.ts'
 import type { Teardown } from '../helpers/tmp.ts'
 import { runProviderCompliance } from './compliance.ts'
 import { localProvider, type LocalProvider, type LocalProviderInit } from '../../providers/local/index.ts'
@@ -67,6 +69,8 @@ function provider (root: string, over: Partial<LocalProviderInit> = {}): LocalPr
     maxInstances: 8,
     costPerHour: 0.3,
     region: 'local',
+    meshdBin: MESHD_BIN,
+    validateConfig,
     swarmKeyFile: existsSync(join(root, 'swarm.key')) ? join(root, 'swarm.key') : writeSwarmKey(root),
     // A node leaked by a killed test run retires by itself within minutes.
     defaults: { log: { level: 'warn' }, burst: { ttl: '10m', lost_mesh_grace: '3m' } },

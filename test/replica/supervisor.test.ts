@@ -7,7 +7,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { waitFor } from '../helpers/poll.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { processAlive } from '../../daemon/replica/process.ts'
 import type { ReplicaExit } from '../../daemon/replica/supervisor.ts'
 import { enginePids, groupMembers, replicaConfig, supervise } from './supervisor-helpers.ts'

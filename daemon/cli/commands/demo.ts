@@ -23,6 +23,6 @@ export async function run (argv: string[]): Promise<number> {
   if (!Number.isFinite(duration) || duration < 0) throw new UsageError('demo: --duration must be a number of seconds')
   const nodes = values.nodes === undefined ? 3 : Number(values.nodes)
   if (!Number.isInteger(nodes) || nodes < 3 || nodes > 9) throw new UsageError('demo: --nodes must be an integer from 3 to 9')
-  const { runDemo } = await import('../../demo/demo.ts')
+  const { runDemo } = await import('../../localmesh/demo.ts')
   return runDemo({ durationMs: duration * 1000, nodes, keep: values.keep, json: values.json })
 }

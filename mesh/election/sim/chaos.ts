@@ -65,20 +65,36 @@ export function runChaos (opts: ChaosOptions): ChaosResult {
 }
 
 function chaos (c: Cluster, plan: Rng, net: NetConfig, opts: ChaosOptions): ChaosResult {
-  const calmNet: NetConfig = { ...net, loss: 0, spike: 0, duplicate: 0 }
-  // Restorers scheduled during chaos that fire in the calm phase must not
-  // undo the calm (its heal and network already cover them).
   const chaosMs = opts.chaosMs ?? 30_000
   const calmMs = opts.calmMs ?? 15_000
   const faults: Record<string, number> = {}
-  const count = (k: string): void => { faults[k] = (faults[k] ?? 0) + 1; c.log(`FAULT ${k}`) }
-  const rho = c.timing.maxDriftRate
-  const bound = livenessBoundMs(c)
+  // The order of these calls is part of the schedule: each draws from `plan`.
+  watchLiveness(c)
+  auditLogs(c)
+  clientTraffic(c, plan)
+  injectFaults(c, plan, net, chaosMs, faults)
+  c.runUntil(chaosMs)
+  calmAndConverge(c, net, calmMs, opts.seed)
+  return {
+    seed: opts.seed,
+    nodes: c.ids().length,
+    events: c.events,
+    messages: c.messagesSent,
+    terms: Math.max(0, ...c.ids().map(id => c.raftOf(id)?.currentTerm ?? 0)),
+    committed: c.checker.committedMax,
+    actingLeaders: c.checker.firstActing.length,
+    faults
+  }
+}
 
-  // Liveness watch, sampled every 100 ms of virtual time: the same group
-  // holding a majority must stay up and connected, on a network losing at
-  // most 5% of messages, for the bound. (Safety is checked under anything;
-  // liveness cannot be promised under any loss.)
+/**
+ * Liveness watch, sampled every 100 ms of virtual time: the same group
+ * holding a majority must stay up and connected, on a network losing at
+ * most 5% of messages, for the bound. (Safety is checked under anything;
+ * liveness cannot be promised under any loss.)
+ */
+function watchLiveness (c: Cluster): void {
+  const bound = livenessBoundMs(c)
   let healthy: { key: string, since: number } | null = null
   const watch = (): void => {
     const group = c.net.config.loss <= 0.05 ? c.healthyMajority() : null
@@ -93,13 +109,21 @@ function chaos (c: Cluster, plan: Rng, net: NetConfig, opts: ChaosOptions): Chao
     c.at(100, 'watch', watch)
   }
   c.at(100, 'watch', watch)
+}
+
+/** The logs of all nodes compared every 2 s of virtual time. */
+function auditLogs (c: Cluster): void {
   const audit = (): void => { c.checkLogs(); c.at(2000, 'audit', audit) }
   c.at(2000, 'audit', audit)
+}
 
-  // Client traffic: proposals to random nodes, redirected once to the hinted
-  // leader, in busy spells and idle spells (when idle, a node cut off from
-  // the leader keeps an up-to-date log and can win an election: the case
-  // the lease must survive).
+/**
+ * Client traffic: proposals to random nodes, redirected once to the hinted
+ * leader, in busy spells and idle spells (when idle, a node cut off from
+ * the leader keeps an up-to-date log and can win an election: the case
+ * the lease must survive).
+ */
+function clientTraffic (c: Cluster, plan: Rng): void {
   let n = 0
   let idle = false
   const toggle = (): void => { idle = !idle; c.at(plan.exp(idle ? 6000 : 4000), 'client toggle', toggle) }
@@ -114,8 +138,38 @@ function chaos (c: Cluster, plan: Rng, net: NetConfig, opts: ChaosOptions): Chao
     c.at(plan.exp(300), 'client', client)
   }
   c.at(plan.exp(300), 'client', client)
+}
 
-  // Faults, as a Poisson process over the chaos phase.
+/** Faults, as a Poisson process over the chaos phase, drawn from the weighted table. */
+function injectFaults (c: Cluster, plan: Rng, net: NetConfig, chaosMs: number, faults: Record<string, number>): void {
+  const table = faultTable(c, plan, net, chaosMs)
+  const totalWeight = table.reduce((a, [w]) => a + w, 0)
+  const fault = (): void => {
+    if (c.now >= chaosMs) return
+    let roll = plan.next() * totalWeight
+    for (const [w, name, run] of table) {
+      roll -= w
+      if (roll < 0) {
+        faults[name] = (faults[name] ?? 0) + 1
+        c.log(`FAULT ${name}`)
+        run()
+        break
+      }
+    }
+    c.at(plan.exp(1500), 'fault', fault)
+  }
+  c.at(plan.exp(1000), 'fault', fault)
+}
+
+/**
+ * Each fault with its weight. Several are aimed at the leader, since that
+ * is where lease bugs show: a leader that hangs, loses one follower, or
+ * whose followers crash and come straight back must stop acting in time.
+ * Restorers scheduled during chaos that fire in the calm phase must not
+ * undo the calm (its heal and network already cover them).
+ */
+function faultTable (c: Cluster, plan: Rng, net: NetConfig, chaosMs: number): Array<[number, string, () => void]> {
+  const rho = c.timing.maxDriftRate
   const members = (): string[] => c.ids().filter(id => !c.isRetired(id))
   // An operator shuts a removed node down only once its removal has
   // committed; before that the change may still be rolled back.
@@ -134,10 +188,7 @@ function chaos (c: Cluster, plan: Rng, net: NetConfig, opts: ChaosOptions): Chao
     const ms = running()
     return ms.length === 0 ? undefined : plan.pick(ms)
   }
-  // Each fault with its weight. Several are aimed at the leader, since that
-  // is where lease bugs show: a leader that hangs, loses one follower, or
-  // whose followers crash and come straight back must stop acting in time.
-  const faultTable: Array<[number, string, () => void]> = [
+  return [
     [10, 'crash', () => {
       const id = target(0.6)
       if (id === undefined) return
@@ -214,27 +265,12 @@ function chaos (c: Cluster, plan: Rng, net: NetConfig, opts: ChaosOptions): Chao
     }],
     [8, 'quiet', () => {}] // gives elections room to finish
   ]
-  const totalWeight = faultTable.reduce((a, [w]) => a + w, 0)
-  const fault = (): void => {
-    if (c.now >= chaosMs) return
-    let roll = plan.next() * totalWeight
-    for (const [w, name, run] of faultTable) {
-      roll -= w
-      if (roll < 0) {
-        count(name)
-        run()
-        break
-      }
-    }
-    c.at(plan.exp(1500), 'fault', fault)
-  }
-  c.at(plan.exp(1000), 'fault', fault)
+}
 
-  c.runUntil(chaosMs)
-
-  // Calm: heal everything, restart what is down, and demand convergence.
+/** Calm: heal everything, restart what is down, and demand convergence: an acting leader whose next entry every voter applies. */
+function calmAndConverge (c: Cluster, net: NetConfig, calmMs: number, seed: number): void {
   c.net.heal()
-  c.net.config = calmNet
+  c.net.config = { ...net, loss: 0, spike: 0, duplicate: 0 }
   for (const id of c.ids()) {
     if (c.isCrashed(id)) c.restart(id)
     else c.resume(id)
@@ -242,8 +278,7 @@ function chaos (c: Cluster, plan: Rng, net: NetConfig, opts: ChaosOptions): Chao
   c.runFor(calmMs)
   const leader = c.actingLeaders()[0] ?? null
   if (leader === null) throw new SimViolation(`liveness: no acting leader ${calmMs} ms after everything healed (t=${c.now.toFixed(0)})`)
-  const marker = { marker: opts.seed }
-  const r = c.propose(leader, marker)
+  const r = c.propose(leader, { marker: seed })
   if (r === null || 'error' in r) throw new SimViolation(`acting leader ${leader} refused a proposal: ${JSON.stringify(r)}`)
   c.runFor(3 * c.timing.heartbeatMs)
   const voters = c.raftOf(leader)?.status(c.localOf(leader)).voters ?? []
@@ -252,16 +287,4 @@ function chaos (c: Cluster, plan: Rng, net: NetConfig, opts: ChaosOptions): Chao
     if (c.appliedIndex(id) < r.index) throw new SimViolation(`convergence: voter ${id} applied ${c.appliedIndex(id)} < ${r.index} after calm (t=${c.now.toFixed(0)})`)
   }
   c.checkLogs()
-
-  const terms = Math.max(0, ...c.ids().map(id => c.raftOf(id)?.currentTerm ?? 0))
-  return {
-    seed: opts.seed,
-    nodes: c.ids().length,
-    events: c.events,
-    messages: c.messagesSent,
-    terms,
-    committed: c.checker.committedMax,
-    actingLeaders: c.checker.firstActing.length,
-    faults
-  }
 }

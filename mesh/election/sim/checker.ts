@@ -15,7 +15,7 @@
  * - liveness: while a majority of the voters is up and connected, an acting
  *   leader shows up at least once per `livenessBoundMs`.
  */
-import type { Entry } from '../types.ts'
+import type { Entry } from '../raft/types.ts'
 
 export class SimViolation extends Error {
   override name = 'SimViolation'

@@ -10,10 +10,10 @@
  *
  * Everything random comes from the seed, so a run replays exactly.
  */
-import { Raft } from '../raft.ts'
-import { parseMessage, toWire } from '../messages.ts'
-import { DEFAULT_TIMING, type Timing } from '../timing.ts'
-import type { ConfigChange, Entry, HardState, Message, ProposeConfigResult, ProposeResult } from '../types.ts'
+import { Raft } from '../raft/raft.ts'
+import { parseMessage, toWire } from '../raft/messages.ts'
+import { DEFAULT_TIMING, type Timing } from '../raft/timing.ts'
+import type { ConfigChange, Entry, HardState, Message, ProposeConfigResult, ProposeResult } from '../raft/types.ts'
 import { Checker, SimViolation, type NodeView } from './checker.ts'
 import { DriftClock } from './clock.ts'
 import { EventHeap, type Timed } from './heap.ts'

@@ -15,7 +15,9 @@
 import { MAX_ENTRIES_PER_APPEND } from './constants.ts'
 import { LeaseTracker } from './lease.ts'
 import { RaftLog } from './log.ts'
-import { countVotes, majority, quorumValue } from './quorum.ts'
+import { ReplicationProgress } from './progress.ts'
+import { noLeaderReason } from './diagnosis.ts'
+import { countVotes } from './quorum.ts'
 import { electionTimeout, leaseMs, promiseMs, validateTiming, type Timing } from './timing.ts'
 import type {
   ConfigChange, Entry, HardState, Message, NoLeaderCode, ProposeConfigResult, ProposeResult, RaftStatus, Ready, Role
@@ -51,15 +53,6 @@ export interface RaftInit {
 
 type VoteRequest = Extract<Message, { lastLogIndex: number }>
 
-interface Progress {
-  /** Next index to send; only moves forward on an acknowledgement (no pipelining). */
-  next: number
-  /** Highest index known to match our log. */
-  match: number
-  /** Local time of the latest reply in this term, for check-quorum. */
-  lastAckAt: number
-}
-
 export class Raft {
   readonly id: string
   private readonly timing: Required<Timing>
@@ -85,7 +78,7 @@ export class Raft {
   private votes = new Map<string, boolean>()
 
   // Leader state, reset on every election.
-  private progress = new Map<string, Progress>()
+  private progress = new ReplicationProgress()
   private lease: LeaseTracker | null = null
   private nextHeartbeatAt = 0
   /** Index of this leader's no-op; committed ⇔ it has committed an entry of its term. */
@@ -415,7 +408,7 @@ export class Raft {
     this.role = 'follower'
     this.leader = leader
     this.votes = new Map()
-    this.progress = new Map()
+    this.progress = new ReplicationProgress()
     this.lease = null
     this.noopIndex = 0
     this.resetElectionDeadline(now)
@@ -426,7 +419,7 @@ export class Raft {
     this.leader = this.id
     this.votes = new Map()
     this.lease = new LeaseTracker(this.leaseMs)
-    this.progress = new Map()
+    this.progress = new ReplicationProgress()
     this.syncProgress(now)
     this.noopIndex = this.log.lastIndex() + 1
     this.log.append({ index: this.noopIndex, term: this.term, kind: 'noop', data: null })
@@ -447,12 +440,12 @@ export class Raft {
     // makes a follower's promise too: no vote for anyone until now + E.
     this.voteFloor = Math.max(this.voteFloor, now + promiseMs(this.timing))
     this.nextHeartbeatAt = now + this.timing.heartbeatMs
-    for (const peer of this.progress.keys()) this.sendAppend(peer)
+    for (const peer of this.progress.targets()) this.sendAppend(peer)
   }
 
   /** Sends a just-appended entry at once to followers that already have everything before it. */
   private replicateNew (index: number): void {
-    for (const [peer, pr] of this.progress) if (pr.match === index - 1) this.sendAppend(peer)
+    for (const peer of this.progress.caughtUpBefore(index)) this.sendAppend(peer)
   }
 
   private sendAppend (peer: string): void {
@@ -481,10 +474,7 @@ export class Raft {
     const targets = new Set(config.voters)
     if (config.index > this.commitIndex) for (const v of this.log.previousConfig()?.voters ?? []) targets.add(v)
     targets.delete(this.id)
-    for (const peer of this.progress.keys()) if (!targets.has(peer)) this.progress.delete(peer)
-    for (const peer of targets) {
-      if (!this.progress.has(peer)) this.progress.set(peer, { next: this.log.lastIndex() + 1, match: 0, lastAckAt: now })
-    }
+    this.progress.retarget(targets, this.log.lastIndex(), now)
   }
 
   private handleAppend (msg: Extract<Message, { type: 'append' }>, now: number): void {
@@ -523,26 +513,11 @@ export class Raft {
     this.lease!.ack(msg.from, msg.round)
     if (msg.success) {
       if (msg.matchIndex > this.log.lastIndex()) return // not something we sent
-      if (msg.matchIndex > pr.match) {
-        pr.match = msg.matchIndex
-        pr.next = Math.max(pr.next, pr.match + 1)
-        this.maybeCommit(now)
-      }
+      if (this.progress.matched(pr, msg.matchIndex)) this.maybeCommit(now)
       if (this.role === 'leader' && this.progress.has(msg.from) && pr.next <= this.log.lastIndex()) this.sendAppend(msg.from)
       return
     }
-    // A rejection of anything but our latest probe is stale (reordered or
-    // duplicated); acting on it could move next backwards needlessly.
-    if (msg.rejectIndex !== pr.next - 1) return
-    let next = msg.hintIndex
-    if (msg.hintTerm > 0) {
-      // If we hold entries of the follower's conflicting term, our last one
-      // of that term is the likeliest match point (thesis §5.3).
-      const ours = this.log.lastIndexOfTerm(msg.hintTerm, msg.rejectIndex)
-      if (ours > 0) next = ours + 1
-    }
-    pr.next = Math.max(pr.match + 1, Math.min(next, msg.rejectIndex))
-    this.sendAppend(msg.from)
+    if (this.progress.backOff(pr, msg, (term, upTo) => this.log.lastIndexOfTerm(term, upTo))) this.sendAppend(msg.from)
   }
 
   /**
@@ -552,7 +527,7 @@ export class Raft {
    */
   private maybeCommit (now: number): void {
     const voters = this.voters()
-    const q = quorumValue(voters, v => v === this.id ? this.log.lastIndex() : this.progress.get(v)?.match)
+    const q = this.progress.quorumMatch(voters, this.id, this.log.lastIndex())
     if (q <= this.commitIndex || this.log.term(q) !== this.term) return
     this.commitIndex = q
     const config = this.log.config()!
@@ -570,7 +545,7 @@ export class Raft {
 
   /** The latest local time such that a majority of voters have replied since (us counting as now). */
   private quorumContactAt (): number {
-    return quorumValue(this.voters(), v => v === this.id ? this.lastNow : this.progress.get(v)?.lastAckAt, -Infinity)
+    return this.progress.quorumContactAt(this.voters(), this.id, this.lastNow)
   }
 
   private hasRecentQuorum (now: number): boolean {
@@ -600,17 +575,16 @@ export class Raft {
   }
 
   private noLeaderReason (now: number, voters: string[]): { code: NoLeaderCode, text: string } | null {
-    if (this.role === 'follower' && this.leader !== null) return null
-    const reason = (code: NoLeaderCode, text: string): { code: NoLeaderCode, text: string } => ({ code, text: `${code}: ${text}` })
-    if (voters.length === 0) return reason('no_config', 'no config yet (not bootstrapped, and no leader has replicated to this node)')
-    if (!voters.includes(this.id)) return reason('not_a_voter', this.role === 'leader' ? 'removed from the voters; stepping down once that commits' : `not among the ${voters.length} voters of the latest config`)
-    const window = this.role === 'leader' ? promiseMs(this.timing) : 2 * this.timing.electionTimeoutMaxMs
-    const heard = (v: string): boolean => v === this.id ||
-      (this.role === 'leader' ? (this.progress.get(v)?.lastAckAt ?? -Infinity) : (this.heardAt.get(v) ?? -Infinity)) > now - window
-    const { count } = countVotes(voters, heard)
-    const need = majority(voters.length)
-    if (count < need) return reason('no_quorum', `${count} of ${voters.length} voters reachable, ${need} needed`)
-    if (this.role === 'leader') return reason('lease_pending', `elected in term ${this.term}; waiting for a majority to acknowledge a round and commit the no-op`)
-    return reason('electing', `${this.role} in term ${this.term}`)
+    const leading = this.role === 'leader'
+    return noLeaderReason({
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      leader: this.leader,
+      voters,
+      lastHeard: (v) => (leading ? this.progress.get(v)?.lastAckAt : this.heardAt.get(v)) ?? -Infinity,
+      windowMs: leading ? promiseMs(this.timing) : 2 * this.timing.electionTimeoutMaxMs,
+      now
+    })
   }
 }

@@ -9,9 +9,9 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
 import { z } from 'zod'
-import type { MeshNode } from '../../mesh/node.ts'
-import { FrameDecoder, encodeJsonFrame, decodeJson } from '../../mesh/infer/frames.ts'
-import { parseMessage, toWire, type Message } from '../../mesh/election/index.ts'
+import type { MeshNode } from '../node.ts'
+import { FrameDecoder, encodeJsonFrame, decodeJson } from '../infer/frames.ts'
+import { parseMessage, toWire, type Message } from './raft/index.ts'
 
 export const RAFT_ENVELOPE_VERSION = 1
 const FRAME_TYPE = 1

@@ -1,5 +1,5 @@
 /**
- * The election on a daemon: the pure Raft core (mesh/election) driven by a
+ * The election on a daemon: the pure Raft core (mesh/election/raft) driven by a
  * monotonic clock, persisted in SQLite, talking over the mesh, with the
  * group rules of group.ts (who bootstraps, which group yields) and the
  * leader's housekeeping of the voter set (add voters that appear, remove
@@ -10,9 +10,9 @@
  * the old one stopped.
  */
 import { EventEmitter } from 'node:events'
-import { Raft, type Entry, type RaftStatus, type Timing } from '../../mesh/election/index.ts'
-import type { Membership } from '../../mesh/membership/service.ts'
-import type { MeshNode } from '../../mesh/node.ts'
+import { Raft, type Entry, type RaftStatus, type Timing } from './raft/index.ts'
+import type { Membership } from '../membership/service.ts'
+import type { MeshNode } from '../node.ts'
 import { ElectionStore } from './storage.ts'
 import { RaftTransport, type Envelope } from './transport.ts'
 import { bootstrapVerdict, yieldVerdict, type GroupView } from './group.ts'

@@ -4,11 +4,11 @@
  * batch asks to persist is written in one transaction before its messages go
  * out, so a vote or an acknowledgement survives a crash as a promise must.
  */
-import type { Db } from '../store/db.ts'
-import type { Entry, HardState } from '../../mesh/election/index.ts'
+import type Database from 'better-sqlite3'
+import type { Entry, HardState } from './raft/index.ts'
 
 export class ElectionStore {
-  private readonly db: Db
+  private readonly db: Database.Database
   private readonly getMeta
   private readonly setMeta
   private readonly delMeta
@@ -16,7 +16,7 @@ export class ElectionStore {
   private readonly truncate
   private readonly all
 
-  constructor (db: Db) {
+  constructor (db: Database.Database) {
     this.db = db
     // A vote or an acknowledged entry is a promise to other nodes: it must
     // survive a power loss, not only a process crash, so every commit on this

@@ -1,7 +1,8 @@
 /**
  * Waiting on conditions, never on fixed sleeps: poll a probe until it
  * returns a truthy value or the deadline passes, then fail with what was
- * last seen, so a failure says what the system was doing.
+ * last seen, so a failure says what the system was doing. The one poll of
+ * the local cluster (cluster.ts), the demo, the benchmarks and the tests.
  */
 export class WaitTimeout extends Error {
   readonly last: unknown
@@ -12,18 +13,31 @@ export class WaitTimeout extends Error {
   }
 }
 
+export class WaitAborted extends Error {
+  constructor (what: string) {
+    super(`stopped waiting for ${what}`)
+    this.name = 'WaitAborted'
+  }
+}
+
 export interface WaitOptions {
   timeoutMs: number
   intervalMs?: number
   what: string
+  /** Stops the wait early (WaitAborted), e.g. on Ctrl-C. */
+  signal?: AbortSignal
 }
 
-/** Resolves with the probe's first truthy result and the time it took. */
+/**
+ * Resolves with the probe's first result other than undefined, null and
+ * false, and the time it took. A probe that throws counts as not yet.
+ */
 export async function waitFor<T> (probe: () => T | Promise<T>, opts: WaitOptions): Promise<{ value: NonNullable<T>, ms: number }> {
   const start = performance.now()
   const interval = opts.intervalMs ?? 100
   let last: unknown
   for (;;) {
+    if (opts.signal?.aborted === true) throw new WaitAborted(opts.what)
     try {
       const v = await probe()
       last = v
@@ -33,8 +47,18 @@ export async function waitFor<T> (probe: () => T | Promise<T>, opts: WaitOptions
     }
     const elapsed = performance.now() - start
     if (elapsed >= opts.timeoutMs) throw new WaitTimeout(opts.what, opts.timeoutMs, last)
-    await new Promise((resolve) => setTimeout(resolve, Math.min(interval, opts.timeoutMs - elapsed)))
+    await sleep(Math.min(interval, opts.timeoutMs - elapsed), opts.signal)
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) { resolve(); return }
+    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve() }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
 }
 
 function safeJson (v: unknown): string {
