@@ -11,7 +11,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
 import type { MeshNode } from '../node.ts'
-import { FrameDecoder, encodeJsonFrame, decodeJson } from '../infer/frames.ts'
+import { encodeJsonFrame } from '../infer/frames.ts'
+import { readJsonFrames } from './frames.ts'
 import { SLOTS_PROTOCOL, SLOTS_VERSION, SLOT_FRAME, offerSchema, type OfferMessage } from './schemas.ts'
 
 /** Streams held open for wants; above it a member gets none (its requests are placed by estimate). */
@@ -143,24 +144,13 @@ export class SlotsClient {
   }
 
   private attach (member: string, link: Link, stream: Stream): void {
-    const decoder = new FrameDecoder()
-    stream.addEventListener('message', (evt) => {
-      let frames
-      try {
-        frames = decoder.push(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
-      } catch (err) {
-        stream.abort(err as Error)
-        return
-      }
-      for (const f of frames) {
-        if (f.type !== SLOT_FRAME.OFFER) { stream.abort(new Error(`unexpected slots frame ${f.type}`)); return }
-        let raw: unknown = null
-        try { raw = decodeJson(f.payload) } catch {}
-        const offer = offerSchema.safeParse(raw)
-        if (!offer.success) { stream.abort(new Error('malformed offer')); return }
-        this.c.onOffer(member, offer.data)
-        if (offer.data.seq > link.seen) link.seen = offer.data.seq
-      }
+    readJsonFrames(stream, (type, doc) => {
+      if (type !== SLOT_FRAME.OFFER) { stream.abort(new Error(`unexpected slots frame ${type}`)); return false }
+      const offer = offerSchema.safeParse(doc)
+      if (!offer.success) { stream.abort(new Error('malformed offer')); return false }
+      this.c.onOffer(member, offer.data)
+      if (offer.data.seq > link.seen) link.seen = offer.data.seq
+      return true
     })
     stream.addEventListener('close', () => {
       if (link.stream === stream) this.again(member, link)

@@ -8,7 +8,8 @@
 import type { Stream } from '@libp2p/interface'
 import type { MeshNode } from '../node.ts'
 import type { LoadReport } from '../infer/schemas.ts'
-import { FrameDecoder, encodeJsonFrame, decodeJson } from '../infer/frames.ts'
+import { encodeJsonFrame } from '../infer/frames.ts'
+import { readJsonFrames } from './frames.ts'
 import { SLOTS_PROTOCOL, SLOTS_VERSION, SLOT_FRAME, wantSchema, declineSchema, type WantMessage } from './schemas.ts'
 import { MAX_SLOT_STREAMS } from './client.ts'
 
@@ -62,31 +63,20 @@ export class SlotsServer {
     }
     this.streams.set(entry, stream)
     stream.inactivityTimeout = STREAM_IDLE_MS
-    const decoder = new FrameDecoder()
-    stream.addEventListener('message', (evt) => {
-      let frames
-      try {
-        frames = decoder.push(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
-      } catch (err) {
-        stream.abort(err as Error)
-        return
+    readJsonFrames(stream, (type, doc) => {
+      if (type === SLOT_FRAME.WANT) {
+        const w = wantSchema.safeParse(doc)
+        if (!w.success) { this.reject(stream, entry, 'malformed want'); return false }
+        this.c.want(entry, w.data)
+      } else if (type === SLOT_FRAME.DECLINE) {
+        const d = declineSchema.safeParse(doc)
+        if (!d.success) { this.reject(stream, entry, 'malformed decline'); return false }
+        this.c.decline(entry, d.data.id)
+      } else {
+        this.reject(stream, entry, `unexpected slots frame ${type}`)
+        return false
       }
-      for (const f of frames) {
-        let raw: unknown = null
-        try { raw = decodeJson(f.payload) } catch {}
-        if (f.type === SLOT_FRAME.WANT) {
-          const w = wantSchema.safeParse(raw)
-          if (!w.success) { this.reject(stream, entry, 'malformed want'); return }
-          this.c.want(entry, w.data)
-        } else if (f.type === SLOT_FRAME.DECLINE) {
-          const d = declineSchema.safeParse(raw)
-          if (!d.success) { this.reject(stream, entry, 'malformed decline'); return }
-          this.c.decline(entry, d.data.id)
-        } else {
-          this.reject(stream, entry, `unexpected slots frame ${f.type}`)
-          return
-        }
-      }
+      return true
     })
     stream.addEventListener('close', () => {
       if (this.streams.get(entry) !== stream) return
