@@ -5,10 +5,11 @@
  */
 import si from 'systeminformation'
 import { cpus, freemem, loadavg, totalmem } from 'node:os'
+import type { Startable } from '../mesh/startable.ts'
 
 export interface HostLoad { cpu: number, mem: number }
 
-export class LoadSampler {
+export class LoadSampler implements Startable {
   private current: HostLoad = { cpu: 0, mem: 0 }
   private timer: NodeJS.Timeout | undefined
   private readonly everyMs: number

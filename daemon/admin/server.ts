@@ -8,6 +8,7 @@ import { createServer, createConnection, type Server, type Socket } from 'node:n
 import { chmodSync, mkdirSync, unlinkSync, existsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ADMIN_PROTOCOL_VERSION, ADMIN_MAX_LINE_BYTES, parseRequest, type AdminMethod, type AdminErrorCode } from './protocol.ts'
+import type { Startable } from '../../mesh/startable.ts'
 
 export class AdminRequestError extends Error {
   readonly code: AdminErrorCode
@@ -24,7 +25,7 @@ export interface AdminServerInit {
   log: { warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
 }
 
-export class AdminServer {
+export class AdminServer implements Startable {
   private readonly init: AdminServerInit
   private readonly handlers = new Map<AdminMethod, AdminHandler>()
   private server: Server | undefined

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Registry } from 'prom-client'
 import { sendError, sendJson } from './errors.ts'
 import { parseHostPort } from './listen.ts'
+import type { Startable } from '../../mesh/startable.ts'
 
 export interface Health { ok: boolean, reason: string, detail?: Record<string, unknown> }
 
@@ -25,7 +26,7 @@ export interface HttpServerComponents {
   log: { warn: (o: object, msg: string) => void }
 }
 
-export class HttpServer {
+export class HttpServer implements Startable {
   private readonly init: HttpServerInit
   private readonly c: HttpServerComponents
   private server: Server | undefined

@@ -20,6 +20,7 @@ import { buildProviders } from './providers.ts'
 import { retireReason } from '../burst-node/retire.ts'
 import { policyFromConfig, type Answer } from './index.ts'
 import type { Provider } from '../../providers/types.ts'
+import type { Startable } from '../../mesh/startable.ts'
 
 /** What Coordination needs of the election (daemon/election's Election is one). */
 export interface ElectionPort extends LeaderGate {
@@ -84,7 +85,7 @@ export interface ElectionStatus {
 const CALL_TIMEOUT_MS = 70_000
 const LEADER_WAIT_MS = 5000
 
-export class Coordination {
+export class Coordination implements Startable {
   readonly ctl: CoordinationComponents['ctl']
   readonly election: ElectionPort | null
   readonly ledger: LedgerReplica

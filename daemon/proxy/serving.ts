@@ -23,6 +23,7 @@ import { InferServer } from '../../mesh/infer/server.ts'
 import { InferClient } from '../../mesh/infer/client.ts'
 import { SlotsServer } from '../../mesh/slots/server.ts'
 import { SlotsClient } from '../../mesh/slots/client.ts'
+import type { Startable } from '../../mesh/startable.ts'
 
 export interface ServingComponents {
   /** The front door's own count of requests it is answering, and when one last started or ended (drain, idle clock). */
@@ -33,7 +34,7 @@ export interface ServingComponents {
   log: Log
 }
 
-export class Serving {
+export class Serving implements Startable {
   readonly router: Router
   readonly supervisor: ReplicaSupervisor | null
   readonly local: ReplicaUpstream | null

@@ -42,6 +42,7 @@ import { runProbe, scrapeEngine } from './probe-http.ts'
 import { describeExit, spawnReplica, type ExitInfo, type ReplicaProcess } from './process.ts'
 
 import type { ReplicaState, ReplicaEngineLoad, ReplicaSnapshot, ReplicaExit, ReplicaSupervisorEvents, ReplicaSupervisorInit, ReplicaMetrics, ReplicaSupervisorComponents } from './supervisor-types.ts'
+import type { Startable } from '../../mesh/startable.ts'
 export type { ReplicaState, ReplicaEngineLoad, ReplicaSnapshot, ReplicaExit, ReplicaSupervisorEvents, ReplicaSupervisorInit, ReplicaMetrics, ReplicaSupervisorComponents }
 
 const METRICS_INTERVAL_MS = 1000
@@ -75,7 +76,7 @@ interface Run {
   gaveUpLogged: boolean
 }
 
-export class ReplicaSupervisor extends EventEmitter<ReplicaSupervisorEvents> {
+export class ReplicaSupervisor extends EventEmitter<ReplicaSupervisorEvents> implements Startable {
   readonly nodeName: string
   private readonly cfg: ReplicaConfig
   private readonly init: ReplicaSupervisorInit

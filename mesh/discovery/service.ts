@@ -21,6 +21,7 @@ import { syncProtocol } from '../topics.ts'
 import { readJson, sendJson } from '../streams.ts'
 import { syncMessageSchema, SYNC_MAX_BYTES, SYNC_VERSION, type SyncMessage } from '../schemas/sync.ts'
 import { Backoff } from './backoff.ts'
+import type { Startable } from '../startable.ts'
 
 export interface DiscoveryInit {
   cluster: string
@@ -65,7 +66,7 @@ export interface JoinResult { addr: string, ok: boolean, peer?: string, error?: 
 const MAX_PARALLEL_DIALS = 8
 const PERSIST_EVERY_MS = 15_000
 
-export class Discovery {
+export class Discovery implements Startable {
   private readonly init: DiscoveryInit
   private readonly c: DiscoveryComponents
   private readonly protocol: string

@@ -16,6 +16,7 @@ import type { MeshNode } from '../node.ts'
 import { ElectionStore } from './storage.ts'
 import { RaftTransport, type Envelope } from './transport.ts'
 import { bootstrapVerdict, yieldVerdict, type GroupView } from './group.ts'
+import type { Startable } from '../startable.ts'
 
 export interface ElectionInit {
   cluster: string
@@ -76,7 +77,7 @@ const BOOTSTRAP_MAX_WAIT_MS = 15_000
 
 interface Pending { index: number, term: number, resolve: () => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
 
-export class Election extends EventEmitter<ElectionEvents> {
+export class Election extends EventEmitter<ElectionEvents> implements Startable {
   private readonly init: ElectionInit
   private readonly c: ElectionComponents
   private raft!: Raft

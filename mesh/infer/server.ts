@@ -12,6 +12,7 @@ import { MAX_INFER_STREAMS, SERVER_IDLE_STREAM_MS } from './client.ts'
 import { FrameWriter } from './writer.ts'
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
 import type { LoadReport } from './schemas.ts'
+import type { Startable } from '../startable.ts'
 
 export interface InferServerInit {
   selfId: string
@@ -26,7 +27,7 @@ export interface InferServerComponents {
   log: { debug: (o: object, msg: string) => void, warn: (o: object, msg: string) => void }
 }
 
-export class InferServer {
+export class InferServer implements Startable {
   private readonly init: InferServerInit
   private readonly c: InferServerComponents
   private readonly active = new Set<Stream>()

@@ -15,6 +15,7 @@ import { decodeJson, encodeJson, type RejectReason } from '../gossip/codec.ts'
 import { MemberTable, type Member, type Transition } from './table.ts'
 import { EVALUATE_EVERY_HEARTBEATS, type FailureTiming } from './constants.ts'
 import type { MemberState } from './suspicion.ts'
+import type { Startable } from '../startable.ts'
 
 /** The parts of a heartbeat that describe this node right now. */
 export type SelfDescription = Omit<Heartbeat, 'v' | 'cluster' | 'id' | 'incarnation' | 'seq' | 'sent_at' | 'addrs'>
@@ -61,7 +62,7 @@ export interface MembershipEvents {
   'member:forget': [string]
 }
 
-export class Membership extends EventEmitter<MembershipEvents> {
+export class Membership extends EventEmitter<MembershipEvents> implements Startable {
   readonly table: MemberTable
   readonly selfId: string
   private readonly init: MembershipInit

@@ -12,6 +12,7 @@ import { encodeJsonFrame } from '../infer/frames.ts'
 import { readJsonFrames } from './frames.ts'
 import { SLOTS_PROTOCOL, SLOTS_VERSION, SLOT_FRAME, wantSchema, declineSchema, type WantMessage } from './schemas.ts'
 import { MAX_SLOT_STREAMS } from './client.ts'
+import type { Startable } from '../startable.ts'
 
 const STREAM_IDLE_MS = 24 * 3600_000
 
@@ -26,7 +27,7 @@ export interface SlotsServerComponents {
 
 export interface OutgoingOffer { id: string, model: string, seq: number, ttlMs: number, load?: LoadReport }
 
-export class SlotsServer {
+export class SlotsServer implements Startable {
   private readonly c: SlotsServerComponents
   /** The current stream of each entry node (a reconnect replaces it). */
   private readonly streams = new Map<string, Stream>()
