@@ -83,6 +83,8 @@ class Demo {
   private nodes: MeshdProcess[] = []
   private view: StatusDocument | null = null
   private traffic: Traffic | null = null
+  /** Whose view of the mesh the demo shows (the traffic's entry node, once traffic runs). */
+  private viewer: MeshdProcess | null = null
   private leader: string | null = null
   /** When the last daemon had joined: convergence and the election are timed from here. */
   private joinedAt = 0
@@ -159,6 +161,7 @@ class Demo {
   private startTraffic (): MeshdProcess {
     const entry = this.nodes.find((n) => n.info!.peer !== this.leader) ?? this.nodes[0]!
     this.traffic = new Traffic(`http://${entry.info!.http}`, 12, this.summary)
+    this.viewer = entry
     this.traffic.start()
     this.say(`traffic: 12 clients streaming chat completions into ${entry.init.name}'s front door; each request goes to the least-loaded member`)
     return entry
@@ -342,7 +345,9 @@ class Demo {
   }
 
   private async refresh (): Promise<void> {
-    const viewer = this.nodes.find((n) => n.running)
+    // The traffic's entry node is never killed: its view is the mesh's, not
+    // that of a member restarted a moment ago and still finding its peers.
+    const viewer = this.viewer?.running === true ? this.viewer : this.nodes.find((n) => n.running)
     if (viewer === undefined) return
     try {
       this.view = await viewer.status()
