@@ -99,6 +99,12 @@ export class Router {
     this.infer = components.infer
     this.slots = components.slots
     components.membership.on('member:update', (m) => { this.onHeartbeat(m) })
+    // A member whose state changes may start or stop serving: what waits here is told again (or withdrawn).
+    const retell = (): void => { for (const model of this.queue.models()) this.markDirty(model) }
+    components.membership.on('member:alive', retell)
+    components.membership.on('member:suspect', retell)
+    components.membership.on('member:dead', retell)
+    components.membership.on('member:left', retell)
     components.membership.on('member:forget', (id) => {
       this.loads.forget(id)
       this.slots.forget(id)
@@ -279,24 +285,29 @@ export class Router {
     const self = this.init.selfId
     for (const model of this.dirty) {
       const h = this.queue.heads(model, MAX_WANT_HEADS)
-      const key = `${h.waiting}:${h.oldest}`
-      const targets = new Set<string>()
+      // Members that may serve the model now hear how many wait; those told
+      // earlier that no longer serve it (dead, draining, not ready) or when
+      // nobody waits any more hear that the want is withdrawn.
+      const serving = new Set<string>()
       if (h.waiting > 0) {
-        if (this.c.local !== null && this.c.localServes() && this.c.localModels().includes(model)) targets.add(self)
-        for (const m of this.c.membership.members()) if (m.id !== self && servesNow(m, model)) targets.add(m.id)
+        if (this.c.local !== null && this.c.localServes() && this.c.localModels().includes(model)) serving.add(self)
+        for (const m of this.c.membership.members()) if (m.id !== self && servesNow(m, model)) serving.add(m.id)
       }
-      // Those told of earlier waiters hear that they are gone.
+      const targets = new Set(serving)
       for (const [member, models] of this.told) if (models.has(model)) targets.add(member)
       for (const member of targets) {
+        const waiting = serving.has(member) ? h.waiting : 0
+        const key = `${waiting}:${h.oldest}`
         let models = this.told.get(member)
         if (models?.get(model) === key) continue
         if (models === undefined) { models = new Map(); this.told.set(member, models) }
-        if (h.waiting === 0) models.delete(model)
+        if (waiting === 0) models.delete(model)
         else models.set(model, key)
+        const headsMs = waiting === 0 ? [] : h.headsMs
         if (member === self) {
-          this.c.local?.broker.want(self, { model, waiting: h.waiting, headsMs: h.headsMs, seen: this.localSeen }, Date.now())
+          this.c.local?.broker.want(self, { model, waiting, headsMs, seen: this.localSeen }, Date.now())
         } else {
-          this.slots.want(member, { model, waiting: h.waiting, headsMs: h.headsMs })
+          this.slots.want(member, { model, waiting, headsMs })
         }
       }
     }

@@ -158,3 +158,19 @@ t.test('a full member\'s refusal raises its estimate to full', async (t) => {
   t.equal(f.router.loads.outstanding('A'), 4, 'the estimate is the member\'s own word')
   t.equal(f.router.choose('m'), null, 'no member looks free: the next request waits for an offer')
 })
+
+t.test('a member that stops serving the model hears the want withdrawn, though requests still wait', async (t) => {
+  const f = fixture(t, { members: [member('A', ['m'], 4), member('B', ['m'], 4)] })
+  const ac = new AbortController()
+  const waiting = f.router.wait('m', 10_000, ac.signal)
+  await turn()
+  t.same(f.wants.map((w) => [w.member, w.waiting]).sort(), [['A', 1], ['B', 1]])
+  const notReady = member('A', ['m'], 0)
+  notReady.heartbeat.replica!.ready = false
+  f.membership.list = [notReady, member('B', ['m'], 4)]
+  f.membership.emit('member:update', notReady)
+  await turn()
+  t.same(f.wants.slice(2).map((w) => [w.member, w.waiting]), [['A', 0]], 'A (not ready) is told nobody waits for it; B keeps the want')
+  ac.abort()
+  t.equal(await waiting, null)
+})
