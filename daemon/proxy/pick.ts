@@ -4,19 +4,16 @@
  * property-tested.
  *
  * least_load: power of two choices (Mitzenmacher; Envoy's least_request)
- * over each candidate's expected delay: its load once this request is added,
- * (outstanding + 1) / slots, divided by its speed (how fast its replica
- * answers, measured at the member: speed.ts), so a member three times
- * slower counts as three times as loaded ("join the shortest expected
- * delay"). Idle fast members are filled before a slow one is used, and every
- * entry node does the same, also the slow member's own (ties go to the faster
- * member, and the local replica wins only when it is as good and no slower).
- * Choosing the better
- * of two random candidates, rather than the global best, keeps many entry
- * nodes that act on the same stale view from all sending their next request
- * to the same member. The local replica wins when it is as good as the
- * winner (no mesh hop). A member that has not measured its speed yet counts
- * as fast as the average of those that have.
+ * over each candidate's expected delay (costOf): its service time, 1 / speed
+ * (how fast its replica answers, measured at the member: speed.ts),
+ * stretched by its load. Fast members with a free slot are used before a
+ * slow one, by every entry node, the slow member's own included: ties go to
+ * the faster member, and the local replica (no mesh hop) wins only when it
+ * is as good and no slower. Choosing the better of two random candidates,
+ * rather than the global best, keeps many entry nodes that act on the same
+ * stale view from all sending their next request to the same member. A
+ * member that has not measured its speed yet counts as fast as the average
+ * of those that have.
  *
  * A policy only sees candidates that are alive, ready, not draining, serve the
  * model and have room; a prefix-affinity policy (send requests sharing a
@@ -65,9 +62,16 @@ export function speeds (candidates: readonly Candidate[]): (c: Candidate) => num
   return (c) => (c.rate !== undefined && c.rate > 0 ? c.rate : fallback)
 }
 
-/** Expected delay if this request goes to `c`: its load with the request added, over its speed. */
+/**
+ * Expected delay if this request goes to `c`. A member admits only into a
+ * free slot (slot-broker.ts), so a request sent here starts at once and its
+ * time is the member's service time, 1 / speed, stretched by how busy the
+ * engine's batch is (more running requests decode more slowly): (1 + load) /
+ * speed, load = outstanding / slots. Two equally fast members compare by
+ * load; a member three times slower is used once the faster ones are full.
+ */
 export function costOf (c: Candidate, speed: number): number {
-  return (c.outstanding + 1) / Math.max(1, c.slots) / speed
+  return (1 + c.outstanding / Math.max(1, c.slots)) / speed
 }
 
 /** Equal expected delay: the faster, then the local one (no mesh hop), then the first drawn. */

@@ -28,10 +28,11 @@ t.test('table', async (t) => {
 t.test('speed: a slower member counts as more loaded, also for its own entry node', async (t) => {
   t.equal(pick(leastLoad, req, [c('fast', 0, 4, false, 3), c('slow', 0, 4, true, 1)], seq(0, 0))?.id, 'fast', 'both idle: the fast one, though the slow one is local')
   t.equal(pick(leastLoad, req, [c('fast', 1, 4, false, 3), c('slow', 0, 4, false, 1)], seq(0, 0))?.id, 'fast', 'one busy slot of four at three times the speed is still the shorter delay')
-  t.equal(pick(leastLoad, req, [c('fast', 3, 4, false, 3), c('slow', 0, 4, false, 1)], seq(0, 0))?.id, 'slow', 'an almost full fast member loses to an idle slow one')
+  t.equal(pick(leastLoad, req, [c('fast', 3, 4, false, 3), c('slow', 0, 4, false, 1)], seq(0, 0))?.id, 'fast', 'a fast member with a free slot beats an idle one three times slower')
+  t.equal(pick(leastLoad, req, [c('faster', 3, 4, false, 1.5), c('slower', 0, 4, false, 1)], seq(0, 0))?.id, 'slower', 'an almost full member only 1.5× faster loses to an idle one')
   t.equal(pick(leastLoad, req, [c('new', 0, 4), c('slow', 0, 4, false, 1), c('fast', 0, 4, false, 3)], seq(0, 0))?.id, 'new', 'not measured yet: as fast as the average (2), faster than the slow one')
   t.equal(speeds([c('a', 0), c('b', 0)])(c('a', 0)), 1, 'nobody measured: all equal')
-  t.equal(pick(leastLoad, req, [c('fast', 2, 4, false, 3), c('slow', 0, 4, true, 1)], seq(0, 0))?.id, 'fast', 'equal expected delay: the faster one, though the slower is local')
+  t.equal(pick(leastLoad, req, [c('fast', 2, 4, false, 1.5), c('slow', 0, 4, true, 1)], seq(0, 0))?.id, 'fast', 'equal expected delay: the faster one, though the slower is local')
   t.equal(pick(leastLoad, req, [c('a', 1, 4, false, 3), c('b', 0, 4, false, 3), c('l', 0, 4, true, 3)], seq(0, 0))?.id, 'l', 'a local replica as fast and as free wins (no mesh hop)')
 })
 
