@@ -13,6 +13,8 @@
  */
 
 interface Waiter<T> {
+  /** Tells a new oldest waiter from an older one (Heads.oldest). */
+  id: number
   model: string
   since: number
   /** Members this request must not go to (they failed it). */
@@ -34,7 +36,6 @@ export class EntryQueue<T> {
   private readonly max: number
   private readonly onChange: (model: string) => void
   private readonly now: () => number
-  private readonly ids = new WeakMap<Waiter<T>, number>()
   private nextId = 0
 
   constructor (max: number, onChange: (model: string) => void = () => {}, now: () => number = Date.now) {
@@ -68,6 +69,7 @@ export class EntryQueue<T> {
       let done = false
       let timer: NodeJS.Timeout | undefined
       const w: Waiter<T> = {
+        id: ++this.nextId,
         model,
         since: this.now(),
         exclude,
@@ -83,7 +85,6 @@ export class EntryQueue<T> {
       const onAbort = (): void => { w.settle(null) }
       timer = setTimeout(() => { w.settle(null) }, Math.max(0, timeoutMs))
       signal?.addEventListener('abort', onAbort, { once: true })
-      this.ids.set(w, ++this.nextId)
       let set = this.byModel.get(model)
       if (set === undefined) { set = new Set(); this.byModel.set(model, set) }
       set.add(w)
@@ -117,7 +118,7 @@ export class EntryQueue<T> {
     let oldest = 0
     if (set !== undefined) {
       for (const w of set) {
-        if (headsMs.length === 0) oldest = this.ids.get(w) ?? 0
+        if (headsMs.length === 0) oldest = w.id
         headsMs.push(now - w.since)
         if (headsMs.length >= max) break
       }

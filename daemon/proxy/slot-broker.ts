@@ -20,6 +20,7 @@
  * Pure: no clock of its own (callers pass `now`), no I/O; offers leave through
  * the `send` callback.
  */
+import { MAX_WANT_HEADS } from '../../mesh/slots/schemas.ts'
 
 export interface Offer {
   id: string
@@ -34,7 +35,7 @@ export interface Want {
   model: string
   /** Requests waiting for this model at the entry node, not counting offers it has already taken. */
   waiting: number
-  /** How long the oldest waiters have waited (ms, oldest first, at most MAX_HEADS). */
+  /** How long the oldest waiters have waited (ms, oldest first, at most MAX_WANT_HEADS). */
   headsMs: number[]
   /**
    * The highest offer seq from this member the entry had handled when it
@@ -55,8 +56,6 @@ export interface BrokerLoad {
   slots: number
 }
 
-/** At most this many waiter ages travel in a want. */
-export const MAX_HEADS = 16
 /** An offer not taken or declined within this long lapses (the entry may have died). */
 export const OFFER_TTL_MS = 2000
 
@@ -174,7 +173,7 @@ export class SlotBroker {
     const e = this.entry(entry)
     e.answered = e.answered.filter((a) => a.seq > w.seen)
     if (w.waiting <= 0) e.models.delete(w.model)
-    else e.models.set(w.model, { waiting: w.waiting, heads: w.headsMs.slice(0, MAX_HEADS).map((ms) => now - Math.max(0, ms)), seen: w.seen })
+    else e.models.set(w.model, { waiting: w.waiting, heads: w.headsMs.slice(0, MAX_WANT_HEADS).map((ms) => now - Math.max(0, ms)), seen: w.seen })
     this.distribute(now)
   }
 
@@ -197,13 +196,6 @@ export class SlotBroker {
   /** Lapses offers past their ttl and offers their slots again. */
   tick (now: number): void {
     if (this.expire(now)) this.distribute(now)
-  }
-
-  /** The earliest time an offer lapses, for the caller's timer; null when none is out. */
-  nextExpiry (): number | null {
-    let at: number | null = null
-    for (const o of this.offers.values()) if (at === null || o.expiresAt < at) at = o.expiresAt
-    return at
   }
 
   /** Unmet demand: waiters some entry has that no outstanding offer will serve. */
