@@ -2,9 +2,9 @@
  * The serving side of a node: its replica (supervised), the broker that
  * admits every request to it and offers its freed slots to waiting entry
  * nodes, the local replica as an upstream, the mesh transports' server ends
- * (/meshd/infer/1, /meshd/slots/1), the router, and the OpenAI-compatible
- * front door. Started after the mesh, stopped before it; `drain()` is the
- * graceful part of a stop.
+ * (/meshd/infer/1, /meshd/slots/1) and the router. The OpenAI-compatible
+ * front door (http/api.ts) is built by the daemon on this router. Started
+ * after the mesh, stopped before it; `drain()` is the graceful part of a stop.
  */
 import type { Config } from '../config/schema.ts'
 import type { Metrics } from '../metrics.ts'
