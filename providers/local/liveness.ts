@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 
 const HAVE_PROC = existsSync('/proc/self/cmdline')
 
-/** The process's arguments, or null when there is no such process (or it is a zombie: it has none). */
+/** The process's arguments, or null when there is none to read (no such process, a zombie, a kernel thread, or one in the middle of an exec or an exit). */
 export function commandLine (pid: number): string[] | null {
   if (!Number.isInteger(pid) || pid <= 0) return null
   if (HAVE_PROC) {
@@ -21,7 +21,6 @@ export function commandLine (pid: number): string[] | null {
     } catch {
       return null
     }
-    // A zombie (exited, not yet reaped) and a kernel thread have an empty command line.
     if (raw === '') return null
     return raw.replace(/\0$/, '').split('\0')
   }
@@ -34,9 +33,70 @@ export function commandLine (pid: number): string[] | null {
   }
 }
 
+/**
+ * /proc/<pid>/stat after the command name: state, ppid, pgrp, session,
+ * tty, tpgid, flags, ... The name may hold spaces and parentheses, so the
+ * fields are counted from its last ')'.
+ */
+function statFields (pid: number | 'self'): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return null
+  }
+}
+
+// include/linux/sched.h
+const PF_EXITING = 0x4
+const PF_KTHREAD = 0x00200000
+
+/**
+ * Why a live process shows no command line. Linux empties
+ * /proc/<pid>/cmdline while a process execs (between the switch to the new
+ * address space and the setup of its arguments) and while it exits; a
+ * zombie and a kernel thread have none at all. Only the exec case is a
+ * process that is about to show its arguments again: bin/meshd is a shell
+ * script that execs node, and a launcher that looks in that moment must
+ * not take its own node for gone (it did, and leaked the node).
+ */
+function emptyBecause (pid: number): 'changing' | 'gone' | 'other' {
+  const fields = statFields(pid)
+  if (fields === null) return 'gone'
+  const state = fields[0]
+  const flags = Number(fields[6])
+  if (state === 'Z' || state === 'X' || (flags & PF_EXITING) !== 0) return 'gone'
+  if ((flags & PF_KTHREAD) !== 0) return 'other'
+  return 'changing'
+}
+
+/**
+ * Whose process this pid is now: `ours` (its command line names our
+ * config), `other` (a reused pid), `gone`, or `changing` (mid-exec: it
+ * shows no arguments for a moment; ask again).
+ */
+export type Identity = 'ours' | 'other' | 'gone' | 'changing'
+
+export function identify (pid: number | null, configPath: string): Identity {
+  if (pid === null || !Number.isInteger(pid) || pid <= 0) return 'gone'
+  const argv = commandLine(pid)
+  if (argv !== null) return argv.includes(configPath) ? 'ours' : 'other'
+  if (!HAVE_PROC) return pidExists(pid) ? 'other' : 'gone'
+  return emptyBecause(pid)
+}
+
+/** The process is certainly the meshd started with this config. */
 export function isOurProcess (pid: number | null, configPath: string): boolean {
-  if (pid === null) return false
-  return commandLine(pid)?.includes(configPath) ?? false
+  return identify(pid, configPath) === 'ours'
+}
+
+/**
+ * The process may still be ours: it is, or it is mid-exec and cannot say.
+ * What a launcher asks before it records a node as ended.
+ */
+export function mayBeOurProcess (pid: number | null, configPath: string): boolean {
+  const who = identify(pid, configPath)
+  return who === 'ours' || who === 'changing'
 }
 
 /** A process with this pid exists (whatever it runs). */
@@ -72,14 +132,8 @@ export function findByConfig (configPath: string): number | null {
 
 /** This process's group: never signalled (a bug or a reused pid must not take the launcher down). */
 function ownGroup (): number | null {
-  try {
-    // /proc/self/stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces, so count from its ')'.
-    const stat = readFileSync('/proc/self/stat', 'utf8')
-    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
-    return Number.isInteger(pgrp) && pgrp > 0 ? pgrp : null
-  } catch {
-    return null
-  }
+  const pgrp = Number(statFields('self')?.[2])
+  return Number.isInteger(pgrp) && pgrp > 0 ? pgrp : null
 }
 
 const OWN_GROUP = HAVE_PROC ? ownGroup() : null

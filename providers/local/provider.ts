@@ -57,7 +57,7 @@ import {
   type Provider
 } from '../types.ts'
 import { MANIFEST, MANIFEST_VERSION, claimManifest, manifestPath, readManifestFile, writeManifest, type Manifest } from './manifest.ts'
-import { findByConfig, isOurProcess, killNode, pidExists, signal } from './liveness.ts'
+import { findByConfig, killNode, mayBeOurProcess, pidExists, signal } from './liveness.ts'
 import { DEFAULT_DRAIN_MS, nodeConfig } from './node-config.ts'
 
 export interface LocalProviderInit {
@@ -225,7 +225,7 @@ export class LocalProvider implements Provider {
     for (const v of victims) killNode(v.m.pid!)
     const deadline = performance.now() + timeoutMs
     for (const v of victims) {
-      while (isOurProcess(v.m.pid, v.m.config) && performance.now() < deadline) await sleep(20)
+      while (mayBeOurProcess(v.m.pid, v.m.config) && performance.now() < deadline) await sleep(20)
       this.observeDir(v.dir)
     }
     return victims.length
@@ -429,7 +429,8 @@ export class LocalProvider implements Provider {
       m = save({ ...m, pid, note: `adopted: launcher pid ${m.launcher_pid} did not record the node's pid` })
     }
     const pid = m.pid!
-    if (!isOurProcess(pid, m.config)) {
+    // Not "is it ours": a node caught mid-exec shows no arguments for a moment.
+    if (!mayBeOurProcess(pid, m.config)) {
       return { m: save({ ...m, terminated_at: now }), state: 'terminated' }
     }
     if (m.stop_requested_at !== null) {
