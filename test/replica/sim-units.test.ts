@@ -42,6 +42,49 @@ t.test('stop sequences truncate exactly where OpenAI would', (t) => {
   t.end()
 })
 
+/** What OpenAI does, spelled out: the first piece in which any stop completes, cut at the earliest stop completing there. */
+function stopOracle (pieces: string[], stops: string[]): string | null {
+  const full = pieces.join('')
+  const ends: number[] = []
+  let at = 0
+  for (const p of pieces) { at += p.length; ends.push(at) }
+  const pieceOf = (end: number): number => ends.findIndex((e) => e >= end)
+  let best: { piece: number, cut: number } | null = null
+  for (const s of stops) {
+    if (s === '') continue
+    const a = full.indexOf(s)
+    if (a === -1) continue
+    const piece = pieceOf(a + s.length)
+    if (best === null || piece < best.piece || (piece === best.piece && a < best.cut)) best = { piece, cut: a }
+  }
+  return best === null ? null : full.slice(0, best.cut)
+}
+
+t.test('stop sequences over long outputs, several at once: as the oracle says', (t) => {
+  fc.assert(
+    fc.property(
+      fc.string(), fc.integer({ min: 1, max: 3000 }),
+      fc.array(fc.record({ from: fc.nat(), len: fc.integer({ min: 1, max: 200 }), absent: fc.boolean() }), { minLength: 1, maxLength: 4 }),
+      (prompt, n, specs) => {
+        const seed = hashText(prompt)
+        const pieces = generatePieces(seed, n)
+        const full = pieces.join('')
+        // Stops from the text (spanning pieces, long ones too) and ones that never occur.
+        const stops = specs.map(({ from, len, absent }) => absent ? `\u0000${len}` : full.slice(from % full.length, (from % full.length) + len))
+        const got = piecesUntilStop(seed, n, stops)
+        return (got === null ? null : got.join('')) === stopOracle(pieces, stops)
+      }),
+    { numRuns: 300 }
+  )
+  t.end()
+})
+
+t.test('a stop that never occurs in a very long completion is searched in linear time (it held the event loop for minutes)', (t) => {
+  // max_tokens 10^6: the quadratic search did not finish within the test timeout; the linear one takes well under a second.
+  t.equal(piecesUntilStop(hashText('long'), 1_000_000, ['never occurs', 'x y z']), null)
+  t.end()
+})
+
 t.test('embedding vectors are deterministic unit vectors', (t) => {
   fc.assert(
     fc.property(fc.string(), fc.integer({ min: 1, max: 256 }), (text, dim) => {

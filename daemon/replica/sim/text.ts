@@ -68,28 +68,45 @@ export function generateText(seed: number, count: number): string {
 /**
  * Pieces up to the first stop sequence, truncated before it as OpenAI does.
  * Returns null when no stop sequence occurs within `maxTokens` pieces.
+ *
+ * Linear in `maxTokens`: only the last (longest stop - 1) characters before
+ * a piece can take part in a match that ends inside it, so the search keeps
+ * that window and nothing else (searching the whole text so far made one
+ * request with max_tokens 10^6 and a stop that never occurs hold the event
+ * loop for minutes). Pieces are regenerated from the seed once a stop is
+ * found, so a request whose stop never occurs allocates nothing.
  */
 export function piecesUntilStop(seed: number, maxTokens: number, stops: readonly string[]): string[] | null {
   const live = stops.filter((s) => s.length > 0)
   if (live.length === 0) return null
-  const pieces = generatePieces(seed, maxTokens)
-  let text = ''
-  for (let i = 0; i < pieces.length; i++) {
-    const start = text.length
-    text += pieces[i]
+  const keep = Math.max(...live.map((s) => s.length)) - 1
+  let window = '' // at least the last `keep` characters of the text before this piece
+  let windowAt = 0 // offset of `window` in the whole text
+  let state = seed
+  for (let i = 0; i < maxTokens; i++) {
+    state = nextState(state)
+    const piece = pieceText(i, wordIndex(state))
+    const hay = window + piece
+    const start = windowAt + window.length // offset of this piece in the whole text
     let cut = -1
     for (const s of live) {
       // Only a match that ends inside this piece is new; earlier ones were checked already.
-      const at = text.indexOf(s, Math.max(0, start - s.length + 1))
-      if (at !== -1 && (cut === -1 || at < cut)) cut = at
+      const at = hay.indexOf(s, Math.max(0, window.length - s.length + 1))
+      if (at !== -1 && (cut === -1 || windowAt + at < cut)) cut = windowAt + at
     }
     if (cut !== -1) {
-      const out = pieces.slice(0, i)
-      const head = text.slice(start, Math.max(start, cut))
+      const out = generatePieces(seed, i)
       // A stop spanning earlier pieces cuts into them too.
       if (cut < start) return trimTo(out, cut)
-      if (head.length > 0) out.push(head)
+      if (cut > start) out.push(piece.slice(0, cut - start))
       return out
+    }
+    // Trimmed only when twice as long as needed: each character is copied O(1) times.
+    if (hay.length > 2 * keep + 64) {
+      windowAt += hay.length - keep
+      window = keep === 0 ? '' : hay.slice(hay.length - keep)
+    } else {
+      window = hay
     }
   }
   return null
