@@ -89,6 +89,16 @@ const sshHost = z.strictObject({
   config: z.record(z.string(), z.unknown()).default({})
 })
 
+/**
+ * Every provider kind in plain words, for errors and docs. Typed by the union
+ * below, so a new kind cannot be added without saying what it is.
+ */
+export const PROVIDER_KINDS: Record<z.input<typeof providerSchema>['kind'], string> = {
+  local: "meshd processes on the leader's own machine",
+  ssh: 'a pool of hosts reached over SSH',
+  aws: 'EC2 instances'
+}
+
 export const providerSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     ...providerCommon,
