@@ -8,7 +8,8 @@ import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from '
 import { join } from 'node:path'
 import { tempDir } from '../helpers/tmp.ts'
 import { meshd } from '../helpers/cli.ts'
-import { DaemonProcess, MESHD, writeSwarmKey } from '../helpers/daemon.ts'
+import { DaemonProcess, MESHD, REPO, writeSwarmKey } from '../helpers/daemon.ts'
+import { loadConfig } from '../../daemon/config/load.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 t.test('usage errors exit 2', async (t) => {
@@ -63,6 +64,46 @@ t.test('init writes a config, a private swarm key and an identity; a second init
   const doc = JSON.parse(again.stdout) as { peer: string }
   t.match(r.stdout, doc.peer, 'same identity')
   t.equal(readFileSync(key, 'utf8'), keyBefore, 'the swarm key is never replaced')
+})
+
+t.test('init writes commented examples of replica, burst and providers; each one uncommented is valid', async (t) => {
+  const dir = tempDir(t)
+  const config = join(dir, 'meshd.yaml')
+  const r = await meshd(['init', '--config', config, '--state-dir', join(dir, 'state'), '--listen', '/ip4/127.0.0.1/tcp/0'])
+  t.equal(r.code, 0, r.stderr)
+  const text = readFileSync(config, 'utf8')
+  t.match(text, new RegExp(`^# meshd config\\. Every key, its default and what it does: ${REPO.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/docs/configuration\\.md$`, 'm'), 'points to the reference that ships')
+  t.ok(existsSync(join(REPO, 'docs/configuration.md')), 'and it is there')
+  t.notMatch(text, /INTERFACE\.md/, 'nothing that does not ship')
+
+  // An example: `# key:` and the lines indented after `#` that follow it.
+  const lines = text.split('\n')
+  const blocks = new Map<string, number[]>()
+  lines.forEach((line, i) => {
+    const head = /^# (\w+):\s*(#.*)?$/.exec(line)
+    if (head === null) return
+    const block = [i]
+    for (let j = i + 1; j < lines.length && /^# {2,}\S/.test(lines[j]!); j++) block.push(j)
+    blocks.set(head[1]!, block)
+  })
+  t.same([...blocks.keys()], ['replica', 'burst', 'providers'])
+  const uncomment = (keys: string[]): string => lines.map((l, i) => keys.some((k) => blocks.get(k)!.includes(i)) ? l.slice(2) : l).join('\n')
+  const env = {}
+  const plain = loadConfig(config, env)
+  for (const key of blocks.keys()) {
+    const file = join(dir, `with-${key}.yaml`)
+    writeFileSync(file, uncomment([key]))
+    const c = loadConfig(file, env)
+    t.not(blocks.get(key)!.length, 1, `${key}: an example with content`)
+    if (key === 'replica') t.match(c.replica, { models: ['llama3'], slots: 4, url: 'http://127.0.0.1:9000', readiness_probe: { path: '/health', initial_delay_seconds: 120 } })
+    if (key === 'burst') t.same(c, plain, 'the burst example shows the defaults, as it says')
+    if (key === 'providers') t.match(c.providers, [{ name: 'workstation', kind: 'local', max_instances: 4, cost_per_hour: 0.3, replica: { command: 'sim', models: ['llama3'] } }])
+  }
+  const all = join(dir, 'all.yaml')
+  writeFileSync(all, uncomment([...blocks.keys()]))
+  const check = await meshd(['config', 'check', '--config', all])
+  t.equal(check.code, 0, `all examples together: ${check.stderr}`)
+  t.match(check.stdout, /replica llama3 \(4 slots, llama-server .*\), providers workstation \(local\), burst manual within 10\.00\/h/)
 })
 
 t.test('init with a port-0 listen prints no useless /tcp/0 address, but says where to look', async (t) => {
