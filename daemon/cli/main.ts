@@ -2,7 +2,7 @@
  * `meshd` command line. Each command lives in its own module and is imported
  * only when called, so `meshd status` never loads libp2p.
  *
- * Exit status (INTERFACE.md): 0 success, 1 the operation failed (message on
+ * Exit status (README, Command line): 0 success, 1 the operation failed (message on
  * stderr), 2 bad usage or bad config (the message names the file, the key and
  * what was expected).
  */

@@ -1,5 +1,5 @@
 /**
- * MESHD_<PATH> environment overrides (INTERFACE.md): MESHD_HTTP_LISTEN sets
+ * MESHD_<PATH> environment overrides (docs/configuration.md): MESHD_HTTP_LISTEN sets
  * http.listen, MESHD_MESH_HEARTBEAT_MS sets mesh.heartbeat_ms,
  * MESHD_PROVIDERS_0_COST_PER_HOUR sets providers[0].cost_per_hour. Keys contain
  * underscores themselves, so the name is resolved against the schema's known

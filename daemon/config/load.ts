@@ -14,7 +14,7 @@ import { objectShape } from './shape.ts'
 export { ConfigError }
 export const DEFAULT_CONFIG_FILE = '/etc/meshd/meshd.yaml'
 
-/** --config, else $MESHD_CONFIG, else /etc/meshd/meshd.yaml (INTERFACE.md). */
+/** --config, else $MESHD_CONFIG, else /etc/meshd/meshd.yaml (README: Command line). */
 export function resolveConfigPath (flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return flag ?? env.MESHD_CONFIG ?? DEFAULT_CONFIG_FILE
 }
