@@ -2,7 +2,7 @@
  * `meshd` command line. Each command lives in its own module and is imported
  * only when called, so `meshd status` never loads libp2p.
  *
- * Exit status (INTERFACE.md): 0 success, 1 the operation failed (message on
+ * Exit status (README, Command line): 0 success, 1 the operation failed (message on
  * stderr), 2 bad usage or bad config (the message names the file, the key and
  * what was expected).
  */
@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { summary: string, load: () => Promise<CommandMod
   status: { summary: 'the mesh as this node sees it: members, leader, load, cost', load: async () => import('./commands/status.ts') },
   burst: { summary: 'ask the leader for N more burst replicas, or --terminate some', load: async () => import('./commands/burst.ts') },
   voters: { summary: 'the voter set of the leader election; remove a voter that will not return', load: async () => import('./commands/voters.ts') },
+  config: { summary: 'config check: validate the config (file and MESHD_* variables) without starting', load: async () => import('./commands/config.ts') },
   demo: { summary: 'a self-contained local mesh that shows the whole job on this machine', load: async () => import('./commands/demo.ts') },
   'install-service': { summary: 'install the systemd unit, a meshd user and the directories', load: async () => import('./commands/install-service.ts') },
   version: { summary: 'meshd, Node.js and libp2p versions', load: async () => import('./commands/version.ts') }

@@ -1,5 +1,5 @@
 /**
- * MESHD_<PATH> environment overrides (INTERFACE.md): MESHD_HTTP_LISTEN sets
+ * MESHD_<PATH> environment overrides (docs/configuration.md): MESHD_HTTP_LISTEN sets
  * http.listen, MESHD_MESH_HEARTBEAT_MS sets mesh.heartbeat_ms,
  * MESHD_PROVIDERS_0_COST_PER_HOUR sets providers[0].cost_per_hour. Keys contain
  * underscores themselves, so the name is resolved against the schema's known
@@ -14,7 +14,21 @@ import { ConfigError } from './errors.ts'
 /** Variables that configure the launcher or the CLI, not the config file. */
 export const RESERVED_ENV = new Set(['MESHD_CONFIG', 'MESHD_NODE'])
 
-export function applyEnvOverrides (raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+/**
+ * One MESHD_* variable applied to the raw config. A problem at or below
+ * `owns` comes from the variable, not the file: `owns` is the key it set, or
+ * the first section it had to create (MESHD_PROVIDERS_0_COST_PER_HOUR with no
+ * providers in the file owns the whole `providers` list it made).
+ */
+export interface EnvOverride {
+  variable: string
+  path: Array<string | number>
+  owns: Array<string | number>
+}
+
+/** Applies the MESHD_* variables of `env` to `raw` in place; returns what each one set. */
+export function applyEnvOverrides (raw: Record<string, unknown>, env: NodeJS.ProcessEnv): EnvOverride[] {
+  const applied: EnvOverride[] = []
   for (const [name, text] of Object.entries(env)) {
     if (!name.startsWith('MESHD_') || RESERVED_ENV.has(name) || text === undefined) continue
     const path = resolveEnvPath(name.slice('MESHD_'.length))
@@ -25,8 +39,10 @@ export function applyEnvOverrides (raw: Record<string, unknown>, env: NodeJS.Pro
     } catch {
       value = text
     }
-    setPath(raw, path, value)
+    const createdAt = setPath(raw, path, value)
+    applied.push({ variable: name, path, owns: path.slice(0, createdAt + 1) })
   }
+  return applied
 }
 
 /** Maps the part after MESHD_ to a config path, or null. */
@@ -78,13 +94,19 @@ function elementOf (schema: unknown): unknown {
   return defOf(unwrap(schema))?.element
 }
 
-function setPath (raw: Record<string, unknown>, path: Array<string | number>, value: unknown): void {
+/** Sets the value, creating sections on the way; returns the index of the first segment it created (the last one when none). */
+function setPath (raw: Record<string, unknown>, path: Array<string | number>, value: unknown): number {
   let cur: Record<string | number, unknown> = raw
+  let createdAt = path.length - 1
   for (let i = 0; i < path.length - 1; i++) {
     const seg = path[i]!
     const next = cur[seg]
-    if (next === null || typeof next !== 'object') cur[seg] = typeof path[i + 1] === 'number' ? [] : {}
+    if (next === null || typeof next !== 'object') {
+      cur[seg] = typeof path[i + 1] === 'number' ? [] : {}
+      createdAt = Math.min(createdAt, i)
+    }
     cur = cur[seg] as Record<string | number, unknown>
   }
   cur[path[path.length - 1]!] = value
+  return createdAt
 }

@@ -1,6 +1,6 @@
 /**
  * A config that cannot be used. The CLI prints `message` and exits 2
- * (INTERFACE.md: "bad usage or bad config").
+ * (README, Command line: "bad usage or bad config").
  */
 export class ConfigError extends Error {
   readonly file: string

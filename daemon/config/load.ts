@@ -6,15 +6,15 @@
  */
 import { readFileSync } from 'node:fs'
 import { parseDocument } from 'yaml'
-import { configSchema, type Config } from './schema.ts'
-import { applyEnvOverrides } from './env.ts'
+import { configSchema, PROVIDER_KINDS, type Config } from './schema.ts'
+import { applyEnvOverrides, type EnvOverride } from './env.ts'
 import { ConfigError } from './errors.ts'
 import { objectShape } from './shape.ts'
 
 export { ConfigError }
 export const DEFAULT_CONFIG_FILE = '/etc/meshd/meshd.yaml'
 
-/** --config, else $MESHD_CONFIG, else /etc/meshd/meshd.yaml (INTERFACE.md). */
+/** --config, else $MESHD_CONFIG, else /etc/meshd/meshd.yaml (README: Command line). */
 export function resolveConfigPath (flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return flag ?? env.MESHD_CONFIG ?? DEFAULT_CONFIG_FILE
 }
@@ -33,29 +33,48 @@ export function parseYaml (text: string, file: string): Record<string, unknown> 
   return value as Record<string, unknown>
 }
 
-/** Validates a raw object (file contents with overrides applied). */
-export function validateConfig (raw: unknown, file: string): Config {
+/**
+ * Validates a raw object (file contents with overrides applied). A problem in
+ * a value that a MESHD_* variable set is reported against that variable, not
+ * the file, which does not contain it.
+ */
+export function validateConfig (raw: unknown, file: string, overrides: readonly EnvOverride[] = []): Config {
   const result = configSchema.safeParse(raw)
   if (result.success) return result.data
   const issues = result.error.issues
   const first = issues[0]!
-  const key = first.path.length > 0 ? first.path.join('.') : '(top level)'
-  let expected = first.message
+  // Where the problem is; for an unknown key, the key itself.
+  const at = first.code === 'unrecognized_keys' ? [...first.path, first.keys[0]!] : first.path
+  const source = sourceOf(at, file, overrides)
+  const key = at.length > 0 ? at.join('.') : '(top level)'
   if (first.code === 'unrecognized_keys') {
-    const path = [...first.path, first.keys[0]].join('.')
-    throw new ConfigError(file, path, `one of ${knownKeysAt(first.path)}`, issues.length, 'unknown key')
+    const container = valueAt(raw, first.path)
+    const kind = isProviderPath(first.path) ? (container as { kind?: unknown } | undefined)?.kind : undefined
+    const problem = typeof kind === 'string' ? `unknown key for a provider of kind ${kind}` : 'unknown key'
+    throw new ConfigError(source, key, `one of ${knownKeysAt(first.path, raw)}`, issues.length, problem)
   }
+  if (first.code === 'invalid_union' && 'discriminator' in first && first.discriminator === 'kind' && isProviderPath(first.path.slice(0, -1))) {
+    const got = valueAt(raw, first.path)
+    const problem = got === undefined ? 'no kind given' : `unknown provider kind ${typeof got === 'string' ? JSON.stringify(got) : describe(got)}`
+    throw new ConfigError(source, key, providerKindsInWords(), issues.length, problem)
+  }
+  let expected = first.message
   if (first.code === 'invalid_type') {
     const got = valueAt(raw, first.path)
     expected = got === undefined ? `${first.expected} (the key is required)` : `${first.expected}, got ${describe(got)}`
   }
   // zod prefixes its messages ("Invalid option: expected ..."); the ConfigError says "expected" itself.
   expected = expected.replace(/^(Invalid \w+|Too (small|big)): /, '')
-  throw new ConfigError(file, key, expected, issues.length)
+  throw new ConfigError(source, key, expected, issues.length)
 }
 
 /** Loads the config file, applies MESHD_* overrides, validates. */
 export function loadConfig (file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return readConfig(file, env).config
+}
+
+/** loadConfig, also saying which MESHD_* variables were applied (for `meshd config check`). */
+export function readConfig (file: string, env: NodeJS.ProcessEnv = process.env): { config: Config, overrides: EnvOverride[] } {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -65,8 +84,34 @@ export function loadConfig (file: string, env: NodeJS.ProcessEnv = process.env):
     throw new ConfigError(file, '(file)', hint)
   }
   const raw = parseYaml(text, file)
-  applyEnvOverrides(raw, env)
-  return validateConfig(raw, file)
+  const overrides = applyEnvOverrides(raw, env)
+  return { config: validateConfig(raw, file, overrides), overrides }
+}
+
+/**
+ * Who to blame for a problem at `path`: the variable that set it (or created
+ * the section it is in), else the file, naming the variables that changed the
+ * same section (a cross-key check such as min > max may involve one).
+ */
+function sourceOf (path: ReadonlyArray<PropertyKey>, file: string, overrides: readonly EnvOverride[]): string {
+  const owner = overrides.find((o) => startsWith(path, o.owns))
+  if (owner !== undefined) return `environment ${owner.variable}`
+  const near = overrides.filter((o) => startsWith(path, o.path.slice(0, -1)) && o.path.length > 1)
+  return near.length === 0 ? file : `${file} (with ${near.map((o) => o.variable).join(', ')} from the environment)`
+}
+
+function startsWith (path: ReadonlyArray<PropertyKey>, prefix: ReadonlyArray<PropertyKey>): boolean {
+  return prefix.length <= path.length && prefix.every((seg, i) => String(seg) === String(path[i]))
+}
+
+function isProviderPath (path: ReadonlyArray<PropertyKey>): boolean {
+  return path.length === 2 && path[0] === 'providers' && typeof path[1] === 'number'
+}
+
+/** "local (meshd processes on ...), ssh (...) or aws (...)". */
+export function providerKindsInWords (): string {
+  const kinds = Object.entries(PROVIDER_KINDS).map(([kind, what]) => `${kind} (${what})`)
+  return kinds.length === 1 ? kinds[0]! : `${kinds.slice(0, -1).join(', ')} or ${kinds[kinds.length - 1]!}`
 }
 
 function valueAt (raw: unknown, path: ReadonlyArray<PropertyKey>): unknown {
@@ -85,12 +130,13 @@ function describe (v: unknown): string {
   return `${typeof v} ${JSON.stringify(v)}`
 }
 
-function knownKeysAt (path: ReadonlyArray<PropertyKey>): string {
+function knownKeysAt (path: ReadonlyArray<PropertyKey>, raw: unknown): string {
   let shape: unknown = configSchema
-  for (const seg of path) {
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i]!
     if (typeof seg === 'number') continue
-    shape = objectShape(shape)?.[seg as string]
+    shape = objectShape(shape, valueAt(raw, path.slice(0, i)))?.[seg as string]
   }
-  const keys = Object.keys(objectShape(shape) ?? {})
+  const keys = Object.keys(objectShape(shape, valueAt(raw, path)) ?? {})
   return keys.length > 0 ? keys.join(', ') : '(none)'
 }

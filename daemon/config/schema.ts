@@ -1,8 +1,10 @@
 /**
- * The meshd config file, as documented in INTERFACE.md, with the defaults a
- * single machine needs. Every key is validated at start: a wrong key, type or
- * value stops the daemon with exit 2 and a message naming the file, the key
- * and what was expected (see load.ts for the wording).
+ * The meshd config file, with the defaults a single machine needs; every key
+ * is described in docs/configuration.md, which test/config/reference.test.ts
+ * keeps equal to this schema (a new key needs a row there). Every key is
+ * validated at start: a wrong key, type or value stops the daemon with exit 2
+ * and a message naming the file, the key and what was expected (see load.ts
+ * for the wording).
  *
  * Durations are given as `5m`, `10s`, `8h` (a bare number is seconds) and come
  * out of the schema in milliseconds, so code never guesses units.
@@ -88,6 +90,16 @@ const sshHost = z.strictObject({
   identity_file: z.string().optional(),
   config: z.record(z.string(), z.unknown()).default({})
 })
+
+/**
+ * Every provider kind in plain words, for errors and docs. Typed by the union
+ * below, so a new kind cannot be added without saying what it is.
+ */
+export const PROVIDER_KINDS: Record<z.input<typeof providerSchema>['kind'], string> = {
+  local: "meshd processes on the leader's own machine",
+  ssh: 'a pool of hosts reached over SSH',
+  aws: 'EC2 instances'
+}
 
 export const providerSchema = z.discriminatedUnion('kind', [
   z.strictObject({

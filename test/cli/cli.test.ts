@@ -8,7 +8,8 @@ import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from '
 import { join } from 'node:path'
 import { tempDir } from '../helpers/tmp.ts'
 import { meshd } from '../helpers/cli.ts'
-import { DaemonProcess, MESHD, writeSwarmKey } from '../helpers/daemon.ts'
+import { DaemonProcess, MESHD, REPO, writeSwarmKey } from '../helpers/daemon.ts'
+import { loadConfig } from '../../daemon/config/load.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 t.test('usage errors exit 2', async (t) => {
@@ -65,6 +66,46 @@ t.test('init writes a config, a private swarm key and an identity; a second init
   t.equal(readFileSync(key, 'utf8'), keyBefore, 'the swarm key is never replaced')
 })
 
+t.test('init writes commented examples of replica, burst and providers; each one uncommented is valid', async (t) => {
+  const dir = tempDir(t)
+  const config = join(dir, 'meshd.yaml')
+  const r = await meshd(['init', '--config', config, '--state-dir', join(dir, 'state'), '--listen', '/ip4/127.0.0.1/tcp/0'])
+  t.equal(r.code, 0, r.stderr)
+  const text = readFileSync(config, 'utf8')
+  t.match(text, new RegExp(`^# meshd config\\. Every key, its default and what it does: ${REPO.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/docs/configuration\\.md$`, 'm'), 'points to the reference that ships')
+  t.ok(existsSync(join(REPO, 'docs/configuration.md')), 'and it is there')
+  t.notMatch(text, /INTERFACE\.md/, 'nothing that does not ship')
+
+  // An example: `# key:` and the lines indented after `#` that follow it.
+  const lines = text.split('\n')
+  const blocks = new Map<string, number[]>()
+  lines.forEach((line, i) => {
+    const head = /^# (\w+):\s*(#.*)?$/.exec(line)
+    if (head === null) return
+    const block = [i]
+    for (let j = i + 1; j < lines.length && /^# {2,}\S/.test(lines[j]!); j++) block.push(j)
+    blocks.set(head[1]!, block)
+  })
+  t.same([...blocks.keys()], ['replica', 'burst', 'providers'])
+  const uncomment = (keys: string[]): string => lines.map((l, i) => keys.some((k) => blocks.get(k)!.includes(i)) ? l.slice(2) : l).join('\n')
+  const env = {}
+  const plain = loadConfig(config, env)
+  for (const key of blocks.keys()) {
+    const file = join(dir, `with-${key}.yaml`)
+    writeFileSync(file, uncomment([key]))
+    const c = loadConfig(file, env)
+    t.not(blocks.get(key)!.length, 1, `${key}: an example with content`)
+    if (key === 'replica') t.match(c.replica, { models: ['llama3'], slots: 4, url: 'http://127.0.0.1:9000', readiness_probe: { path: '/health', initial_delay_seconds: 120 } })
+    if (key === 'burst') t.same(c, plain, 'the burst example shows the defaults, as it says')
+    if (key === 'providers') t.match(c.providers, [{ name: 'workstation', kind: 'local', max_instances: 4, cost_per_hour: 0.3, replica: { command: 'sim', models: ['llama3'] } }])
+  }
+  const all = join(dir, 'all.yaml')
+  writeFileSync(all, uncomment([...blocks.keys()]))
+  const check = await meshd(['config', 'check', '--config', all])
+  t.equal(check.code, 0, `all examples together: ${check.stderr}`)
+  t.match(check.stdout, /replica llama3 \(4 slots, llama-server .*\), providers workstation \(local\), burst manual within 10\.00\/h/)
+})
+
 t.test('init with a port-0 listen prints no useless /tcp/0 address, but says where to look', async (t) => {
   const dir = tempDir(t)
   const r = await meshd(['init', '--config', join(dir, 'meshd.yaml'), '--state-dir', join(dir, 'state'), '--listen', '/ip4/127.0.0.1/tcp/0'])
@@ -89,6 +130,52 @@ t.test('start with a bad config exits 2 naming the file and the key', async (t) 
   r = await meshd(['start', '--config', config], { env: { MESHD_MESH_HEARTBEAT_MS: 'x' } })
   t.equal(r.code, 2)
   t.match(r.stderr, /mesh\.heartbeat_ms: expected number, got string "x"/)
+})
+
+t.test('config check validates file and environment without starting', async (t) => {
+  const dir = tempDir(t)
+  const config = join(dir, 'meshd.yaml')
+  writeFileSync(config, `cluster: lab\nnode_name: n1\nadmin: {socket: ${join(dir, 'admin.sock')}}\nhttp: {api_keys: [sk-secret]}\nreplica: {models: [llama3], command: sim}\nproviders:\n  - {name: ws, kind: local, cost_per_hour: 0.3, replica: {models: [llama3]}}\n`)
+  let r = await meshd(['config', 'check', '--config', config])
+  t.equal(r.code, 0, r.stderr)
+  t.equal(r.stdout, `${config}: ok: cluster lab, node n1 (voter), replica llama3 (4 slots, sim), providers ws (local), burst manual within 10.00/h, http 127.0.0.1:8080\n`, 'one line')
+  t.notOk(existsSync(join(dir, 'admin.sock')), 'nothing was started')
+
+  r = await meshd(['config', 'check'], { env: { MESHD_CONFIG: config, MESHD_HTTP_LISTEN: '0.0.0.0:9090' } })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /http 0\.0\.0\.0:9090; from the environment: MESHD_HTTP_LISTEN$/m, 'the variables it applied are named')
+
+  r = await meshd(['config', 'check', '--config', config, '--json'], { env: { MESHD_BURST_COST_BUDGET: '2' } })
+  t.equal(r.code, 0, r.stderr)
+  const doc = JSON.parse(r.stdout) as { ok: boolean, overrides: unknown, config: { burst: { cost_budget: number, ttl: number }, http: { api_keys: string[] } } }
+  t.equal(doc.ok, true)
+  t.same(doc.overrides, [{ variable: 'MESHD_BURST_COST_BUDGET', key: 'burst.cost_budget' }])
+  t.equal(doc.config.burst.cost_budget, 2)
+  t.equal(doc.config.burst.ttl, 8 * 3_600_000, 'defaults filled in, durations in ms')
+  t.same(doc.config.http.api_keys, ['(redacted)'], 'no secrets in a deploy log')
+  t.notMatch(r.stdout, /sk-secret/)
+
+  r = await meshd(['config', 'check', '--config', config], { env: { MESHD_HTTP_LISTEN: 'localhost' } })
+  t.equal(r.code, 2)
+  t.equal(r.stderr, 'meshd: environment MESHD_HTTP_LISTEN: http.listen: expected host:port such as 127.0.0.1:8080\n', 'the variable is named, not the file')
+  r = await meshd(['config', 'check', '--config', config], { env: { MESHD_PROVIDERS_0_KIND: 'k8s' } })
+  t.equal(r.code, 2)
+  t.match(r.stderr, /^meshd: environment MESHD_PROVIDERS_0_KIND: providers\.0\.kind: unknown provider kind "k8s"; expected local \(.+\), ssh \(.+\) or aws \(.+\)\n$/, 'the kinds that exist, in words')
+  t.notMatch(r.stderr, /Invalid discriminator|'local' \| 'ssh'/, 'not the validator\'s raw text')
+
+  writeFileSync(config, 'cluster: lab\nburst:\n  ttl: forever\n')
+  r = await meshd(['config', 'check', '--config', config])
+  t.equal(r.code, 2)
+  t.equal(r.stderr, `meshd: ${config}: burst.ttl: expected a duration like 30s, 5m, 8h or a number of seconds, got "forever"\n`)
+  r = await meshd(['config', 'check', '--config', join(dir, 'missing.yaml')])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /missing\.yaml: \(file\): expected an existing file/)
+  r = await meshd(['config'])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /config: expected a subcommand: check/)
+  r = await meshd(['config', 'lint'])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /unknown subcommand "lint"/)
 })
 
 t.test('commands that need the daemon fail with exit 1 when it is not running', async (t) => {

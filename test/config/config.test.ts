@@ -48,7 +48,9 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['bad cluster name', { cluster: 'no spaces' }, /^f\.yaml: cluster: expected a name of letters/],
   ['replica without command or url', { cluster: 'x', replica: { models: ['m'] } }, /^f\.yaml: replica: expected `command`/],
   ['duplicate provider', { cluster: 'x', providers: [{ name: 'a', kind: 'local', replica: { models: ['m'] } }, { name: 'a', kind: 'local', replica: { models: ['m'] } }] }, /^f\.yaml: providers\.1\.name: expected a unique provider name/],
-  ['unknown provider kind', { cluster: 'x', providers: [{ name: 'a', kind: 'gcp' }] }, /^f\.yaml: providers\.0\.kind: /],
+  ['unknown provider kind', { cluster: 'x', providers: [{ name: 'a', kind: 'gcp' }] }, /^f\.yaml: providers\.0\.kind: unknown provider kind "gcp"; expected local \(meshd processes on the leader's own machine\), ssh \(a pool of hosts reached over SSH\) or aws \(EC2 instances\)$/],
+  ['provider without kind', { cluster: 'x', providers: [{ name: 'a', replica: { models: ['m'] } }] }, /^f\.yaml: providers\.0\.kind: no kind given; expected local \(.*\), ssh \(.*\) or aws \(.*\)$/],
+  ['key of another provider kind', { cluster: 'x', providers: [{ name: 'a', kind: 'local', hosts: [], replica: { models: ['m'] } }] }, /^f\.yaml: providers\.0\.hosts: unknown key for a provider of kind local; expected one of name, .*work_dir$/],
   ['min over max', { cluster: 'x', burst: { min_cloud_instances: 5, max_cloud_instances: 2 } }, /burst\.min_cloud_instances: expected at most burst\.max_cloud_instances \(2\)/]
 ]
 for (const [name, raw, pattern] of bad) {
@@ -91,6 +93,29 @@ t.test('MESHD_* environment overrides', async (t) => {
   t.equal(c.voter, false)
   t.throws(() => loadConfig(file, { MESHD_HTTP_LISTN: 'x' }), /environment MESHD_HTTP_LISTN/, 'a misspelt override is an error, not silently ignored')
   t.throws(() => loadConfig(file, { MESHD_MESH_HEARTBEAT_MS: 'soon' }), /mesh\.heartbeat_ms: expected number, got string "soon"/)
+})
+
+t.test('a bad value from an environment variable names the variable, not the file', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'c.yaml')
+  writeFileSync(file, 'cluster: x\nproviders:\n  - {name: ws, kind: local, replica: {models: [m]}}\nburst: {min_cloud_instances: 3}\n')
+  const table: Array<[Record<string, string>, string]> = [
+    [{ MESHD_HTTP_LISTEN: 'localhost' }, 'environment MESHD_HTTP_LISTEN: http.listen: expected host:port such as 127.0.0.1:8080'],
+    [{ MESHD_MESH_HEARTBEAT_MS: 'soon' }, 'environment MESHD_MESH_HEARTBEAT_MS: mesh.heartbeat_ms: expected number, got string "soon"'],
+    [{ MESHD_MESH_BOOTSTRAP: '[10.0.0.1:4001]' }, 'environment MESHD_MESH_BOOTSTRAP: mesh.bootstrap.0: expected a multiaddr such as /ip4/10.0.0.1/tcp/4001'],
+    [{ MESHD_PROVIDERS_0_KIND: 'gcp' }, 'environment MESHD_PROVIDERS_0_KIND: providers.0.kind: unknown provider kind "gcp"; expected local (meshd processes on the leader\'s own machine), ssh (a pool of hosts reached over SSH) or aws (EC2 instances)'],
+    // A variable that makes a new section owns every problem in it: the file has no providers[1].
+    [{ MESHD_PROVIDERS_1_COST_PER_HOUR: '0.5' }, 'environment MESHD_PROVIDERS_1_COST_PER_HOUR: providers.1.kind: no kind given; expected local (meshd processes on the leader\'s own machine), ssh (a pool of hosts reached over SSH) or aws (EC2 instances)'],
+    // A cross-key check that a variable took part in: the file, with the variable named.
+    [{ MESHD_BURST_MAX_CLOUD_INSTANCES: '2' }, `${file} (with MESHD_BURST_MAX_CLOUD_INSTANCES from the environment): burst.min_cloud_instances: expected at most burst.max_cloud_instances (2)`]
+  ]
+  for (const [env, message] of table) {
+    const err = t.throws(() => loadConfig(file, env), Object.keys(env).join(' ')) as ConfigError
+    t.equal(err.message, message)
+    t.equal(err.exitCode, 2)
+  }
+  writeFileSync(file, 'cluster: x\nhttp: {listen: localhost}\n')
+  t.throws(() => loadConfig(file, { MESHD_MESH_HEARTBEAT_MS: '500' }), { message: `${file}: http.listen: expected host:port such as 127.0.0.1:8080` }, 'a problem in the file is still the file\'s')
 })
 
 t.test('env names resolve against the schema, longest key first', async (t) => {

@@ -6,12 +6,13 @@
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../helpers/tmp.ts'
 import { meshd } from '../helpers/cli.ts'
 import { MESHD, REPO } from '../helpers/daemon.ts'
 import { renderUnit } from '../../daemon/cli/commands/install-service.ts'
+import { hiddenByUnit, hiddenFrom } from '../../daemon/cli/common/unit-sandbox.ts'
 
 const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0
 
@@ -44,9 +45,10 @@ t.test('install-service creates the user, the directories and the unit', { skip:
   const sysroot = join(dir, 'root')
   mkdirSync(join(sysroot, 'etc'), { recursive: true })
   for (const f of ['passwd', 'group', 'shadow', 'gshadow', 'login.defs']) if (existsSync(`/etc/${f}`)) copyFileSync(`/etc/${f}`, join(sysroot, 'etc', f))
-  const prefix = join(dir, 'opt-meshd')
-  mkdirSync(join(prefix, 'bin'), { recursive: true })
-  symlinkSync(MESHD, join(prefix, 'bin', 'meshd'))
+  // The prefix is a path inside --root, as the installed unit sees it (and visible to it, unlike the test's own /tmp).
+  const prefix = '/opt/meshd'
+  mkdirSync(join(sysroot, prefix, 'bin'), { recursive: true })
+  symlinkSync(MESHD, join(sysroot, prefix, 'bin', 'meshd'))
 
   const dry = await meshd(['install-service', '--root', sysroot, '--prefix', prefix, '--dry-run'])
   t.equal(dry.code, 0, dry.stderr)
@@ -68,8 +70,68 @@ t.test('install-service creates the user, the directories and the unit', { skip:
   t.equal(readFileSync(join(sysroot, 'etc/passwd'), 'utf8').match(/^meshd:/mg)?.length, 1, 'the user is created once')
 })
 
-t.test('install-service refuses a prefix the unit could not see', async (t) => {
+t.test('install-service refuses a prefix with no meshd in it', async (t) => {
   const r = await meshd(['install-service', '--prefix', '/root/meshd-nowhere', '--dry-run'])
   t.equal(r.code, 2, 'no meshd there: usage error')
   t.match(r.stderr, /does not exist/)
+})
+
+t.test('the paths the unit hides are read from the unit itself', async (t) => {
+  const hidden = hiddenByUnit(renderUnit('/opt/meshd', 'meshd'))
+  const at = (dir: string): string | undefined => hiddenFrom(dir, hidden)?.directive
+  t.equal(at('/tmp/meshd'), 'PrivateTmp=yes')
+  t.equal(at('/var/tmp/x/meshd'), 'PrivateTmp=yes')
+  t.equal(at('/home/ann/meshd'), 'ProtectHome=yes')
+  t.equal(at('/root/meshd'), 'ProtectHome=yes')
+  t.equal(at('/run/user/1000/meshd'), 'ProtectHome=yes')
+  t.equal(at('/root'), 'ProtectHome=yes', 'the directory itself, not only below it')
+  for (const ok of ['/opt/meshd', '/usr/local/lib/meshd', '/srv/meshd', '/tmpfoo/meshd', '/homes/meshd', '/run/meshd-app']) t.equal(at(ok), undefined, `${ok} is visible`)
+
+  // The refusal follows the unit: other protections, and none.
+  const unit = (lines: string): string => `[Unit]\nDescription=x\n[Service]\n${lines}\n[Install]\nWantedBy=multi-user.target\n`
+  t.same(hiddenByUnit(unit('ProtectHome=read-only\nPrivateTmp=no')), [], 'read-only homes stay visible; no PrivateTmp, no private /tmp')
+  t.same(hiddenByUnit(unit('ProtectHome=tmpfs')).map((h) => h.path), ['/home', '/root', '/run/user'])
+  t.same(hiddenByUnit(unit('InaccessiblePaths=-/srv/secret /data/\nTemporaryFileSystem=/var/cache:ro')).map((h) => h.path), ['/srv/secret', '/data', '/var/cache'])
+  t.same(hiddenByUnit('[Unit]\nPrivateTmp=yes\n# PrivateTmp=yes in a comment\n[Service]\nType=exec\n'), [], 'only the [Service] section counts')
+})
+
+t.test('install-service refuses a prefix the unit hides, and says what to do now', async (t) => {
+  // A real meshd copy under /tmp (not tmpdir(): TMPDIR may point elsewhere), as a user who cloned it there has.
+  const dir = mkdtempSync('/tmp/meshd-prefix-')
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  mkdirSync(join(dir, 'bin'))
+  symlinkSync(MESHD, join(dir, 'bin', 'meshd'))
+  const r = await meshd(['install-service', '--prefix', dir, '--dry-run'])
+  t.equal(r.code, 2, 'a prefix the service cannot see is bad usage')
+  t.match(r.stderr, `meshd is in ${dir}, which the service cannot see: the unit's PrivateTmp=yes gives the service its own empty /tmp`)
+  t.match(r.stderr, /Move or clone the project to a directory outside it, e\.g\. \/opt\/meshd/)
+  t.match(r.stderr, /run `\/opt\/meshd\/bin\/meshd install-service` from there/)
+  t.notMatch(r.stderr, /bundle/, 'no command that does not exist yet')
+  t.equal(r.stdout, '', 'nothing was (even hypothetically) done')
+})
+
+t.test('inside an image (--root): a hidden prefix is refused, also behind a symlink; a visible one is accepted', async (t) => {
+  const sysroot = tempDir(t)
+  const place = (dir: string): void => {
+    mkdirSync(join(sysroot, dir, 'bin'), { recursive: true })
+    symlinkSync(MESHD, join(sysroot, dir, 'bin', 'meshd'))
+  }
+  place('/home/ann/meshd')
+  place('/var/tmp/meshd')
+  place('/srv/meshd')
+  mkdirSync(join(sysroot, 'opt'))
+  symlinkSync('../home/ann/meshd', join(sysroot, 'opt/meshd'))
+
+  const home = await meshd(['install-service', '--root', sysroot, '--prefix', '/home/ann/meshd', '--dry-run'])
+  t.equal(home.code, 2)
+  t.match(home.stderr, "meshd is in /home/ann/meshd, which the service cannot see: the unit's ProtectHome=yes makes /home inaccessible to the service")
+  const varTmp = await meshd(['install-service', '--root', sysroot, '--prefix', '/var/tmp/meshd', '--dry-run'])
+  t.equal(varTmp.code, 2)
+  t.match(varTmp.stderr, /PrivateTmp=yes gives the service its own empty \/var\/tmp/)
+  const link = await meshd(['install-service', '--root', sysroot, '--prefix', '/opt/meshd', '--dry-run'])
+  t.equal(link.code, 2, 'judged by the real path')
+  t.match(link.stderr, 'meshd is in /opt/meshd (really /home/ann/meshd)')
+  const ok = await meshd(['install-service', '--root', sysroot, '--prefix', '/srv/meshd', '--dry-run'])
+  t.equal(ok.code, 0, ok.stderr)
+  t.match(ok.stdout, /ExecStart=\/srv\/meshd\/bin\/meshd start/)
 })

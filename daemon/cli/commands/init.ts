@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path'
 import { hostname, networkInterfaces } from 'node:os'
 import { parseCommandArgs, UsageError } from '../common/command.ts'
 import { printJson } from '../common/daemon-client.ts'
+import { meshdRoot } from '../common/meshd-root.ts'
 import { loadConfig, resolveConfigPath, DEFAULT_CONFIG_FILE } from '../../config/load.ts'
 import { generateSwarmKey, writeSecretFile, readSwarmKey } from '../../../mesh/swarm-key.ts'
 import { loadOrCreateIdentity } from '../../../mesh/identity.ts'
@@ -48,7 +49,8 @@ export async function run (argv: string[]): Promise<number> {
       swarmKeyFile,
       adminSocket,
       listen: values.listen ?? '/ip4/0.0.0.0/tcp/4001',
-      http: values.http ?? '127.0.0.1:8080'
+      http: values.http ?? '127.0.0.1:8080',
+      configPath
     }), { mode: 0o644, flag: 'wx' })
     actions.push(`wrote ${configPath}`)
   } else {
@@ -102,9 +104,18 @@ export function joinAddrs (listen: string[], peerId: string): string[] {
   return out
 }
 
-function configTemplate (v: { cluster: string, stateDir: string, swarmKeyFile: string, adminSocket: string, listen: string, http: string }): string {
-  return `# meshd config: every key is shown in daemon/config/example.yaml of meshd; any key can be
+/**
+ * The config init writes: what this node needs, then commented examples of
+ * the sections an operator adds next. Each example is a block that starts at
+ * `# <key>:` and runs over the lines indented after `#`; removing the leading
+ * `# ` of its lines gives a valid section (test/cli/cli.test.ts checks it).
+ */
+export function configTemplate (v: { cluster: string, stateDir: string, swarmKeyFile: string, adminSocket: string, listen: string, http: string, configPath: string }): string {
+  const root = meshdRoot()
+  return `# meshd config. Every key, its default and what it does: ${root}/docs/configuration.md
+# (an annotated example: ${root}/daemon/config/example.yaml). Any key can be
 # overridden by an environment variable MESHD_<PATH>, e.g. MESHD_HTTP_LISTEN.
+# Check it without starting: meshd config check --config ${v.configPath}
 cluster: ${v.cluster}
 node_name: ${hostname()}
 state_dir: ${v.stateDir}
@@ -118,11 +129,36 @@ http:
   listen: ${v.http}
 admin:
   socket: ${v.adminSocket}
-# replica:                  # the local inference server; absent: this node only routes
-#   models: [llama3]
-#   slots: 4
-#   command: "llama-server -m /models/m.gguf --port 9000 --parallel 4"   # or "sim"
-#   url: http://127.0.0.1:9000
+
+# The local inference server; absent, this node only routes. Uncomment and adapt:
+# replica:
+#   models: [llama3]              # the "model" names it serves
+#   slots: 4                      # requests it runs at once; meshd never sends more
+#   command: "llama-server -m /models/m.gguf --port 9000 --parallel 4"   # or "sim", the built-in simulator
+#   url: http://127.0.0.1:9000    # where that server listens
+#   readiness_probe:              # SkyServe's names and meaning
+#     path: /health
+#     initial_delay_seconds: 120  # loading a model takes a while
+
+# Bursting: the elected leader adds replicas from \`providers\` within a budget
+# (spawn's burst_policy names). The defaults:
+# burst:
+#   mode: manual                  # manual: only on \`meshd burst\`; auto: also follow the queue and request rate
+#   cost_budget: 10.0             # dollars per hour for all burst capacity together; never exceeded
+#   max_cloud_instances: 20
+#   queue_depth_threshold: 100    # auto: burst when more requests than this wait mesh-wide
+#   ttl: 8h                       # a burst node retires itself after this ...
+#   idle_timeout: 30m             # ... or after this long without a request
+
+# Where burst replicas come from, cheapest first; give every voter the same list.
+# kind local runs them as meshd processes on the leader's machine; ssh and aws:
+# see docs/configuration.md.
+# providers:
+#   - name: workstation
+#     kind: local
+#     max_instances: 4
+#     cost_per_hour: 0.30         # what the budget charges for one
+#     replica: { command: sim, models: [llama3], slots: 4 }   # what a launched node serves
 `
 }
 

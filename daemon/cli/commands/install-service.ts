@@ -1,10 +1,11 @@
-import { readFileSync, writeFileSync, mkdirSync, chownSync, existsSync } from 'node:fs'
+import { readFileSync, writeFileSync, mkdirSync, chownSync, existsSync, realpathSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
 import { parseCommandArgs, CommandFailed, UsageError } from '../common/command.ts'
+import { meshdRoot } from '../common/meshd-root.ts'
+import { hiddenByUnit, hiddenFrom } from '../common/unit-sandbox.ts'
 
-export const help = `usage: meshd install-service [--prefix DIR] [--unit-dir DIR] [--user NAME] [--no-user] [--dry-run]
+export const help = `usage: meshd install-service [--prefix DIR] [--unit-dir DIR] [--user NAME] [--no-user] [--root DIR] [--dry-run]
 
 Installs the systemd unit (systemd/meshd.service) for this meshd, a system
 user and group to run it, and its directories: /etc/meshd (config, swarm key),
@@ -15,21 +16,24 @@ systemd at start. Needs root. Then:
   systemctl enable --now meshd
   meshd join /ip4/<first node>/tcp/4001/p2p/<peer id>   # on the others
 
-  --prefix DIR     where meshd is installed (default: this copy, ${meshdRoot()})
+  --prefix DIR     where meshd is installed (default: this copy, ${meshdRoot()}); the
+                   service must see it: not under /tmp or /var/tmp (the unit's PrivateTmp),
+                   /home, /root or /run/user (ProtectHome); /opt/meshd is the usual place
   --unit-dir DIR   where the unit goes (default: /etc/systemd/system)
   --user NAME      the user and group the daemon runs as (default: meshd)
   --no-user        do not create the user (it exists, or is managed elsewhere)
-  --root DIR       install into an image or chroot at DIR instead of / (as useradd --root)
+  --root DIR       install into an image or chroot at DIR instead of / (as useradd --root);
+                   --prefix is then a path inside DIR
   --dry-run        print what would be done, change nothing`
 
-export function meshdRoot (): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+/** The unit as it ships, with @MESHD_ROOT@ still in it. */
+function unitTemplate (): string {
+  return readFileSync(join(meshdRoot(), 'systemd', 'meshd.service'), 'utf8')
 }
 
 /** The unit text for a given install directory and user. */
 export function renderUnit (prefix: string, user: string): string {
-  const template = readFileSync(join(meshdRoot(), 'systemd', 'meshd.service'), 'utf8')
-  return template.replaceAll('@MESHD_ROOT@', prefix).replace(/^User=.*$/m, `User=${user}`).replace(/^Group=.*$/m, `Group=${user}`)
+  return unitTemplate().replaceAll('@MESHD_ROOT@', prefix).replace(/^User=.*$/m, `User=${user}`).replace(/^Group=.*$/m, `Group=${user}`)
 }
 
 export async function run (argv: string[]): Promise<number> {
@@ -48,10 +52,9 @@ export async function run (argv: string[]): Promise<number> {
   const user = values.user
   const dry = values['dry-run']
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw new UsageError(`install-service: --user "${user}" is not a valid user name`)
-  if (!existsSync(join(prefix, 'bin', 'meshd'))) throw new UsageError(`install-service: ${prefix}/bin/meshd does not exist (--prefix must be a meshd install)`)
-  if (/^\/(home|root)(\/|$)/.test(prefix)) {
-    throw new CommandFailed(`install-service: meshd is in ${prefix}, which the unit's ProtectHome=yes hides from the service; install it under /opt (e.g. unpack \`meshd bundle\` into /opt/meshd) and run install-service from there`)
-  }
+  // With --root, the prefix is a path inside that root, as the installed unit will see it.
+  if (!existsSync(at(join(prefix, 'bin', 'meshd')))) throw new UsageError(`install-service: ${prefix}/bin/meshd does not exist${sysroot === '/' ? '' : ` in ${sysroot}`} (--prefix must be a meshd install)`)
+  refuseHiddenPrefix(prefix, sysroot)
   if (!dry && process.getuid?.() !== 0) throw new CommandFailed('install-service: must run as root (or use --dry-run to see what it would do)')
 
   const steps: Array<{ what: string, run: () => void }> = []
@@ -87,6 +90,31 @@ export async function run (argv: string[]): Promise<number> {
   }
   process.stdout.write(`\nnext:\n  ${prefix}/bin/meshd init --config /etc/meshd/meshd.yaml --owner ${user}   # first node; copy /etc/meshd/swarm.key to the others\n  systemctl enable --now meshd\n`)
   return 0
+}
+
+/**
+ * The unit runs ${prefix}/bin/meshd inside its sandbox: a prefix the sandbox
+ * hides (PrivateTmp, ProtectHome ...) would install a service that cannot
+ * start. Checked on the real path, so a symlink from /opt into a home is caught.
+ */
+function refuseHiddenPrefix (prefix: string, sysroot: string): void {
+  const real = realInside(prefix, sysroot)
+  const hit = hiddenFrom(real, hiddenByUnit(unitTemplate()))
+  if (hit === null) return
+  const where = real === prefix ? prefix : `${prefix} (really ${real})`
+  throw new UsageError(`install-service: meshd is in ${where}, which the service cannot see: the unit's ${hit.directive} ${hit.effect}. ` +
+    'Move or clone the project to a directory outside it, e.g. /opt/meshd ' +
+    `(\`cp -a ${real} /opt/meshd\` or \`git clone <repository> /opt/meshd\`, then \`cd /opt/meshd && npm ci --omit=dev\`), ` +
+    'and run `/opt/meshd/bin/meshd install-service` from there')
+}
+
+/** The real path of `path` inside `sysroot` (symlinks resolved), as a path inside it. */
+function realInside (path: string, sysroot: string): string {
+  const real = realpathSync(join(sysroot, path))
+  if (sysroot === '/') return real
+  const root = realpathSync(sysroot)
+  // A symlink that leaves the root (an absolute link in an image) cannot be judged from here: keep the given path.
+  return real === root ? '/' : real.startsWith(root + '/') ? real.slice(root.length) : path
 }
 
 function idsOf (user: string, sysroot: string): { uid: number, gid: number } | null {
