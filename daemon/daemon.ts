@@ -62,7 +62,7 @@ export class Daemon {
     this.log = opts.log ?? createLogger(config.log.level, { node: config.node_name })
     this.metrics = createMetrics({ requestTimeoutMs: config.http.request_timeout })
     registerMemberLoad(this.metrics.registry, () => this.membership?.members() ?? [])
-    this.burstMetrics = createLeaderMetrics(this.metrics.registry, config.voter, () => this.leaderMetricsView())
+    this.burstMetrics = createLeaderMetrics(this.metrics.registry, config.voter ? config.providers.map((p) => p.name) : null, () => this.leaderMetricsView())
     this.load = new LoadSampler(Math.max(1000, config.mesh.heartbeat_ms))
   }
 

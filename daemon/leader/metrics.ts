@@ -10,7 +10,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Member } from '../../mesh/membership/table.ts'
-import { isFinished, records, type LedgerState, type RecordState } from './index.ts'
+import { ERROR_CODES, isFinished, records, type LedgerState, type RecordState } from './index.ts'
 import type { BurstMetrics } from './service.ts'
 
 /** What the gauges read, at scrape time. */
@@ -33,10 +33,13 @@ export const BILLING_STATES: readonly RecordState[] = ['provisioning', 'starting
 /**
  * Registers the gauges and returns the counters the burst service bumps.
  * `view` is asked at every scrape; undefined before the daemon has started
- * (nothing is reported then). `voter` decides whether the budget's series
- * exist at all on this node.
+ * (nothing is reported then). On a voter (`providers` set: the configured
+ * providers' names) the budget's series exist, the launch counters start at
+ * 0 for every provider and error kind (a rate over a series that does not
+ * exist yet is empty, not 0); on a non-voter none of them do.
  */
-export function createLeaderMetrics (registry: Registry, voter: boolean, view: () => LeaderMetricsView | undefined): BurstMetrics {
+export function createLeaderMetrics (registry: Registry, providers: readonly string[] | null, view: () => LeaderMetricsView | undefined): BurstMetrics {
+  const voter = providers !== null
   const r = [registry]
   const gauge = (name: string, help: string, read: (v: LeaderMetricsView) => number): void => {
     new Gauge({ name, help, registers: r, collect () { const v = view(); if (v !== undefined) this.set(read(v)) } })
@@ -68,7 +71,11 @@ export function createLeaderMetrics (registry: Registry, voter: boolean, view: (
   }
   const decisions = new Counter({ name: 'meshd_burst_decisions_total', help: 'Leader decisions committed to the ledger, by kind (burst, terminate, tick), outcome (granted, cut, refused; acted for a tick) and reason kind', labelNames: ['kind', 'outcome', 'reason'] as const, registers: r })
   const launches = new Counter({ name: 'meshd_burst_launches_total', help: 'Burst instances a provider created, by provider', labelNames: ['provider'] as const, registers: r })
-  const failures = new Counter({ name: 'meshd_burst_launch_failures_total', help: 'Provider create calls that failed, by provider and error kind (insufficient_capacity, quota, provider_unavailable, not_found, error)', labelNames: ['provider', 'error'] as const, registers: r })
+  const failures = new Counter({ name: 'meshd_burst_launch_failures_total', help: `Provider create calls that failed, by provider and error kind (${ERROR_CODES.join(', ')})`, labelNames: ['provider', 'error'] as const, registers: r })
+  for (const provider of providers ?? []) {
+    launches.inc({ provider }, 0)
+    for (const error of ERROR_CODES) failures.inc({ provider, error }, 0)
+  }
   return {
     decided: (d) => { decisions.inc({ kind: d.kind, outcome: d.outcome, reason: d.reason }) },
     launched: (provider) => { launches.inc({ provider }) },
