@@ -122,7 +122,9 @@ export function handleBurst (w: Work, c: RequestContext, req: BurstRequest): Han
   if (req.provider !== undefined) wanted.provider = req.provider
   if (req.spot !== undefined) wanted.spot = req.spot
   const alloc = allocate(count, placementOf(w, c), wanted, heldOf(w.ledger), limits)
-  if (alloc.slots.length === 0) return refuse(alloc.reason, allocationReason(alloc))
+  // Asking for a provider the config does not have is the request's fault, not the offerings'.
+  const unknownProvider = req.provider !== undefined && !c.policy.providers.some((p) => p.name === req.provider)
+  if (alloc.slots.length === 0) return refuse(alloc.reason, unknownProvider ? 'invalid_request' : allocationReason(alloc))
 
   const keys = alloc.slots.map((_, i) => `${d.id}-${i}`)
   const providers = [...new Set(alloc.slots.map((s) => s.offering.provider))]
