@@ -42,11 +42,11 @@ export function promqlMetricNames (expr: string): string[] {
     .replace(/\{[^}]*\}/g, ' ') // label matchers
     .replace(/\[[^\]]*\]/g, ' ') // ranges and subqueries
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ') // grouping labels
+    .replace(/(?<![A-Za-z0-9_:])\d+(?:\.\d+)?(?:e[+-]?\d+)?(?:ms|[smhdwy])*/g, ' ') // numbers and durations (offset 5m, 1h30m)
   const out = new Set<string>()
   for (const m of s.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?/g)) {
     if (m[2] !== undefined) continue // a function
     if (PROMQL_WORDS.has(m[1]!.toLowerCase())) continue
-    if (/^[0-9]/.test(m[1]!)) continue
     out.add(m[1]!)
   }
   return [...out]
