@@ -9,7 +9,9 @@ import type { Config } from './config/schema.ts'
 import { openDb, type Db } from './store/db.ts'
 import { PeerStore } from './store/peers.ts'
 import { NodeState } from './store/node-state.ts'
-import { createMetrics, type Metrics } from './metrics.ts'
+import { createMetrics, registerMemberLoad, type Metrics } from './metrics.ts'
+import { createLeaderMetrics, type LeaderMetricsView } from './leader/metrics.ts'
+import type { BurstMetrics } from './leader/service.ts'
 import { createLogger, type Log } from './log.ts'
 import { LoadSampler } from './load-sampler.ts'
 import { MESHD_VERSION } from './version.ts'
@@ -50,6 +52,7 @@ export class Daemon {
   coordination!: Coordination
   private admin!: AdminServer
   private readonly load: LoadSampler
+  private readonly burstMetrics: BurstMetrics
   private lifecycle: Lifecycle = 'created'
   private stopping: Promise<void> | undefined
 
@@ -57,7 +60,9 @@ export class Daemon {
     this.config = config
     this.opts = opts
     this.log = opts.log ?? createLogger(config.log.level, { node: config.node_name })
-    this.metrics = createMetrics()
+    this.metrics = createMetrics({ requestTimeoutMs: config.http.request_timeout })
+    registerMemberLoad(this.metrics.registry, () => this.membership?.members() ?? [])
+    this.burstMetrics = createLeaderMetrics(this.metrics.registry, config.voter ? config.providers.map((p) => p.name) : null, () => this.leaderMetricsView())
     this.load = new LoadSampler(Math.max(1000, config.mesh.heartbeat_ms))
   }
 
@@ -146,10 +151,12 @@ export class Daemon {
         })
       },
       activity: () => this.serving.activity(),
-      knowsPeers: () => c.mesh.bootstrap.length > 0 || peers.joinAddrs().length > 0 || peers.list().length > 0
+      knowsPeers: () => c.mesh.bootstrap.length > 0 || peers.joinAddrs().length > 0 || peers.list().length > 0,
+      metrics: this.burstMetrics
     })
     this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString() }, {
       registry: this.metrics.registry,
+      requests: this.metrics.requests,
       health: () => this.health(),
       api: (req, res) => { this.api.handle(req, res) },
       log: this.log.child({ svc: 'http' })
@@ -231,6 +238,19 @@ export class Daemon {
     }
     if (this.coordination.burst !== null && e.leader !== null) doc.budget = this.coordination.burst.budget()
     return doc
+  }
+
+  /** What the election and budget gauges read at scrape time; undefined until the daemon has started. */
+  private leaderMetricsView (): LeaderMetricsView | undefined {
+    if (this.lifecycle !== 'running' && this.lifecycle !== 'draining') return undefined
+    const burst = this.coordination.burst
+    const ledger = this.coordination.ledger
+    return {
+      selfId: this.peerId,
+      election: () => this.coordination.status(),
+      members: () => this.membership.members(),
+      burst: burst === null ? null : { budget: () => burst.budget(), ledger: () => ledger.state, providers: this.config.providers.map((p) => p.name) }
+    }
   }
 
   private describeSelf (): SelfDescription {

@@ -17,6 +17,7 @@ import { sendError, sendJson, type OpenAIError } from './errors.ts'
 import type { UpstreamRequest, UpstreamResponse } from '../../mesh/infer/upstream.ts'
 import type { Router } from '../proxy/router.ts'
 import { forward } from '../proxy/forward.ts'
+import { labelModel } from './request-labels.ts'
 
 export interface ApiInit {
   selfId: string
@@ -27,10 +28,11 @@ export interface ApiInit {
   requestTimeoutMs: number
 }
 
+/** Requests themselves are counted by the HTTP server (server.ts), labelled with the model named here. */
 export interface ApiMetrics {
-  requests: { inc: (labels: { route: string, code: string }) => void }
-  ttfb: { observe: (labels: { served_by: string, model: string }, v: number) => void }
-  latency: { observe: (labels: { served_by: string, model: string }, v: number) => void }
+  ttft: { observe: (labels: { model: string }, v: number) => void }
+  latency: { observe: (labels: { model: string }, v: number) => void }
+  streamErrors: { inc: (labels: { model: string }) => void }
   retries: { inc: (labels: { reason: string }) => void }
   rejected: { inc: (labels: { reason: string }) => void }
   inflight: { inc: () => void, dec: () => void }
@@ -161,6 +163,8 @@ export class OpenAIApi {
       onRetry: (reason) => { this.c.metrics.retries.inc({ reason }) },
       log: this.c.log
     })
+    // A label only ever holds a model the mesh serves: what a client sends is unbounded.
+    labelModel(res, outcome.kind === 'unknown_model' ? 'other' : model)
     switch (outcome.kind) {
       case 'answered':
         await this.relay(res, outcome.up, model, started, gone.signal)
@@ -204,17 +208,16 @@ export class OpenAIApi {
       for await (const chunk of up.body) {
         if (firstByte) {
           firstByte = false
-          this.c.metrics.ttfb.observe({ served_by: up.servedBy, model }, (performance.now() - started) / 1000)
+          this.c.metrics.ttft.observe({ model }, (performance.now() - started) / 1000)
         }
         if (!res.write(chunk)) await drained(res, gone)
         if (gone.aborted) return
       }
       res.end()
-      this.c.metrics.requests.inc({ route: 'proxy', code: String(up.status) })
-      this.c.metrics.latency.observe({ served_by: up.servedBy, model }, (performance.now() - started) / 1000)
+      this.c.metrics.latency.observe({ model }, (performance.now() - started) / 1000)
     } catch (err) {
       if (gone.aborted) return
-      this.c.metrics.requests.inc({ route: 'proxy', code: 'stream_error' })
+      this.c.metrics.streamErrors.inc({ model })
       this.c.log.debug({ member: up.servedBy, err: (err as Error).message }, 'answer broke off mid-stream')
       if (sse) {
         // After bytes have flowed there is no retry: end the stream with an error event.
@@ -235,7 +238,6 @@ export class OpenAIApi {
       id, object: 'model', created, owned_by: 'meshd', meshd: { ready_members: ready }
     }))
     sendJson(res, 200, { object: 'list', data }, { [SERVED_BY]: this.init.selfId })
-    this.c.metrics.requests.inc({ route: 'models', code: '200' })
   }
 
   private authorized (req: IncomingMessage): boolean {
@@ -248,7 +250,6 @@ export class OpenAIApi {
 
   private fail (res: ServerResponse, reason: string, err: OpenAIError): void {
     this.c.metrics.rejected.inc({ reason })
-    this.c.metrics.requests.inc({ route: 'proxy', code: String(err.status) })
     sendError(res, err, { [SERVED_BY]: this.init.selfId })
   }
 }

@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client'
 import { sendError, sendJson } from './errors.ts'
 import { parseHostPort } from './listen.ts'
 import type { Startable } from '../../mesh/startable.ts'
+import { modelLabel, routeLabel } from './request-labels.ts'
 
 export interface Health { ok: boolean, reason: string, detail?: Record<string, unknown> }
 
@@ -20,6 +21,8 @@ export interface HttpServerInit {
 
 export interface HttpServerComponents {
   registry: Registry
+  /** `meshd_http_requests_total`: every request counted once, when its response closes. */
+  requests?: { inc: (labels: { route: string, code: string, model: string }) => void }
   health: () => Health
   /** The OpenAI routes; absent until the front door is wired in. */
   api?: RouteHandler
@@ -72,6 +75,8 @@ export class HttpServer implements Startable {
     const url = req.url ?? '/'
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
+    const requests = this.c.requests
+    if (requests !== undefined) res.once('close', () => { countRequest(requests, path, res) })
     try {
       if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
         const h = this.c.health()
@@ -95,4 +100,14 @@ export class HttpServer implements Startable {
       sendError(res, { status: 500, type: 'server_error', code: 'internal_error', message: 'internal error' })
     }
   }
+}
+
+/**
+ * Counted when the response closes, whoever answered: the status sent, or
+ * 499 (nginx's "client closed request") when the client went away before
+ * any status was sent. An answer that broke off after its status went out
+ * keeps that status here and is counted in meshd_http_stream_errors_total.
+ */
+function countRequest (requests: NonNullable<HttpServerComponents['requests']>, path: string, res: ServerResponse): void {
+  requests.inc({ route: routeLabel(path), code: res.headersSent ? String(res.statusCode) : '499', model: modelLabel(res) })
 }

@@ -14,7 +14,7 @@ import type { Membership } from '../../mesh/membership/service.ts'
 import { Election, type ElectionEvents, type ElectionHeartbeat } from '../../mesh/election/service.ts'
 import { ElectionStore } from '../../mesh/election/storage.ts'
 import { LedgerReplica } from './ledger-replica.ts'
-import { BurstService, type LeaderGate, type RecordView } from './service.ts'
+import { BurstService, type BurstMetrics, type LeaderGate, type RecordView } from './service.ts'
 import { Ctl, CtlError, type CtlRequest } from '../../mesh/ctl/rpc.ts'
 import { buildProviders } from './providers.ts'
 import { retireReason } from '../burst-node/retire.ts'
@@ -58,6 +58,7 @@ export interface CoordinationComponents {
   retire: (reason: string) => void
   /** Requests in flight here, and when the last one started or ended. */
   activity: () => { busy: number, lastAt: number }
+  metrics?: BurstMetrics
 }
 
 /** What the daemon hands over; `Coordination.create` builds the concrete parts from it. */
@@ -71,6 +72,8 @@ export interface CoordinationDeps {
   activity: CoordinationComponents['activity']
   /** Whether this node was told of peers (bootstrap, join, remembered). */
   knowsPeers: () => boolean
+  /** Counters for the leader's decisions and launches (daemon/leader/metrics.ts). */
+  metrics?: BurstMetrics
 }
 
 export interface ElectionStatus {
@@ -122,7 +125,8 @@ export class Coordination implements Startable {
       log: deps.log,
       drain: deps.drain,
       retire: deps.retire,
-      activity: deps.activity
+      activity: deps.activity,
+      ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {})
     })
   }
 
@@ -143,7 +147,8 @@ export class Coordination implements Startable {
         membership: components.membership,
         providers: components.providers,
         ctl: this.ctl,
-        log: components.log.child({ svc: 'leader' })
+        log: components.log.child({ svc: 'leader' }),
+        ...(components.metrics !== undefined ? { metrics: components.metrics } : {})
       })
       // Only the leader runs the cycle: becoming leader starts it, losing it stops it.
       election.on('leader:change', (leader) => {

@@ -15,11 +15,18 @@
  * idempotent). Outcomes go to `record`; the caller commits them.
  */
 import { isInsufficientCapacityError, type Offering, type Provider } from '../../providers/types.ts'
-import { createdOutcomes, launchFailedOutcome, launchRequest, type LaunchAction, type LedgerEntry, type Policy } from './index.ts'
+import { createdOutcomes, errorCode, launchFailedOutcome, launchRequest, type LaunchAction, type LedgerEntry, type Policy } from './index.ts'
 
 export interface LauncherLog {
   info: (o: object, msg: string) => void
   warn: (o: object, msg: string) => void
+}
+
+/** Counts provider create calls (meshd_burst_launches_total, meshd_burst_launch_failures_total). */
+export interface LaunchCounters {
+  launched: (provider: string) => void
+  /** `error` is outcomes.ts' errorCode: a fixed set of kinds. */
+  failed: (provider: string, error: string) => void
 }
 
 export interface Launcher {
@@ -37,6 +44,7 @@ export interface Launcher {
   /** A create that takes longer is abandoned (recorded as a failure of that offering); none when absent. */
   timeoutMs?: number
   log?: LauncherLog
+  counters?: LaunchCounters
 }
 
 /** Runs one launch action to its outcome. Never throws: every failure is an outcome (or nothing to record). */
@@ -51,11 +59,13 @@ export async function launch (a: LaunchAction, l: Launcher): Promise<void> {
       const req = launchRequest(a, offering, l.policy, l.peers)
       const created = provider.create(req)
       const inst = await (l.timeoutMs === undefined ? created : withTimeout(created, l.timeoutMs, `create ${a.key}`))
+      l.counters?.launched(provider.name)
       l.log?.info({ key: a.key, provider: provider.name, id: inst.id, reason: a.reason }, `launched ${a.key} on ${provider.name}`)
       l.record(createdOutcomes(a.key, inst, offering, refused, l.term, l.now()))
       return
     } catch (err) {
       last = err
+      l.counters?.failed(provider.name, errorCode(err))
       if (!isInsufficientCapacityError(err)) break
       refused.push(offering)
     }

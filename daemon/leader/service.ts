@@ -16,11 +16,11 @@
 import {
   decide, memoryFor, observeMember, projectedPerHour, spend, terminateOutcome,
   getRecord, type Action, type Answer, type BurstRequest, type LeaderMemory, type LedgerEntry, type Policy, type ProviderListing,
-  type TerminateRequest
+  type TerminateRequest, type DecisionTally
 } from './index.ts'
 import { isNotFoundError, type Offering, type Provider } from '../../providers/types.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
-import { launch, withTimeout } from './launcher.ts'
+import { launch, withTimeout, type LaunchCounters } from './launcher.ts'
 import { ledgerCommand, type LedgerReplica } from './ledger-replica.ts'
 import { CtlError, type Ctl } from '../../mesh/ctl/rpc.ts'
 
@@ -52,6 +52,12 @@ export interface BurstServiceComponents {
   /** Drains go to members over the control protocol. */
   ctl: Pick<Ctl, 'call'>
   log: { info: (o: object, msg: string) => void, warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
+  /** Decisions, once committed, and provider create calls are counted here (daemon/leader/metrics.ts). */
+  metrics?: BurstMetrics
+}
+
+export interface BurstMetrics extends LaunchCounters {
+  decided: (d: DecisionTally) => void
 }
 
 interface Waiter { resolve: (a: Answer) => void, reject: (e: Error) => void }
@@ -214,6 +220,7 @@ export class BurstService {
         return
       }
     }
+    for (const d of r.decisions) this.c.metrics?.decided(d)
     for (const a of r.answers) {
       const w = this.waiters.get(a.id)
       if (w !== undefined) { this.waiters.delete(a.id); w.resolve(a) }
@@ -244,7 +251,8 @@ export class BurstService {
         leading: () => this.c.election.isActingLeader(),
         record: (entries) => { outcomes.push(...entries) },
         timeoutMs: this.init.providerTimeoutMs ?? CALL_TIMEOUT_MS,
-        log: this.c.log
+        log: this.c.log,
+        ...(this.c.metrics !== undefined ? { counters: this.c.metrics } : {})
       })
       return outcomes
     }

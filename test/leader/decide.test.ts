@@ -11,17 +11,17 @@ const ws = (over: Parameters<typeof policy>[0] = {}): Harness =>
   new Harness(policy({ burst: { costBudget: 1 }, ...over }), [offering('workstation', 'local', 0.3)])
 
 t.test('manual burst: granted, cut, refused — the answer of `meshd burst --json`', async (t) => {
-  const rows: Array<{ name: string, h: () => Harness, req: { id: string, count: number, provider?: string, spot?: boolean }, decision: string, granted: number, reason: string | RegExp, provider: string | null }> = [
-    { name: 'granted', h: () => ws(), req: { id: 'r', count: 2 }, decision: 'granted', granted: 2, reason: 'within limits: 0.60/h of cost_budget 1.00/h, 2 of max_cloud_instances 20', provider: 'workstation' },
-    { name: 'cut by the budget', h: () => ws(), req: { id: 'r', count: 5 }, decision: 'cut', granted: 3, reason: 'cost_budget 1.00/h allows 3 at 0.30/h', provider: 'workstation' },
-    { name: 'cut by max_cloud_instances', h: () => ws({ burst: { costBudget: 10, maxCloudInstances: 2 } }), req: { id: 'r', count: 5 }, decision: 'cut', granted: 2, reason: 'max_cloud_instances 2 allows 2', provider: 'workstation' },
-    { name: "cut by the provider's max_instances", h: () => ws({ burst: { costBudget: 10 } }), req: { id: 'r', count: 5 }, decision: 'cut', granted: 4, reason: 'workstation max_instances 4 allows 4', provider: 'workstation' },
-    { name: 'refused: budget', h: () => ws({ burst: { costBudget: 0.2 } }), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: 'cost_budget 0.20/h allows 0 at 0.30/h', provider: null },
-    { name: 'refused: max_cloud_instances 0', h: () => ws({ burst: { maxCloudInstances: 0 } }), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: 'max_cloud_instances 0 allows 0', provider: null },
-    { name: 'refused: no such provider', h: () => ws(), req: { id: 'r', count: 1, provider: 'gcp' }, decision: 'refused', granted: 0, reason: 'no provider named gcp (have workstation)', provider: null },
-    { name: 'refused: no provider at all', h: () => new Harness(policy({ providers: [] }), []), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: "no provider configured (the leader's config has no `providers:`)", provider: null },
-    { name: 'refused: --spot and no spot', h: () => ws(), req: { id: 'r', count: 1, spot: true }, decision: 'refused', granted: 0, reason: 'no spot offering available', provider: null },
-    { name: 'refused: a bad count', h: () => ws(), req: { id: 'r', count: 0 }, decision: 'refused', granted: 0, reason: /^count must be a whole number/, provider: null }
+  const rows: Array<{ name: string, h: () => Harness, req: { id: string, count: number, provider?: string, spot?: boolean }, decision: string, granted: number, reason: string | RegExp, provider: string | null, kind: string }> = [
+    { name: 'granted', h: () => ws(), req: { id: 'r', count: 2 }, decision: 'granted', granted: 2, reason: 'within limits: 0.60/h of cost_budget 1.00/h, 2 of max_cloud_instances 20', provider: 'workstation', kind: 'within_limits' },
+    { name: 'cut by the budget', h: () => ws(), req: { id: 'r', count: 5 }, decision: 'cut', granted: 3, reason: 'cost_budget 1.00/h allows 3 at 0.30/h', provider: 'workstation', kind: 'cost_budget' },
+    { name: 'cut by max_cloud_instances', h: () => ws({ burst: { costBudget: 10, maxCloudInstances: 2 } }), req: { id: 'r', count: 5 }, decision: 'cut', granted: 2, reason: 'max_cloud_instances 2 allows 2', provider: 'workstation', kind: 'max_cloud_instances' },
+    { name: "cut by the provider's max_instances", h: () => ws({ burst: { costBudget: 10 } }), req: { id: 'r', count: 5 }, decision: 'cut', granted: 4, reason: 'workstation max_instances 4 allows 4', provider: 'workstation', kind: 'max_instances' },
+    { name: 'refused: budget', h: () => ws({ burst: { costBudget: 0.2 } }), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: 'cost_budget 0.20/h allows 0 at 0.30/h', provider: null, kind: 'cost_budget' },
+    { name: 'refused: max_cloud_instances 0', h: () => ws({ burst: { maxCloudInstances: 0 } }), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: 'max_cloud_instances 0 allows 0', provider: null, kind: 'max_cloud_instances' },
+    { name: 'refused: no such provider', h: () => ws(), req: { id: 'r', count: 1, provider: 'gcp' }, decision: 'refused', granted: 0, reason: 'no provider named gcp (have workstation)', provider: null, kind: 'invalid_request' },
+    { name: 'refused: no provider at all', h: () => new Harness(policy({ providers: [] }), []), req: { id: 'r', count: 1 }, decision: 'refused', granted: 0, reason: "no provider configured (the leader's config has no `providers:`)", provider: null, kind: 'no_offering' },
+    { name: 'refused: --spot and no spot', h: () => ws(), req: { id: 'r', count: 1, spot: true }, decision: 'refused', granted: 0, reason: 'no spot offering available', provider: null, kind: 'no_offering' },
+    { name: 'refused: a bad count', h: () => ws(), req: { id: 'r', count: 0 }, decision: 'refused', granted: 0, reason: /^count must be a whole number/, provider: null, kind: 'invalid_request' }
   ]
   for (const r of rows) {
     const h = r.h()
@@ -39,6 +39,7 @@ t.test('manual burst: granted, cut, refused — the answer of `meshd burst --jso
     t.equal(out.lines.length, 1, `${r.name}: one log line`)
     t.match(out.lines[0], new RegExp(`^burst d1-\\d+ request r: requested ${r.req.count}.* → ${r.decision}`), `${r.name}: the line says what was asked and decided`)
     t.ok(h.ledger.decisions[out.ledger.requests.r!], `${r.name}: the decision is recorded, refusals too`)
+    t.same(out.decisions, [{ kind: 'burst', outcome: r.decision, reason: r.kind }], `${r.name}: counted as ${r.decision} by ${r.kind} (a fixed set, for the metric's label)`)
   }
 })
 
@@ -190,10 +191,14 @@ t.test('manual terminate: least useful first, drained before terminated', async 
   t.equal(a.reason, 'least useful first: d1-5-0 (not serving yet, 0.30/h), d1-3-0 (idle, 0.90/h), d1-1-1 (idle, 0.30/h)')
   t.same(r.actions.map((x) => [x.op, x.key]), [['terminate', 'd1-5-0'], ['drain', 'd1-3-0'], ['drain', 'd1-1-1']], 'the pending one is terminated at once, the serving ones drained')
   t.match(r.lines.find((l) => l.startsWith('terminate')), /^terminate d1-\d+ request t: --count 3 → granted 3: .*; terminate d1-5-0, drain d1-3-0, drain d1-1-1$/)
+  t.match(r.decisions.find((d) => d.kind === 'terminate'), { outcome: 'granted', reason: 'requested' }, 'counted: granted as asked')
   const all = h.decide(T0 + 6 * MIN, { members, terminate: [{ id: 'u', all: true }] })
   t.match(all.answers[0], { requested: 1, granted: 1, decision: 'granted', instances: ['d1-1-0'] }, '--all: what is left (draining ones are already going)')
   const none = h.decide(T0 + 7 * MIN, { members, terminate: [{ id: 'v', count: 2 }] })
   t.match(none.answers[0], { decision: 'refused', reason: 'no burst instances live' })
+  t.match(none.decisions.find((d) => d.kind === 'terminate'), { outcome: 'refused', reason: 'nothing_to_terminate' }, 'counted: nothing to terminate')
+  const bad = h.decide(T0 + 8 * MIN, { members, terminate: [{ id: 'w', count: 1, provider: 'gcp' }] })
+  t.match(bad.decisions.find((d) => d.kind === 'terminate'), { outcome: 'refused', reason: 'invalid_request' }, 'counted: an unknown provider is the request\'s fault')
 })
 
 t.test('reconciliation: adopt, recover a lost launch, vanish, reopen, duplicate', async (t) => {
@@ -246,6 +251,7 @@ t.test('the budget: prices rise, the dearest are shed at once; an adopted orphan
   t.equal(r.entries.filter((e) => e.type === 'instance.price').length, 3, 're-priced')
   t.equal(r.actions.filter((a) => a.op === 'terminate').length, 1)
   t.match(r.lines[0], /cost_budget 1.00\/h exceeded by live burst capacity at 1.35\/h: shed 1, most expensive first, to 0.90\/h/)
+  t.same(r.decisions, [{ kind: 'tick', outcome: 'acted', reason: 'cost_budget' }], 'the tick that shed is counted under cost_budget, not as routine upkeep')
   const orphan: Instance = { id: 'i-o', key: 'someone-else', provider: 'aws', region: 'us-east-1', zone: 'us-east-1a', instanceType: 'c7a.4xlarge', spot: true, state: 'running', launchedAt: T0, pricePerHour: 0.45 }
   const s = h.decide(T0 + 2 * MIN, { listings: [{ provider: 'aws', at: T0 + 2 * MIN, instances: [orphan] }] })
   t.ok(s.budget.projectedPerHour <= 1, `after adopting it, still within the budget (${s.budget.projectedPerHour})`)

@@ -64,7 +64,8 @@ class WatchedProvider extends FakeProvider {
 
 const spot = (zone: string): Offering => offering('aws', 'aws', 0.2, { zone, instanceType: 'c7a.4xlarge', spot: true })
 
-function setup (): { service: BurstService, gate: Gate, aws: WatchedProvider, ledger: LedgerReplica } {
+function setup (): { service: BurstService, gate: Gate, aws: WatchedProvider, ledger: LedgerReplica, counted: string[] } {
+  const counted: string[] = []
   const ledger = new LedgerReplica(quiet)
   const gate = new Gate(ledger)
   const aws = new WatchedProvider({ name: 'aws', kind: 'aws', cluster: 'test', offerings: [spot('us-east-1a'), spot('us-east-1b')], now: Date.now })
@@ -76,9 +77,14 @@ function setup (): { service: BurstService, gate: Gate, aws: WatchedProvider, le
     membership: { members: () => [] },
     providers: new Map([['aws', aws]]),
     ctl: { call: async () => { throw new Error('no members in this test') } },
-    log: quiet
+    log: quiet,
+    metrics: {
+      decided: (d) => { counted.push(`decided ${d.kind} ${d.outcome} ${d.reason}`) },
+      launched: (p) => { counted.push(`launched ${p}`) },
+      failed: (p, error) => { counted.push(`failed ${p} ${error}`) }
+    }
   })
-  return { service, gate, aws, ledger }
+  return { service, gate, aws, ledger, counted }
 }
 
 const entriesOf = (gate: Gate, type: LedgerEntry['type']): LedgerEntry[] => gate.committed.flat().filter((e) => e.type === type)
@@ -97,7 +103,7 @@ t.test('decide → commit → act: every create comes after its intent is commit
 })
 
 t.test('a failed provider call is recorded as a failure, nothing lost', async (t) => {
-  const { service, gate, aws, ledger } = setup()
+  const { service, gate, aws, ledger, counted } = setup()
   t.teardown(() => { service.stop() })
   aws.failNext('create', new QuotaError('aws', 'vCPU quota exceeded'))
   const answer = await service.request({ kind: 'burst', body: { id: 'r1', count: 1 } })
@@ -109,6 +115,7 @@ t.test('a failed provider call is recorded as a failure, nothing lost', async (t
   t.match(failed, { error: { code: 'quota' }, reason: /vCPU quota exceeded/ }, 'the failure says why')
   t.equal(aws.alive().length, 0, 'nothing runs')
   t.equal(aws.callsOf('create').length, 1, 'a quota error is not retried on the fallback')
+  t.same(counted, ['decided burst granted within_limits', 'failed aws quota'], 'counted: the decision once committed, the failure by provider and error kind')
 })
 
 t.test('a lease lost after the decision commits: no provider call', async (t) => {
@@ -150,7 +157,7 @@ t.test('a lease lost between two offerings: no fallback is tried', async (t) => 
 })
 
 t.test('with the lease, a capacity error falls back to the other zone and records both', async (t) => {
-  const { service, gate, aws, ledger } = setup()
+  const { service, gate, aws, ledger, counted } = setup()
   t.teardown(() => { service.stop() })
   aws.failNext('create', new InsufficientCapacityError('aws', 'no spot capacity'))
   const answer = await service.request({ kind: 'burst', body: { id: 'r1', count: 1 } })
@@ -162,4 +169,5 @@ t.test('with the lease, a capacity error falls back to the other zone and record
   const launched = entriesOf(gate, 'instance.launched')[0] as LaunchedEntry
   t.match(launched, { key, refused: [/us-east-1/] }, 'the refused offering is recorded with the launch')
   t.not(launched.offering?.zone, intent.offering.zone, 'launched in the other zone')
+  t.same(counted, ['decided burst granted within_limits', 'failed aws insufficient_capacity', 'launched aws'], 'counted: each create call, the refused one too')
 })

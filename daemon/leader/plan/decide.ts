@@ -43,7 +43,7 @@ import { describeSlots, handleBurst, handleTerminate, heldOf, placementOf, type 
 import { monthStartUtc, spend, type Spend } from '../ledger/spend.ts'
 import { leastUseful, victimOf } from './victims.ts'
 import { act, drain, emit, launch, record, setState, terminate, type Work } from './work.ts'
-import type { Action, Answer, Observations, Policy, ProviderListing } from './types.ts'
+import { DECISION_REASONS, type Action, type Answer, type DecisionReason, type DecisionTally, type Observations, type Policy, type ProviderListing } from './types.ts'
 
 export interface BudgetSummary {
   costBudget: number
@@ -65,6 +65,8 @@ export interface DecideResult {
   answers: Answer[]
   /** One human-readable line per decision. */
   lines: string[]
+  /** Every decision recorded in `entries`, with its outcome and reason kind (for metrics). */
+  decisions: DecisionTally[]
   /** Hand to the next decide() call of this term. */
   memory: LeaderMemory
   /** The ledger as it will be once `entries` are applied. */
@@ -99,7 +101,7 @@ export function decide (input: DecideInput): DecideResult {
   // would be refused everywhere.
   if (term < ledger.term) {
     const waiting = `term ${term} is older than the ledger's ${ledger.term}: no longer the leader`
-    return { entries: [], actions: [], answers: [], lines: [waiting], memory: mem, ledger, waiting, auto: null, budget: summary(ledger, policy, now) }
+    return { entries: [], actions: [], answers: [], lines: [waiting], decisions: [], memory: mem, ledger, waiting, auto: null, budget: summary(ledger, policy, now) }
   }
 
   // One decision in flight: deciding again on a ledger that does not yet show
@@ -108,7 +110,7 @@ export function decide (input: DecideInput): DecideResult {
     const missing = mem.awaiting.ids.filter((id) => own(ledger.decisions, id) === undefined)
     if (missing.length > 0 && now - mem.awaiting.since < policy.burst.actionRetryMs) {
       const waiting = `waiting for ${missing.join(', ')} to commit before deciding again`
-      return { entries: [], actions: [], answers: [], lines: [waiting], memory: mem, ledger, waiting, auto: null, budget: summary(ledger, policy, now) }
+      return { entries: [], actions: [], answers: [], lines: [waiting], decisions: [], memory: mem, ledger, waiting, auto: null, budget: summary(ledger, policy, now) }
     }
     mem.awaiting = null
   }
@@ -117,7 +119,7 @@ export function decide (input: DecideInput): DecideResult {
   const clean = sanitize(input.prices, input.observations.listings)
   const prices = clean.prices
   const observations: Observations = { ...input.observations, listings: clean.listings }
-  const w: Work = { term, now, ledger, entries: [], actions: [], memory: mem, notes: clean.notes, seq: Math.max(ledger.seq, mem.nextSeq) }
+  const w: Work = { term, now, ledger, entries: [], actions: [], memory: mem, notes: clean.notes, seq: Math.max(ledger.seq, mem.nextSeq), decisions: [], causes: new Set() }
   const tick = { id: `d${term}-${w.seq}`, seq: w.seq, ordinal: 0 }
   w.seq += 1
   const index = indexMembers(observations.members)
@@ -145,6 +147,7 @@ export function decide (input: DecideInput): DecideResult {
     const line = `tick ${tick.id}: ${w.notes.join('; ')}; live ${perHour(projectedPerHour(w.ledger))} of cost_budget ${perHour(policy.burst.costBudget)}, ${liveRecords(w.ledger).length} of max_cloud_instances ${policy.burst.maxCloudInstances}`
     if (upkeepEntries > 0) {
       emit(w, { type: 'decision', id: tick.id, seq: tick.seq, kind: 'tick', requestId: null, answer: null, reason: w.notes.join('; '), line })
+      w.decisions.push({ kind: 'tick', outcome: 'acted', reason: tickReason(w.causes) })
       decided.push(tick.id)
     }
     lines.unshift(line)
@@ -153,7 +156,12 @@ export function decide (input: DecideInput): DecideResult {
   mem.nextSeq = w.seq
   mem.awaiting = decided.length > 0 ? { ids: decided, since: now } : null
   prune(mem, new Set(records(w.ledger).filter((r) => !isFinished(r)).map((r) => r.key)))
-  return { entries: w.entries, actions: w.actions, answers, lines, memory: mem, ledger: w.ledger, waiting: null, auto, budget: summary(w.ledger, policy, now) }
+  return { entries: w.entries, actions: w.actions, answers, lines, decisions: w.decisions, memory: mem, ledger: w.ledger, waiting: null, auto, budget: summary(w.ledger, policy, now) }
+}
+
+/** A tick's reason kind: the first of what its upkeep did, in DECISION_REASONS order (a budget shed before anything routine). */
+function tickReason (causes: ReadonlySet<DecisionReason>): DecisionReason {
+  return DECISION_REASONS.find((r) => causes.has(r)) ?? 'upkeep'
 }
 
 /** 6. Manual requests, terminations first, in order; a request id seen twice gets the first answer. */
@@ -368,11 +376,13 @@ function shedOverBudget (w: Work, policy: Policy): void {
   if (s.reason === null) return
   for (const key of s.keys) terminate(w, key, `${s.reason}: ${key} at ${perHour(record(w, key).pricePerHour)}`)
   w.notes.push(`${s.reason} (${s.keys.join(', ')})`)
+  w.causes.add('cost_budget')
 }
 
 function drainOverCount (w: Work, policy: Policy, index: MemberIndex): void {
   const over = (rs: InstanceRecord[], max: number, what: string): void => {
     if (rs.length <= max) return
+    w.causes.add(what === 'max_cloud_instances' ? 'max_cloud_instances' : 'max_instances')
     const victims = leastUseful(rs.map((r) => victimOf(r, index)), rs.length - max)
     for (const v of victims) {
       const r = record(w, v.key)
@@ -401,6 +411,7 @@ function switchBackToSpot (w: Work, c: RequestContext, tick: { id: string, ordin
       if (replacement.state === 'ready') {
         const how = drain(w, f.key, memberOf(c.index, f), c.policy.burst, `spot replacement ${replacement.key} is ready: back to spot (dynamic_ondemand_fallback)`)
         w.notes.push(`${how} fallback ${f.key} (spot ${replacement.key} ready)`)
+        w.causes.add('spot_return')
       }
       continue
     }
@@ -412,6 +423,7 @@ function switchBackToSpot (w: Work, c: RequestContext, tick: { id: string, ordin
     emit(w, { type: 'instance.intent', key, decisionId: tick.id, offering: slot.offering, pricePerHour: slot.offering.pricePerHour, fallback: false, replaces: f.key, reason })
     launch(w, key, slot.offering, slot.fallbacks, reason)
     w.notes.push(`launch ${key} to replace fallback ${f.key} (${describeSlots([slot])})`)
+    w.causes.add('spot_return')
   }
 }
 
@@ -447,12 +459,14 @@ function autoscaleTick (w: Work, c: RequestContext, tick: { id: string, ordinal:
       emit(w, { type: 'instance.intent', key, decisionId: tick.id, offering: s.offering, pricePerHour: s.offering.pricePerHour, fallback: s.fallback, reason: why })
       launch(w, key, s.offering, s.fallbacks, why)
     })
+    if (alloc.slots.length > 0) w.causes.add('autoscale')
     const cut = alloc.slots.length < a.desired - serving.length ? ` — ${alloc.reason}` : ''
     w.notes.push(`${a.reason}: launch ${alloc.slots.length}${alloc.slots.length > 0 ? ` (${describeSlots(alloc.slots)})` : ''}${cut}`)
   } else if (a.direction === 'down') {
     const victims = leastUseful(serving.map((r) => victimOf(r, c.index)), serving.length - a.desired)
     const done = victims.map((v) => `${drain(w, v.key, memberOf(c.index, record(w, v.key)), c.policy.burst, `${a.reason}; ${v.why}`)} ${v.key}`)
     w.notes.push(`${a.reason}: ${done.join(', ')}`)
+    if (victims.length > 0) w.causes.add('autoscale')
   }
   return a
 }

@@ -58,8 +58,11 @@ export function createdOutcomes (key: string, instance: Instance, used: Offering
   return [launched, { v: LEDGER_VERSION, type: 'instance.vanished', term, at, key, reason: `${instance.id} was already terminated when its launch was confirmed` }]
 }
 
+/** Every code errorCode returns. */
+export const ERROR_CODES = ['insufficient_capacity', 'quota', 'provider_unavailable', 'not_found', 'error'] as const
+
 /** A short code for the ledger: what kind of failure it was. */
-export function errorCode (e: unknown): string {
+export function errorCode (e: unknown): typeof ERROR_CODES[number] {
   if (isInsufficientCapacityError(e)) return 'insufficient_capacity'
   if (isQuotaError(e)) return 'quota'
   if (isProviderUnavailableError(e)) return 'provider_unavailable'

@@ -6,7 +6,7 @@
  * changes with the same id).
  */
 import { offeringId } from '../../../providers/types.ts'
-import { allocate, type Slot } from './allocate.ts'
+import { allocate, type Allocation, type Slot } from './allocate.ts'
 import { limitsOf, type Held } from './budget.ts'
 import { answerFor, liveRecords, mayBill, records, capacityRefused, type LedgerState } from '../ledger/ledger.ts'
 import { requestIdPattern } from '../ledger/entries.ts'
@@ -15,7 +15,7 @@ import { memberOf, staticReplicas, type MemberIndex } from './observe.ts'
 import type { PlacementContext } from './placement.ts'
 import { leastUseful, victimOf } from './victims.ts'
 import { canDrain, drain, emit, launch, nextDecisionId, type Work } from './work.ts'
-import type { Answer, BurstRequest, MemberObservation, Policy, TerminateRequest } from './types.ts'
+import type { Answer, BurstRequest, DecisionReason, MemberObservation, Policy, TerminateRequest } from './types.ts'
 import type { Offering } from '../../../providers/types.ts'
 
 /** Most replicas one request may ask for: a typo guard, far above any max_cloud_instances in use. */
@@ -77,8 +77,15 @@ function verdict (requested: number, granted: number): Answer['decision'] {
   return granted === 0 ? 'refused' : granted < requested ? 'cut' : 'granted'
 }
 
-function record (w: Work, kind: 'burst' | 'terminate', requestId: string, answer: Answer, line: string, decision: { id: string, seq: number }): void {
+function record (w: Work, kind: 'burst' | 'terminate', requestId: string, answer: Answer, line: string, decision: { id: string, seq: number }, reason: DecisionReason): void {
   emit(w, { type: 'decision', id: decision.id, seq: decision.seq, kind, requestId, answer, reason: answer.reason, line })
+  w.decisions.push({ kind, outcome: answer.decision, reason })
+}
+
+/** The reason kind of an allocation that stopped short (or not). */
+function allocationReason (a: Allocation): DecisionReason {
+  if (a.binding !== null) return a.binding.kind
+  return a.none !== null ? 'no_offering' : 'within_limits'
 }
 
 export interface Handled {
@@ -102,20 +109,22 @@ export function handleBurst (w: Work, c: RequestContext, req: BurstRequest): Han
   const d = nextDecisionId(w)
   const count = req.count
   const base = { id: req.id, requested: Number.isInteger(count) && count >= 0 ? count : 0, provider: null, instances: [] }
-  const refuse = (reason: string): Handled => {
+  const refuse = (reason: string, kind: DecisionReason): Handled => {
     const answer: Answer = { ...base, granted: 0, decision: 'refused', reason }
     const line = `burst ${d.id} request ${req.id}: requested ${String(count)}${want(req)} → refused: ${reason}`
-    record(w, 'burst', req.id, answer, line, d)
+    record(w, 'burst', req.id, answer, line, d, kind)
     return { answer, line }
   }
-  if (!Number.isInteger(count) || count < 1 || count > MAX_REQUEST_COUNT) return refuse(`count must be a whole number from 1 to ${MAX_REQUEST_COUNT}, got ${String(count)}`)
+  if (!Number.isInteger(count) || count < 1 || count > MAX_REQUEST_COUNT) return refuse(`count must be a whole number from 1 to ${MAX_REQUEST_COUNT}, got ${String(count)}`, 'invalid_request')
 
   const limits = limitsOf(c.policy)
   const wanted: { provider?: string, spot?: boolean } = {}
   if (req.provider !== undefined) wanted.provider = req.provider
   if (req.spot !== undefined) wanted.spot = req.spot
   const alloc = allocate(count, placementOf(w, c), wanted, heldOf(w.ledger), limits)
-  if (alloc.slots.length === 0) return refuse(alloc.reason)
+  // Asking for a provider the config does not have is the request's fault, not the offerings'.
+  const unknownProvider = req.provider !== undefined && !c.policy.providers.some((p) => p.name === req.provider)
+  if (alloc.slots.length === 0) return refuse(alloc.reason, unknownProvider ? 'invalid_request' : allocationReason(alloc))
 
   const keys = alloc.slots.map((_, i) => `${d.id}-${i}`)
   const providers = [...new Set(alloc.slots.map((s) => s.offering.provider))]
@@ -125,7 +134,7 @@ export function handleBurst (w: Work, c: RequestContext, req: BurstRequest): Han
   if (fallbacks > 0) reason += `; ${fallbacks} on on-demand: spot unavailable (dynamic_ondemand_fallback)`
   const answer: Answer = { ...base, granted: alloc.slots.length, decision, reason, provider: providers.join('+'), instances: keys }
   const line = `burst ${d.id} request ${req.id}: requested ${count}${want(req)} → ${decision} ${alloc.slots.length}: ${reason}; ${describeSlots(alloc.slots)}; keys ${keys.join(' ')}`
-  record(w, 'burst', req.id, answer, line, d)
+  record(w, 'burst', req.id, answer, line, d, allocationReason(alloc))
   alloc.slots.forEach((s, i) => {
     const key = keys[i]!
     const why = `request ${req.id}: ${s.base ? 'on-demand base (base_ondemand_fallback_replicas)' : s.fallback ? 'on-demand fallback: spot unavailable' : `${priceRange([s.offering.pricePerHour])}, cheapest with room`}`
@@ -144,22 +153,22 @@ export function handleTerminate (w: Work, c: RequestContext, req: TerminateReque
   const all = req.all === true
   const what = all ? '--all' : `--count ${String(req.count)}`
   const scope = req.provider === undefined ? '' : ` --provider ${req.provider}`
-  const finish = (answer: Answer, detail: string): Handled => {
+  const finish = (answer: Answer, detail: string, kind: DecisionReason): Handled => {
     const line = `terminate ${d.id} request ${req.id}: ${what}${scope} → ${answer.decision} ${answer.granted}: ${answer.reason}${detail}`
-    record(w, 'terminate', req.id, answer, line, d)
+    record(w, 'terminate', req.id, answer, line, d, kind)
     return { answer, line }
   }
-  const refused = (requested: number, reason: string): Handled => finish({ id: req.id, requested, granted: 0, decision: 'refused', reason, provider: null, instances: [] }, '')
+  const refused = (requested: number, reason: string, kind: DecisionReason): Handled => finish({ id: req.id, requested, granted: 0, decision: 'refused', reason, provider: null, instances: [] }, '', kind)
 
   if (!all && (req.count === undefined || !Number.isInteger(req.count) || req.count < 1 || req.count > MAX_REQUEST_COUNT)) {
-    return refused(0, `count must be a whole number from 1 to ${MAX_REQUEST_COUNT}, or all`)
+    return refused(0, `count must be a whole number from 1 to ${MAX_REQUEST_COUNT}, or all`, 'invalid_request')
   }
   if (req.provider !== undefined && !c.policy.providers.some((p) => p.name === req.provider)) {
-    return refused(req.count ?? 0, `no provider named ${req.provider} (have ${c.policy.providers.map((p) => p.name).join(', ') || 'none'})`)
+    return refused(req.count ?? 0, `no provider named ${req.provider} (have ${c.policy.providers.map((p) => p.name).join(', ') || 'none'})`, 'invalid_request')
   }
   const candidates = liveRecords(w.ledger).filter((r) => r.state !== 'draining' && (req.provider === undefined || r.provider === req.provider))
   const requested = all ? candidates.length : req.count ?? 0
-  if (candidates.length === 0) return refused(requested, `no burst instances live${req.provider === undefined ? '' : ` on ${req.provider}`}`)
+  if (candidates.length === 0) return refused(requested, `no burst instances live${req.provider === undefined ? '' : ` on ${req.provider}`}`, 'nothing_to_terminate')
 
   const victims = leastUseful(candidates.map((r) => victimOf(r, c.index)), requested)
   const decision = verdict(requested, victims.length)
@@ -174,7 +183,7 @@ export function handleTerminate (w: Work, c: RequestContext, req: TerminateReque
     const m = memberOf(c.index, r)
     return { v, m, how: canDrain(r, m) ? 'drain' : 'terminate' }
   })
-  const result = finish(answer, `; ${plan.map((p) => `${p.how} ${p.v.key}`).join(', ')}`)
+  const result = finish(answer, `; ${plan.map((p) => `${p.how} ${p.v.key}`).join(', ')}`, decision === 'cut' ? 'nothing_to_terminate' : 'requested')
   for (const p of plan) drain(w, p.v.key, p.m, c.policy.burst, `request ${req.id}: ${p.v.why}`)
   return result
 }

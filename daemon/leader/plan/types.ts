@@ -187,3 +187,36 @@ export interface TerminateAction {
 }
 
 export type Action = LaunchAction | DrainAction | TerminateAction
+
+/**
+ * Why a decision came out as it did, as one of a fixed set (the reason text
+ * in the ledger and the log says the same in words): a metric label must not
+ * take free text.
+ */
+export const DECISION_REASONS = [
+  /** Granted in full, within every limit. */
+  'within_limits',
+  /** The limit that stopped it (or, on a tick, shed instances over it). */
+  'cost_budget', 'max_cloud_instances', 'max_instances',
+  /** No provider, or no offering available or with capacity left. */
+  'no_offering',
+  /** A count out of range, an unknown provider. */
+  'invalid_request',
+  /** A terminate with fewer (or no) burst instances live than asked. */
+  'nothing_to_terminate',
+  /** A terminate granted as asked. */
+  'requested',
+  /** Ticks: the autoscaler launched or drained; a spot replacement for an on-demand fallback; anything else the leader keeps up (reconciliation, lifecycle, prices). */
+  'autoscale', 'spot_return', 'upkeep'
+] as const
+export type DecisionReason = typeof DECISION_REASONS[number]
+
+/** The outcome of a recorded decision: a request's answer, or `acted` for one of the leader's own ticks. */
+export type DecisionOutcome = Answer['decision'] | 'acted'
+
+/** One recorded decision, as metrics count it. */
+export interface DecisionTally {
+  kind: 'burst' | 'terminate' | 'tick'
+  outcome: DecisionOutcome
+  reason: DecisionReason
+}

@@ -10,7 +10,7 @@ import type { Offering } from '../../../providers/types.ts'
 import { applyChecked, getRecord, type InstanceRecord, type LedgerState } from '../ledger/ledger.ts'
 import { MAX_TEXT, parseEntry, type LedgerEntry, type RecordState, type StateEntry } from '../ledger/entries.ts'
 import type { LeaderMemory } from './memory.ts'
-import type { Action, BurstPolicy, MemberObservation } from './types.ts'
+import type { Action, BurstPolicy, DecisionReason, DecisionTally, MemberObservation } from './types.ts'
 
 export interface Work {
   term: number
@@ -23,6 +23,10 @@ export interface Work {
   notes: string[]
   /** Next decision ordinal. */
   seq: number
+  /** Every decision recorded in this call, for metrics. */
+  decisions: DecisionTally[]
+  /** What the leader's own upkeep did this tick, as reason kinds (the tick's reason is the first in DECISION_REASONS order). */
+  causes: Set<DecisionReason>
 }
 
 export type EntryBody<T extends LedgerEntry> = T extends unknown ? Omit<T, 'v' | 'term' | 'at'> : never
