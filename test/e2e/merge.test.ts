@@ -8,7 +8,8 @@
  * The simulation (test/election/merge.test.ts) covers thousands of
  * interleavings; this checks the real thing end to end.
  *
- * MESHD_MERGE_ROUNDS=N for more rounds (default 4).
+ * E2E_MERGE_ROUNDS=N for more rounds (default 4; not MESHD_*: the daemons
+ * refuse unknown MESHD_ variables in their environment).
  */
 import t from 'tap'
 import { join } from 'node:path'
@@ -17,7 +18,7 @@ import { testCluster, writeSwarmKey } from '../helpers/daemon.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { statuses } from '../../daemon/localmesh/cluster.ts'
 
-const ROUNDS = Number(process.env.MESHD_MERGE_ROUNDS ?? 4)
+const ROUNDS = Number(process.env.E2E_MERGE_ROUNDS ?? 4)
 const AGREE_MS = 5000
 
 for (let round = 1; round <= ROUNDS; round++) {

@@ -437,3 +437,47 @@ t.test('a follower that wiped its log is caught up again from scratch, not probe
   b.advance(600)
   t.ok('index' in q && a.currentCommit >= q.index, 'and the group commits with it')
 })
+
+t.test('a follower stalled past its timeout reads the leader\'s queued append before it campaigns', async (t) => {
+  const b = three()
+  b.advance(1700)
+  t.same(b.leaders(), ['a'])
+  const c = b.get('c')
+  const heartbeat = b.sent.filter(m => m.type === 'append' && m.to === 'c').at(-1)!
+  // c's process hangs for 4 s; meanwhile the leader's append waits in its socket.
+  b.now += 4000
+  b.sent.length = 0
+  c.tick(b.now) // Node runs the overdue timer first...
+  t.equal(c.currentRole, 'follower', 'no pre-vote on the late tick')
+  t.same(c.ready().messages, [])
+  c.step(heartbeat, b.now) // ...then the queued I/O
+  t.equal(c.currentLeader, 'a')
+  c.tick(b.now + 260)
+  t.equal(c.currentRole, 'follower', 'the leader was heard: no campaign')
+})
+
+t.test('a follower stalled while the leader really died campaigns one grace later', async (t) => {
+  const b = three()
+  b.advance(1700)
+  b.nodes.delete('a')
+  const c = b.get('c')
+  b.now += 4000
+  c.tick(b.now)
+  t.equal(c.currentRole, 'follower', 'the late tick only grants a grace')
+  c.tick(b.now + 260)
+  t.equal(c.currentRole, 'precandidate', 'then it campaigns: at most half a heartbeat lost')
+})
+
+t.test('a leader stalled past check-quorum does not step down before reading the queued acks', async (t) => {
+  const b = three()
+  b.advance(1700)
+  const a = b.get('a')
+  b.settle()
+  b.now += 3000 // a hangs; its followers' acks would be queued, but none can come: it sent nothing
+  a.tick(b.now)
+  t.equal(a.currentRole, 'leader', 'the late tick sends a round instead of stepping down')
+  b.settle() // the round is answered
+  a.tick(b.now + 260)
+  t.equal(a.currentRole, 'leader')
+  t.ok(a.isActingLeader(b.now + 260), 'and the lease is live again from the answered round')
+})

@@ -19,6 +19,7 @@ import { ReplicationProgress } from './progress.ts'
 import { noLeaderReason } from './diagnosis.ts'
 import { countVotes } from './quorum.ts'
 import { electionTimeout, leaseMs, promiseMs, validateTiming, type Timing } from './timing.ts'
+import { stallGrace } from './stall.ts'
 import type {
   ConfigChange, Entry, HardState, Message, NoLeaderCode, ProposeConfigResult, ProposeResult, RaftStatus, Ready, Role
 } from './types.ts'
@@ -72,6 +73,8 @@ export class Raft {
   /** No vote (or pre-vote) is granted, to anyone or to ourselves, before this local time. */
   private voteFloor: number
   private electionDeadline: number
+  /** Leader: check-quorum waits until this local time after a stall of our own (tick). */
+  private quorumGraceUntil = -Infinity
   /** Failed pre-vote rounds in a row; paces the retries (see startPreVote). */
   private preVoteAttempts = 0
   /** Pre-vote or vote replies in the current campaign. */
@@ -140,8 +143,23 @@ export class Raft {
   /** Drives heartbeats, check-quorum and election timeouts. */
   tick (now: number): void {
     this.advanceClock(now)
+    // A tick far later than it was due means this process was stalled (a
+    // loaded host, a GC pause): Node runs the overdue timer before the
+    // messages that queued meanwhile, so what looks like the leader's (or a
+    // majority's) silence is most likely our own. Let those messages in
+    // first: one grace period, then the rules apply as usual (stall.ts).
+    const grace = stallGrace(this.role === 'leader' ? this.nextHeartbeatAt : this.electionDeadline, now, this.timing)
+    if (grace !== null) {
+      if (this.role === 'leader') {
+        this.quorumGraceUntil = now + grace
+        this.broadcast(now)
+      } else {
+        this.electionDeadline = now + grace
+      }
+      return
+    }
     if (this.role === 'leader') {
-      if (!this.hasRecentQuorum(now)) {
+      if (now >= this.quorumGraceUntil && !this.hasRecentQuorum(now)) {
         // Check-quorum: a leader cut off from a majority steps down so its
         // status says so and clients go elsewhere; safety does not depend
         // on it (the lease has expired by then anyway).
