@@ -90,3 +90,62 @@ export function yieldVerdict (ours: { group: string, voters: number } | null, ot
   if (best === null || !outranks(best, ours)) return { yield: false }
   return { yield: true, to: best.group, reason: `group ${best.group} (${best.voters} voters) outranks ours ${ours.group} (${ours.voters})` }
 }
+
+/**
+ * A fresh voter learns who else is out there for this long before it may
+ * bootstrap: members connected at start have sent a heartbeat by then
+ * (1 s), and every newly connected peer gets one at once.
+ */
+export const BOOTSTRAP_SETTLE_MS = 1500
+export const BOOTSTRAP_MAX_WAIT_MS = 15_000
+
+/**
+ * What a voter does with a Raft message from a member of group `from`:
+ * step it (same group), drop it (another group, or from a node in none), or,
+ * fresh itself, be adopted by that group (first append from its leader).
+ */
+export function admit (ours: string | null, voter: boolean, from: string | null, type: string): 'step' | 'drop' | 'adopt' {
+  if (from === null) return 'drop' // a fresh node takes part in nothing
+  if (ours === null) return voter && type === 'append' ? 'adopt' : 'drop'
+  return from === ours ? 'step' : 'drop'
+}
+
+/**
+ * The size of our group for yieldVerdict: the larger of what our own log's
+ * latest config holds and what our leader last announced. Every member of a
+ * group must reach the same verdict, and both numbers lag: a member's log
+ * may not hold the newest config yet, a heartbeat may predate it. Groups
+ * only grow while they merge, so the larger is the fresher.
+ */
+export function ourSize (self: { id: string, group: string, leader: string | null, voters: number }, others: readonly GroupView[]): number {
+  if (self.leader === null || self.leader === self.id) return self.voters
+  const l = others.find((o) => o.id === self.leader && o.alive && o.group === self.group && o.leader === o.id)
+  return Math.max(self.voters, l?.voters ?? 0)
+}
+
+/**
+ * Is our group beyond saving? When a majority of its voters announce another
+ * group, they have wiped what they held here and will not vote in it again: no leader can be elected or keep a lease, and the
+ * group would stay leaderless forever (issue 11: two leaders each added the
+ * same fresh voter; it went to one, the other waited for it for good). Its
+ * members leave it and are added, fresh, by a group in sight. A member that
+ * announces no group is not counted: its announcement may be older than its
+ * adoption.
+ */
+export function strandedVerdict (self: { id: string, group: string, voters: readonly string[] }, others: readonly GroupView[]): { stranded: false } | { stranded: true, reason: string } {
+  if (self.voters.length === 0) return { stranded: false }
+  const gone = self.voters.filter((v) => v !== self.id && others.some((o) => o.id === v && o.alive && o.group !== null && o.group !== self.group))
+  const stay = self.voters.length - gone.length
+  if (stay > self.voters.length / 2) return { stranded: false }
+  return { stranded: true, reason: `${gone.length} of ${self.voters.length} voters of group ${self.group} are in other groups (${gone.join(', ')}): it can never elect a leader` }
+}
+
+/** The voter a leader of `ours` adds next: alive, not yet a voter, and fresh or already in our group. */
+export function voterToAdd (ours: string, voters: readonly string[], others: readonly GroupView[]): string | null {
+  for (const o of others) {
+    if (!o.voter || !o.alive || voters.includes(o.id)) continue
+    if (o.group !== null && o.group !== ours) continue // it must yield first
+    return o.id
+  }
+  return null
+}

@@ -15,7 +15,7 @@ import type { Membership } from '../membership/service.ts'
 import type { MeshNode } from '../node.ts'
 import { ElectionStore } from './storage.ts'
 import { RaftTransport, type Envelope } from './transport.ts'
-import { bootstrapVerdict, yieldVerdict, type GroupView } from './group.ts'
+import { admit, ourSize, bootstrapVerdict, strandedVerdict, voterToAdd, yieldVerdict, BOOTSTRAP_MAX_WAIT_MS, BOOTSTRAP_SETTLE_MS, type GroupView } from './group.ts'
 import type { Startable } from '../startable.ts'
 
 export interface ElectionInit {
@@ -67,13 +67,6 @@ export class ProposalError extends Error {
 
 const TICK_MS = 50
 const HOUSEKEEPING_MS = 250
-/**
- * A fresh voter learns who else is out there for this long before it may
- * bootstrap: members connected at start have sent a heartbeat by then
- * (1 s), and every newly connected peer gets one at once.
- */
-const BOOTSTRAP_SETTLE_MS = 1500
-const BOOTSTRAP_MAX_WAIT_MS = 15_000
 
 interface Pending { index: number, term: number, resolve: () => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
 
@@ -197,15 +190,13 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
 
   private receive (env: Envelope): void {
     if (this.stopped) return
-    if (env.group === null) return // a fresh node takes part in nothing
-    if (this.group === null) {
+    const verdict = admit(this.group, this.init.voter, env.group, env.msg.type)
+    if (verdict === 'drop') return
+    if (verdict === 'adopt') {
       // A fresh node is adopted by the first group whose leader replicates to it.
-      if (env.msg.type !== 'append' || !this.init.voter) return
       this.group = env.group
       this.groupUnsaved = true
       this.c.log.info({ group: this.group, leader: env.msg.from }, 'election: joined a group')
-    } else if (env.group !== this.group) {
-      return
     }
     this.raft.step(env.msg, now())
     this.process()
@@ -306,7 +297,14 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
       return
     }
     const status = this.raft.status(t)
-    const y = yieldVerdict({ group: this.group, voters: status.voters.length }, others)
+    const stranded = strandedVerdict({ id: this.init.selfId, group: this.group, voters: status.voters }, others)
+    if (stranded.stranded) {
+      this.c.log.warn({ from: this.group, reason: stranded.reason }, 'election: our group can no longer elect a leader; leaving it to be added by another')
+      this.resetGroup()
+      return
+    }
+    const ours = { group: this.group, voters: ourSize({ id: this.init.selfId, group: this.group, leader: status.leader, voters: status.voters.length }, others) }
+    const y = yieldVerdict(ours, others)
     if (y.yield) {
       this.c.log.warn({ from: this.group, to: y.to, reason: y.reason }, 'election: two groups met; this one yields and rejoins the other')
       this.resetGroup()
@@ -318,14 +316,16 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
   /** The leader's care of the voter set: one change at a time. */
   private maintainVoters (voters: string[], others: GroupView[], t: number): void {
     const byId = new Map(this.c.membership.members().map((m) => [m.id, m]))
-    for (const o of others) {
-      if (!o.voter || !o.alive || voters.includes(o.id)) continue
-      if (o.group !== null && o.group !== this.group) continue // it must yield first
-      const r = this.raft.proposeConfig({ add: o.id }, now())
-      if (!('error' in r)) {
-        this.c.log.info({ voter: o.id }, 'election: adding a voter')
-        this.process()
+    const add = voterToAdd(this.group!, voters, others)
+    // Caught up first, added after: a voter that never answers (adopted by
+    // another group meanwhile) must not become one we need to elect a leader.
+    const caught = this.raft.catchUp(add, now())
+    if (add !== null) {
+      if (caught === 'caught_up') {
+        const r = this.raft.proposeConfig({ add }, now())
+        if (!('error' in r)) this.c.log.info({ voter: add }, 'election: adding a voter')
       }
+      this.process()
       return
     }
     for (const id of voters) {

@@ -3,7 +3,7 @@
  * tables over what heartbeats announce.
  */
 import t from 'tap'
-import { bootstrapVerdict, yieldVerdict, outranks, type GroupView, type SelfView } from '../../mesh/election/group.ts'
+import { admit, bootstrapVerdict, ourSize, outranks, strandedVerdict, voterToAdd, yieldVerdict, type GroupView, type SelfView } from '../../mesh/election/group.ts'
 
 const self = (over: Partial<SelfView> = {}): SelfView => ({ id: 'b', group: null, voters: 0, voter: true, startedAt: 0, ...over })
 const view = (over: Partial<GroupView>): GroupView => ({ id: 'x', group: null, leader: null, voters: 0, voter: true, alive: true, ...over })
@@ -46,4 +46,38 @@ t.test('merge: the smaller group yields; all its members agree', async (t) => {
   const aYields = yieldVerdict(A, [view({ id: 'lb', group: 'gb', leader: 'lb', voters: 2 })]).yield
   const bYields = yieldVerdict(B, [view({ id: 'la', group: 'ga', leader: 'la', voters: 2 })]).yield
   t.ok(aYields !== bYields, 'exactly one of two equal groups yields')
+})
+
+t.test('admit: same group steps, others drop, a fresh voter is adopted by the first append', async (t) => {
+  t.equal(admit('g', true, 'g', 'prevote'), 'step')
+  t.equal(admit('g', true, 'h', 'append'), 'drop')
+  t.equal(admit('g', true, null, 'append'), 'drop')
+  t.equal(admit(null, true, 'g', 'append'), 'adopt')
+  t.equal(admit(null, true, 'g', 'prevote'), 'drop', 'only a leader replicating to it adopts a fresh voter')
+  t.equal(admit(null, false, 'g', 'append'), 'drop', 'a non-voter is adopted by nobody')
+})
+
+t.test('voterToAdd: alive fresh voters or ours, never one of another group', async (t) => {
+  t.equal(voterToAdd('g', ['a'], [view({ id: 'b', group: 'h' }), view({ id: 'c' })]), 'c')
+  t.equal(voterToAdd('g', ['a'], [view({ id: 'b', group: 'g' })]), 'b', 'already adopted (a learner): still to add')
+  t.equal(voterToAdd('g', ['a', 'b'], [view({ id: 'b' }), view({ id: 'c', alive: false }), view({ id: 'd', voter: false })]), null)
+})
+
+t.test('ourSize: the fresher of our log and our leader\'s announcement', async (t) => {
+  const leader = view({ id: 'L', group: 'g', leader: 'L', voters: 2 })
+  t.equal(ourSize({ id: 'f', group: 'g', leader: 'L', voters: 1 }, [leader]), 2, 'a member still being caught up holds an older config')
+  t.equal(ourSize({ id: 'f', group: 'g', leader: 'L', voters: 3 }, [leader]), 3, 'a heartbeat older than our log')
+  t.equal(ourSize({ id: 'L', group: 'g', leader: 'L', voters: 2 }, [view({ id: 'X', group: 'g', leader: 'L', voters: 5 })]), 2, 'the leader counts its own log')
+  t.equal(ourSize({ id: 'f', group: 'g', leader: null, voters: 2 }, [leader]), 2)
+})
+
+t.test('strandedVerdict: a group whose majority went to other groups leaves', async (t) => {
+  const self = { id: 'c', group: 'gc', voters: ['c', 'b'] }
+  t.match(strandedVerdict(self, [view({ id: 'b', group: 'ga', leader: 'a' })]), { stranded: true }, 'the voter it added went to another group (issue 11)')
+  t.same(strandedVerdict(self, [view({ id: 'b', group: null })]), { stranded: false }, 'a member announcing no group may just be older news')
+  t.same(strandedVerdict(self, [view({ id: 'b', group: 'gc' })]), { stranded: false })
+  t.same(strandedVerdict(self, [view({ id: 'b', group: 'ga', alive: false })]), { stranded: false }, 'the dead do not count')
+  const five = { id: 'a', group: 'g', voters: ['a', 'b', 'c', 'd', 'e'] }
+  t.same(strandedVerdict(five, [view({ id: 'b', group: 'h' }), view({ id: 'c', group: 'h' })]), { stranded: false }, 'three of five still here')
+  t.match(strandedVerdict(five, [view({ id: 'b', group: 'h' }), view({ id: 'c', group: 'h' }), view({ id: 'd', group: 'k' })]), { stranded: true })
 })

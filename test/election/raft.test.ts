@@ -388,3 +388,96 @@ t.test('an entry of an earlier term is never committed by counting replicas (the
     t.equal(b.disk.get(id)!.applied.find(e => e.index === 2)?.data, 'y2', `${id} applied s5's entry at index 2`)
   }
 })
+
+t.test('catchUp: a server is replicated to as a non-voter, reported caught up once it answers, never counted before', async (t) => {
+  const b = new Bench()
+  const a = b.add('a', { bootstrap: ['a'] })
+  b.advance(2500)
+  t.equal(a.currentRole, 'leader')
+  b.add('x')
+  b.cut.add('a>x') // x cannot hear us yet
+  t.equal(a.catchUp('x', b.now), 'catching_up')
+  b.advance(3000)
+  t.equal(a.currentRole, 'leader', 'a learner that never answers does not cost the group its leader')
+  t.ok(a.isActingLeader(b.now), 'nor its lease: it is in no majority')
+  t.equal(a.catchUp('x', b.now), 'catching_up')
+  b.cut.clear()
+  b.advance(600)
+  t.equal(a.catchUp('x', b.now), 'caught_up')
+  t.same(b.get('x').logSlice().map(e => e.kind), ['config', 'noop'], 'the learner holds the log')
+  t.ok(!('error' in a.proposeConfig({ add: 'x' }, b.now)))
+  b.advance(600)
+  t.same(a.status(b.now).voters, ['a', 'x'])
+  t.equal(a.catchUp('x', b.now), 'no_change', 'a voter is not a learner')
+  t.equal(b.get('x').currentRole, 'follower')
+  t.equal(a.catchUp('y', b.now), 'catching_up')
+  t.equal(a.catchUp(null, b.now), 'no_change', 'null stops catching up')
+  t.equal(b.get('x').catchUp('y', b.now), 'not_leader')
+})
+
+t.test('a follower that wiped its log is caught up again from scratch, not probed above its log forever', async (t) => {
+  const b = new Bench()
+  const a = b.add('a', { bootstrap: ['a'] })
+  b.advance(2500)
+  b.add('x')
+  a.catchUp('x', b.now)
+  b.advance(600)
+  a.proposeConfig({ add: 'x' }, b.now)
+  b.advance(600)
+  const p = a.propose('before', b.now)
+  b.advance(600)
+  t.ok('index' in p && a.currentCommit >= p.index)
+  // x leaves the group and is adopted back with nothing (service.ts: a yield wipes the store).
+  b.disk.delete('x')
+  b.add('x')
+  b.advance(1000)
+  t.same(b.get('x').logSlice().map(e => e.data), a.logSlice().map(e => e.data), 'x holds the whole log again')
+  t.equal(a.currentRole, 'leader')
+  const q = a.propose('after', b.now)
+  b.advance(600)
+  t.ok('index' in q && a.currentCommit >= q.index, 'and the group commits with it')
+})
+
+t.test('a follower stalled past its timeout reads the leader\'s queued append before it campaigns', async (t) => {
+  const b = three()
+  b.advance(1700)
+  t.same(b.leaders(), ['a'])
+  const c = b.get('c')
+  const heartbeat = b.sent.filter(m => m.type === 'append' && m.to === 'c').at(-1)!
+  // c's process hangs for 4 s; meanwhile the leader's append waits in its socket.
+  b.now += 4000
+  b.sent.length = 0
+  c.tick(b.now) // Node runs the overdue timer first...
+  t.equal(c.currentRole, 'follower', 'no pre-vote on the late tick')
+  t.same(c.ready().messages, [])
+  c.step(heartbeat, b.now) // ...then the queued I/O
+  t.equal(c.currentLeader, 'a')
+  c.tick(b.now + 260)
+  t.equal(c.currentRole, 'follower', 'the leader was heard: no campaign')
+})
+
+t.test('a follower stalled while the leader really died campaigns one grace later', async (t) => {
+  const b = three()
+  b.advance(1700)
+  b.nodes.delete('a')
+  const c = b.get('c')
+  b.now += 4000
+  c.tick(b.now)
+  t.equal(c.currentRole, 'follower', 'the late tick only grants a grace')
+  c.tick(b.now + 260)
+  t.equal(c.currentRole, 'precandidate', 'then it campaigns: at most half a heartbeat lost')
+})
+
+t.test('a leader stalled past check-quorum does not step down before reading the queued acks', async (t) => {
+  const b = three()
+  b.advance(1700)
+  const a = b.get('a')
+  b.settle()
+  b.now += 3000 // a hangs; its followers' acks would be queued, but none can come: it sent nothing
+  a.tick(b.now)
+  t.equal(a.currentRole, 'leader', 'the late tick sends a round instead of stepping down')
+  b.settle() // the round is answered
+  a.tick(b.now + 260)
+  t.equal(a.currentRole, 'leader')
+  t.ok(a.isActingLeader(b.now + 260), 'and the lease is live again from the answered round')
+})

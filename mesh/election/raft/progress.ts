@@ -14,6 +14,8 @@ export interface Progress {
   match: number
   /** Local time of the latest reply in this term, for check-quorum. */
   lastAckAt: number
+  /** The round of the reply that last moved `match`: later rejections below it mean the follower lost its log. */
+  matchRound: number
 }
 
 /** A rejected append: where the follower's log stops matching ours, and its hint. */
@@ -48,14 +50,15 @@ export class ReplicationProgress {
   retarget (targets: ReadonlySet<string>, lastIndex: number, now: number): void {
     for (const peer of this.peers.keys()) if (!targets.has(peer)) this.peers.delete(peer)
     for (const peer of targets) {
-      if (!this.peers.has(peer)) this.peers.set(peer, { next: lastIndex + 1, match: 0, lastAckAt: now })
+      if (!this.peers.has(peer)) this.peers.set(peer, { next: lastIndex + 1, match: 0, lastAckAt: now, matchRound: 0 })
     }
   }
 
-  /** Records a success up to `matchIndex`; true when the match moved forward. */
-  matched (pr: Progress, matchIndex: number): boolean {
+  /** Records a success up to `matchIndex` (a reply to round `round`); true when the match moved forward. */
+  matched (pr: Progress, matchIndex: number, round: number): boolean {
     if (matchIndex <= pr.match) return false
     pr.match = matchIndex
+    pr.matchRound = Math.max(pr.matchRound, round)
     pr.next = Math.max(pr.next, pr.match + 1)
     return true
   }
@@ -77,6 +80,18 @@ export class ReplicationProgress {
     }
     pr.next = Math.max(pr.match + 1, Math.min(next, r.rejectIndex))
     return true
+  }
+
+  /**
+   * Does this rejection say the follower no longer holds entries it
+   * acknowledged? Its log ends (hintTerm 0: it has no entry at the probe)
+   * below its match, in a reply to a round after the one that set the match
+   * (an older reply could predate the match). A node that left its group and
+   * wiped its state, then was adopted back, does this; Raft's promises from
+   * it are void until it is caught up again from scratch.
+   */
+  lostLog (pr: Progress, r: Rejection & { round: number }): boolean {
+    return r.round > pr.matchRound && r.hintTerm === 0 && r.hintIndex - 1 < pr.match
   }
 
   /** The highest index a majority of `voters` holds; `self` holds `selfLast`. */

@@ -19,6 +19,7 @@ import { ReplicationProgress } from './progress.ts'
 import { noLeaderReason } from './diagnosis.ts'
 import { countVotes } from './quorum.ts'
 import { electionTimeout, leaseMs, promiseMs, validateTiming, type Timing } from './timing.ts'
+import { stallGrace } from './stall.ts'
 import type {
   ConfigChange, Entry, HardState, Message, NoLeaderCode, ProposeConfigResult, ProposeResult, RaftStatus, Ready, Role
 } from './types.ts'
@@ -72,6 +73,8 @@ export class Raft {
   /** No vote (or pre-vote) is granted, to anyone or to ourselves, before this local time. */
   private voteFloor: number
   private electionDeadline: number
+  /** Leader: check-quorum waits until this local time after a stall of our own (tick). */
+  private quorumGraceUntil = -Infinity
   /** Failed pre-vote rounds in a row; paces the retries (see startPreVote). */
   private preVoteAttempts = 0
   /** Pre-vote or vote replies in the current campaign. */
@@ -83,6 +86,8 @@ export class Raft {
   private nextHeartbeatAt = 0
   /** Index of this leader's no-op; committed ⇔ it has committed an entry of its term. */
   private noopIndex = 0
+  /** A server being caught up before it is added (thesis §4.2.1); replicated to, never counted. */
+  private learner: string | null = null
 
   /** Local time we last heard anything from each peer; for status only. */
   private readonly heardAt = new Map<string, number>()
@@ -138,8 +143,23 @@ export class Raft {
   /** Drives heartbeats, check-quorum and election timeouts. */
   tick (now: number): void {
     this.advanceClock(now)
+    // A tick far later than it was due means this process was stalled (a
+    // loaded host, a GC pause): Node runs the overdue timer before the
+    // messages that queued meanwhile, so what looks like the leader's (or a
+    // majority's) silence is most likely our own. Let those messages in
+    // first: one grace period, then the rules apply as usual (stall.ts).
+    const grace = stallGrace(this.role === 'leader' ? this.nextHeartbeatAt : this.electionDeadline, now, this.timing)
+    if (grace !== null) {
+      if (this.role === 'leader') {
+        this.quorumGraceUntil = now + grace
+        this.broadcast(now)
+      } else {
+        this.electionDeadline = now + grace
+      }
+      return
+    }
     if (this.role === 'leader') {
-      if (!this.hasRecentQuorum(now)) {
+      if (now >= this.quorumGraceUntil && !this.hasRecentQuorum(now)) {
         // Check-quorum: a leader cut off from a majority steps down so its
         // status says so and clients go elsewhere; safety does not depend
         // on it (the lease has expired by then anyway).
@@ -218,6 +238,30 @@ export class Raft {
     this.replicateNew(index)
     this.maybeCommit(now)
     return { index, term: this.term }
+  }
+
+  /**
+   * Catches a server up as a non-voter before it is added (thesis §4.2.1):
+   * the leader replicates to it without counting it in any majority, and
+   * reports 'caught_up' once it holds every committed entry, i.e. once it has
+   * answered as a member of this log. Only then is adding it safe for
+   * availability: adding a server that never answers (it went to another
+   * group, or is unreachable) makes a group of one need two votes, and that
+   * group can never elect a leader again. One learner at a time; null stops.
+   */
+  catchUp (id: string | null, now: number): 'caught_up' | 'catching_up' | 'not_leader' | 'no_change' {
+    this.advanceClock(now)
+    if (this.role !== 'leader') return 'not_leader'
+    if (id === this.id || (id !== null && this.voters().includes(id))) return 'no_change'
+    if (id !== this.learner) {
+      this.learner = id
+      this.syncProgress(now)
+      if (id !== null) this.sendAppend(id)
+      return id === null ? 'no_change' : 'catching_up'
+    }
+    if (id === null) return 'no_change'
+    const pr = this.progress.get(id)
+    return pr !== undefined && pr.match >= this.commitIndex && pr.match > 0 ? 'caught_up' : 'catching_up'
   }
 
   /** Proposes adding or removing one voter (thesis §4.1); the leader applies it as soon as it is appended. */
@@ -411,6 +455,7 @@ export class Raft {
     this.progress = new ReplicationProgress()
     this.lease = null
     this.noopIndex = 0
+    this.learner = null
     this.resetElectionDeadline(now)
   }
 
@@ -420,6 +465,7 @@ export class Raft {
     this.votes = new Map()
     this.lease = new LeaseTracker(this.leaseMs)
     this.progress = new ReplicationProgress()
+    this.learner = null
     this.syncProgress(now)
     this.noopIndex = this.log.lastIndex() + 1
     this.log.append({ index: this.noopIndex, term: this.term, kind: 'noop', data: null })
@@ -467,12 +513,17 @@ export class Raft {
   /**
    * Replication targets: the latest config, plus — while that config is
    * uncommitted — the voters it removed, so a removed node is likely to learn
-   * of its removal (and stop campaigning) before we stop talking to it.
+   * of its removal (and stop campaigning) before we stop talking to it, plus
+   * the learner being caught up.
    */
   private syncProgress (now: number): void {
     const config = this.log.config()!
     const targets = new Set(config.voters)
     if (config.index > this.commitIndex) for (const v of this.log.previousConfig()?.voters ?? []) targets.add(v)
+    if (this.learner !== null) {
+      if (config.voters.includes(this.learner)) this.learner = null // added: a voter now
+      else targets.add(this.learner)
+    }
     targets.delete(this.id)
     this.progress.retarget(targets, this.log.lastIndex(), now)
   }
@@ -513,8 +564,19 @@ export class Raft {
     this.lease!.ack(msg.from, msg.round)
     if (msg.success) {
       if (msg.matchIndex > this.log.lastIndex()) return // not something we sent
-      if (this.progress.matched(pr, msg.matchIndex)) this.maybeCommit(now)
+      if (this.progress.matched(pr, msg.matchIndex, msg.round)) this.maybeCommit(now)
       if (this.role === 'leader' && this.progress.has(msg.from) && pr.next <= this.log.lastIndex()) this.sendAppend(msg.from)
+      return
+    }
+    if (this.progress.lostLog(pr, msg)) {
+      // Its promises are void; replicate to it from where its log now ends,
+      // as to a new server, or it would be probed above its log forever.
+      // Commits already made stand (we never move commitIndex back); until it
+      // holds them again they rest on fewer nodes, as after a lost disk.
+      pr.match = msg.hintIndex - 1
+      pr.next = msg.hintIndex
+      pr.matchRound = msg.round
+      this.sendAppend(msg.from)
       return
     }
     if (this.progress.backOff(pr, msg, (term, upTo) => this.log.lastIndexOfTerm(term, upTo))) this.sendAppend(msg.from)
