@@ -284,8 +284,8 @@ export class Raft {
     if (this.role !== 'leader') return { error: 'not_leader', leader: this.leader }
     const config = this.log.config()!
     const previous = this.log.previousConfig()
-    if (config.index <= this.commitIndex || previous === null) return { error: 'no_change' }
-    if (previous.index > this.commitIndex) throw new RaftInvariantError(`two uncommitted config changes (${previous.index}, ${config.index})`)
+    // Only a change made from a committed config (a take-back is not taken back).
+    if (config.index <= this.commitIndex || previous === null || previous.index > this.commitIndex) return { error: 'no_change' }
     const index = this.log.lastIndex() + 1
     this.log.append({ index, term: this.term, kind: 'config', data: { voters: [...previous.voters] } })
     this.syncProgress(now)
@@ -490,7 +490,8 @@ export class Raft {
     const config = this.log.config()
     if (config === null || config.index <= this.commitIndex) return false
     const previous = this.log.previousConfig()
-    if (previous === null || this.progress.quorumContactAt(previous.voters, this.id, now) + promiseMs(this.timing) <= now) return false
+    if (previous === null || previous.index > this.commitIndex) return false
+    if (this.progress.quorumContactAt(previous.voters, this.id, now) + promiseMs(this.timing) <= now) return false
     this.revertConfig(now)
     return this.hasRecentQuorum(now)
   }
