@@ -19,7 +19,7 @@ import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
 import { Serving } from './proxy/serving.ts'
 import { OpenAIApi } from './http/api.ts'
-import { Coordination } from './leader/coordination.ts'
+import { Coordination, LeaveRefused } from './leader/coordination.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
 import { loadOrCreateIdentity } from '../mesh/identity.ts'
 import { readSwarmKey } from '../mesh/swarm-key.ts'
@@ -55,6 +55,11 @@ export class Daemon {
   private readonly burstMetrics: BurstMetrics
   private lifecycle: Lifecycle = 'created'
   private stopping: Promise<void> | undefined
+  /**
+   * `meshd leave` is getting this voter out of the voter set: its heartbeat
+   * says voter: false meanwhile, so no leader adds it back before it goes.
+   */
+  private leavingVoterSet = false
 
   constructor (config: Config, opts: DaemonOptions = {}) {
     this.config = config
@@ -260,7 +265,7 @@ export class Daemon {
       name: c.node_name,
       version: MESHD_VERSION,
       state: this.lifecycle === 'draining' || this.lifecycle === 'stopping' ? 'draining' : 'alive',
-      voter: c.voter,
+      voter: c.voter && !this.leavingVoterSet,
       provider: c.provider,
       region: c.region,
       spot: c.spot,
@@ -345,15 +350,38 @@ export class Daemon {
       return { answer }
     })
     this.admin.handle('voters', async (params) => {
+      if (params.reset === true) {
+        if (params.force !== true) throw new AdminRequestError('usage', RESET_NEEDS_FORCE)
+        const r = this.coordination.forceReset()
+        if (!r.ok) throw new AdminRequestError('failed', `voters reset refused: ${r.reason}`)
+        return r
+      }
       if (typeof params.remove === 'string') {
         const r = await this.coordination.removeVoter(params.remove).catch((err: Error) => { throw new AdminRequestError('failed', err.message) })
         if (!r.ok) throw new AdminRequestError('failed', r.reason)
         return r
       }
-      const e = this.coordination.status()
-      return { voters: e.voters ?? [], leader: e.leader, term: e.term, group: e.group ?? null, reason: e.reason ?? null }
+      return this.voterList()
     })
-    this.admin.handle('leave', async () => {
+    this.admin.handle('leave', async (params) => {
+      if (this.lifecycle !== 'running' || this.leavingVoterSet) throw new AdminRequestError('failed', `this daemon is ${this.leavingVoterSet ? 'already leaving' : this.lifecycle}`)
+      const timeoutMs = typeof params.timeout_ms === 'number' && params.timeout_ms > 0 ? params.timeout_ms : LEAVE_TIMEOUT_MS
+      // A voter first gets its removal committed: leaving without it would
+      // strand the voters that still count it (two voters: the survivor
+      // could elect no one). If that fails, it stays, as it was.
+      this.leavingVoterSet = true
+      await this.membership.publishNow().catch(() => {})
+      let voter
+      try {
+        voter = await this.coordination.leaveVoterSet(timeoutMs)
+      } catch (err) {
+        this.leavingVoterSet = false
+        await this.membership.publishNow().catch(() => {})
+        if (!(err instanceof LeaveRefused)) throw err
+        this.log.warn({ reason: err.message }, 'leave refused: this node stays in the voter set and keeps running')
+        throw new AdminRequestError('failed', `not leaving: ${err.message}. Nothing changed: this daemon keeps running as a voter. Check \`meshd voters\` (are the other voters alive?) and try again; to stop it anyway without leaving, stop the service (systemctl stop meshd).`)
+      }
+      this.log.info({ outcome: voter.outcome, index: voter.index }, `leave: ${voter.reason}`)
       // Answer first, then go: the CLI hears that the departure is under way.
       setImmediate(() => {
         this.stop('leave').then(() => { this.opts.onExit?.(0) }, (err: unknown) => {
@@ -361,10 +389,36 @@ export class Daemon {
           this.opts.onExit?.(1)
         })
       })
-      return { leaving: true, peer: this.peerId }
+      return { leaving: true, peer: this.peerId, voter }
     })
   }
+
+  /** `meshd voters`: the voter set with each voter's name and state as this node sees them. */
+  private voterList (): Record<string, unknown> {
+    const e = this.coordination.status()
+    const byId = new Map(this.membership.members().map((m) => [m.id, m]))
+    const ids = e.voters ?? []
+    const members = ids.map((id) => {
+      const m = byId.get(id)
+      return {
+        id,
+        name: id === this.peerId ? this.config.node_name : m?.heartbeat.name ?? null,
+        state: id === this.peerId ? 'self' : m?.state ?? 'unknown',
+        leader: id === e.leader
+      }
+    })
+    const leaderName = e.leader === null ? null : e.leader === this.peerId ? this.config.node_name : byId.get(e.leader)?.heartbeat.name ?? null
+    return { voters: ids, members, leader: e.leader, leader_name: leaderName, term: e.term, group: e.group ?? null, reason: e.reason ?? null }
+  }
 }
+
+/** How long `meshd leave` tries to get a voter's removal committed before it gives up and stays. */
+const LEAVE_TIMEOUT_MS = 20_000
+
+const RESET_NEEDS_FORCE = 'voters reset makes this node the only voter of a new group, dropping every other voter without its consent. ' +
+  'It is for a survivor whose group lost its majority for good (machines that will not come back); ' +
+  'entries the old group had not committed may become committed. Voters that come back later rejoin as fresh voters. ' +
+  'Run it on one survivor only, then `meshd join` the others to it. Add --force to do it.'
 
 /** Until every instance is ready or has failed (or the client goes away), emits each state change. */
 const WAIT_LIMIT_MS = 20 * 60_000

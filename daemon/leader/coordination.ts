@@ -11,7 +11,8 @@ import type { Db } from '../store/db.ts'
 import type { Log } from '../log.ts'
 import type { MeshNode } from '../../mesh/node.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
-import { Election, type ElectionEvents, type ElectionHeartbeat } from '../../mesh/election/service.ts'
+import { Election, type ElectionEvents, type ElectionHeartbeat, type RemovalResult, type ResetResult } from '../../mesh/election/service.ts'
+import { leaveStep, type LeaveView } from '../../mesh/election/leave.ts'
 import { ElectionStore } from '../../mesh/election/storage.ts'
 import { LedgerReplica } from './ledger-replica.ts'
 import { BurstService, type BurstMetrics, type LeaderGate, type RecordView } from './service.ts'
@@ -29,7 +30,9 @@ export interface ElectionPort extends LeaderGate {
   status: () => { term: number, group: string | null, role: string, voters: string[], acting: boolean, reason: { text: string } | null }
   reportedLeader: () => string | null
   heartbeat: () => ElectionHeartbeat
-  removeVoter: (id: string) => { ok: boolean, reason: string }
+  removeVoter: (id: string, timeoutMs?: number) => Promise<RemovalResult>
+  leaveView: () => LeaveView
+  forceReset: () => ResetResult
   on: ((event: 'apply', listener: (...args: ElectionEvents['apply']) => void) => unknown) &
   ((event: 'reset', listener: (...args: ElectionEvents['reset']) => void) => unknown) &
   ((event: 'leader:change', listener: (...args: ElectionEvents['leader:change']) => void) => unknown)
@@ -87,6 +90,27 @@ export interface ElectionStatus {
 
 const CALL_TIMEOUT_MS = 70_000
 const LEADER_WAIT_MS = 5000
+/** Between tries of a leaving voter's removal (no leader yet, a change in progress). */
+const LEAVE_RETRY_MS = 250
+
+/** How a voter's departure from the voter set went (`meshd leave`). */
+export interface VoterLeave {
+  outcome: 'removed' | 'not_a_voter' | 'not_in_group' | 'only_voter'
+  reason: string
+  index?: number
+}
+
+/** The voter could not get its removal committed in time: it must not leave. */
+export class LeaveRefused extends Error {
+  override name = 'LeaveRefused'
+}
+
+const LEAVE_DONE: Record<VoterLeave['outcome'], string> = {
+  removed: 'removed from the voter set',
+  not_a_voter: 'not in the voter set',
+  not_in_group: 'in no group yet: no voter counts on it',
+  only_voter: 'the only voter: no other voter counts on it (members left behind have no leader until a voter joins)'
+}
 
 export class Coordination implements Startable {
   readonly ctl: CoordinationComponents['ctl']
@@ -214,8 +238,49 @@ export class Coordination implements Startable {
     return this.toLeader({ type: 'watch', keys }) as Promise<RecordView[]>
   }
 
-  async removeVoter (id: string): Promise<{ ok: boolean, reason: string }> {
-    return this.toLeader({ type: 'remove_voter', id }) as Promise<{ ok: boolean, reason: string }>
+  async removeVoter (id: string): Promise<RemovalResult> {
+    return this.toLeader({ type: 'remove_voter', id }) as Promise<RemovalResult>
+  }
+
+  /** `meshd voters reset --force` on this node (election/service.ts forceReset). */
+  forceReset (): ResetResult {
+    if (this.election === null) return { ok: false, reason: 'this node is not a voter (voter: false): only a voter can take over the voter set' }
+    return this.election.forceReset()
+  }
+
+  /**
+   * `meshd leave` on a voter, before anything else: gets this node's
+   * removal from the voter set committed (mesh/election/leave.ts says how),
+   * retrying until `timeoutMs`. Throws LeaveRefused, with the last reason,
+   * if it could not: the caller must then stay (leaving would strand the
+   * voters that count this node in their quorum).
+   */
+  async leaveVoterSet (timeoutMs: number): Promise<VoterLeave> {
+    const election = this.election
+    if (election === null) return { outcome: 'not_a_voter', reason: 'not a voter (voter: false)' }
+    const deadline = Date.now() + timeoutMs
+    let why = 'no leader known'
+    for (;;) {
+      const left = deadline - Date.now()
+      if (left <= 0) break
+      const step = leaveStep(election.leaveView())
+      if ('done' in step) return { outcome: step.done, reason: LEAVE_DONE[step.done] }
+      let r: RemovalResult | null = null
+      try {
+        if (step.act === 'remove_self') r = await election.removeVoter(this.selfId, left)
+        else if (step.act === 'ask_leader') r = await this.ctl.call(step.leader, { type: 'remove_voter', id: this.selfId }, left) as RemovalResult
+        else why = step.why
+      } catch (err) {
+        why = `the leader did not confirm: ${(err as Error).message}`
+      }
+      if (r !== null) {
+        if (r.ok) return { outcome: 'removed', reason: r.reason, index: r.index }
+        why = r.reason
+      }
+      this.c.log.debug({ step, why }, 'leave: removal from the voter set not done yet')
+      await new Promise((resolve) => setTimeout(resolve, Math.min(LEAVE_RETRY_MS, Math.max(0, deadline - Date.now()))))
+    }
+    throw new LeaveRefused(`this node's removal from the voter set was not committed within ${Math.round(timeoutMs / 1000)} s (last: ${why})`)
   }
 
   /**
@@ -253,7 +318,7 @@ export class Coordination implements Startable {
       case 'burst': return burst.request({ kind: 'burst', body: { id: req.id, count: req.count, ...(req.provider !== undefined ? { provider: req.provider } : {}), ...(req.spot !== undefined ? { spot: req.spot } : {}) } })
       case 'terminate': return burst.request({ kind: 'terminate', body: { id: req.id, ...(req.count !== undefined ? { count: req.count } : {}), ...(req.all !== undefined ? { all: req.all } : {}), ...(req.provider !== undefined ? { provider: req.provider } : {}) } })
       case 'watch': return burst.watch(req.keys)
-      case 'remove_voter': return this.election.removeVoter(req.id)
+      case 'remove_voter': return await this.election.removeVoter(req.id)
       case 'drain': throw new CtlError('bad_request', 'drain is sent to a member, not to the leader')
     }
   }

@@ -10,12 +10,14 @@
  * the old one stopped.
  */
 import { EventEmitter } from 'node:events'
-import { Raft, type Entry, type RaftStatus, type Timing } from './raft/index.ts'
+import { Raft, forcedRecovery, type Entry, type RaftStatus, type Timing } from './raft/index.ts'
 import type { Membership } from '../membership/service.ts'
 import type { MeshNode } from '../node.ts'
 import { ElectionStore } from './storage.ts'
 import { RaftTransport, type Envelope } from './transport.ts'
 import { admit, ourSize, bootstrapVerdict, strandedVerdict, voterToAdd, yieldVerdict, BOOTSTRAP_MAX_WAIT_MS, BOOTSTRAP_SETTLE_MS, type GroupView } from './group.ts'
+import { supersededBy, withoutSuperseded, MAX_SUPERSEDES } from './supersede.ts'
+import type { LeaveView } from './leave.ts'
 import type { Startable } from '../startable.ts'
 
 export interface ElectionInit {
@@ -54,7 +56,17 @@ export interface ElectionHeartbeat {
   role: string
   voters: number
   commit: number
+  /** Groups this one replaced by a forced recovery (absent when none). */
+  supersedes?: string[]
 }
+
+/** The answer to a removal: committed (with its index), or why not. */
+export type RemovalResult =
+  | { ok: true, reason: string, index: number }
+  | { ok: false, code: 'not_leader' | 'no_quorum' | 'busy' | 'last_voter' | 'invalid' | 'timeout' | 'stopped', reason: string }
+
+/** The answer to a forced recovery. */
+export type ResetResult = { ok: true, group: string, supersedes: string, voters: string[], reason: string } | { ok: false, reason: string }
 
 export class ProposalError extends Error {
   readonly code: 'not_leader' | 'lost' | 'timeout' | 'stopped'
@@ -66,6 +78,14 @@ export class ProposalError extends Error {
 }
 
 const TICK_MS = 50
+/** How long a removal waits to commit before the requester hears it did not. */
+const REMOVAL_TIMEOUT_MS = 10_000
+/**
+ * A voter removed at its own or an operator's request is not added back
+ * for this long, even if its heartbeat still says voter (it is draining
+ * and about to go; heartbeats travel apart from the request).
+ */
+const REMOVED_HOLD_MS = 60_000
 const HOUSEKEEPING_MS = 250
 
 interface Pending { index: number, term: number, resolve: () => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
@@ -87,6 +107,10 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
   private readonly downSince = new Map<string, number>()
   private appliedIndex = 0
   private stopped = false
+  /** Groups replaced by a forced recovery on this node (supersede.ts). */
+  private supersedes: string[] = []
+  /** Voters removed on request, and when: not re-added for REMOVED_HOLD_MS. */
+  private readonly removedAt = new Map<string, number>()
 
   constructor (init: ElectionInit, components: ElectionComponents) {
     super()
@@ -132,7 +156,9 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
 
   heartbeat (): ElectionHeartbeat {
     const s = this.raft.status(now())
-    return { group: this.group, term: s.term, leader: this.reported(s), role: s.role, voters: s.voters.length, commit: s.commitIndex }
+    const hb: ElectionHeartbeat = { group: this.group, term: s.term, leader: this.reported(s), role: s.role, voters: s.voters.length, commit: s.commitIndex }
+    if (this.supersedes.length > 0) hb.supersedes = [...this.supersedes]
+    return hb
   }
 
   private reported (s: { leader: string | null, acting: boolean }): string | null {
@@ -151,29 +177,145 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
     const r = this.raft.propose(data, now())
     if ('error' in r) return Promise.reject(new ProposalError('not_leader', `not the leader (leader: ${r.leader ?? 'unknown'})`))
     this.process()
-    return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(r.index)
-        reject(new ProposalError('timeout', `entry ${r.index} did not commit within ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.pending.set(r.index, { index: r.index, term: r.term, resolve: () => { resolve(r.index) }, reject, timer })
-      if (this.appliedIndex >= r.index) this.settle(r.index, r.term)
-    })
+    return this.track(r.index, r.term, timeoutMs)
   }
 
-  /** Operator command: remove a voter (e.g. a machine that will not come back). */
-  removeVoter (id: string): { ok: boolean, reason: string } {
-    const r = this.raft.proposeConfig({ remove: id }, now())
+  /**
+   * Leader: removes a voter (a machine that will not come back, or a voter
+   * leaving, possibly this node) and resolves once the removal is committed.
+   * Refused up front when the voters that would remain have no live
+   * majority: the new config would be in force at once and leave the group
+   * without a leader (raft/removal.ts). Removing one that is already out of
+   * the latest config waits for that config to commit.
+   */
+  async removeVoter (id: string, timeoutMs = REMOVAL_TIMEOUT_MS): Promise<RemovalResult> {
+    if (this.stopped) return { ok: false, code: 'stopped', reason: 'the daemon is stopping' }
+    const t = now()
+    if (this.raft.currentRole !== 'leader') return { ok: false, code: 'not_leader', reason: `not the leader (leader: ${this.raft.currentLeader ?? 'unknown'})` }
+    const config = this.raft.latestConfig
+    if (config === null) return { ok: false, code: 'invalid', reason: 'no voter set yet' }
+    let index: number
+    let term: number
+    if (!config.voters.includes(id)) {
+      index = config.index
+      term = this.raft.logSlice(index, index)[0]!.term
+    } else {
+      const check = this.raft.removalCheck(id, t)
+      if ('error' in check) return { ok: false, code: 'not_leader', reason: 'not the leader' }
+      if (!check.ok) {
+        return {
+          ok: false,
+          code: 'no_quorum',
+          reason: `removing ${this.nameOf(id)} would leave ${check.of} voter(s), of which ${check.need} must confirm it, but ${check.missing.map((v) => this.nameOf(v)).join(', ')} ${check.missing.length === 1 ? 'has' : 'have'} not answered recently`
+        }
+      }
+      const r = this.raft.proposeConfig({ remove: id }, t)
+      this.process()
+      if ('error' in r) {
+        switch (r.error) {
+          case 'not_leader': return { ok: false, code: 'not_leader', reason: `not the leader (leader: ${r.leader ?? 'unknown'})` }
+          case 'change_in_progress': return { ok: false, code: 'busy', reason: 'another voter change is being committed; try again in a moment' }
+          case 'leader_not_ready': return { ok: false, code: 'busy', reason: 'the leader was just elected; try again in a moment' }
+          case 'last_voter': return { ok: false, code: 'last_voter', reason: `${this.nameOf(id)} is the only voter` }
+          default: return { ok: false, code: 'invalid', reason: r.error }
+        }
+      }
+      this.c.log.info({ voter: id, index: r.index }, id === this.init.selfId ? 'election: removing this node from the voter set (it is leaving)' : 'election: removing a voter on request')
+      index = r.index
+      term = r.term
+    }
+    this.removedAt.set(id, t)
+    try {
+      await this.track(index, term, timeoutMs)
+    } catch (err) {
+      const code = err instanceof ProposalError && err.code === 'stopped' ? 'stopped' : 'timeout'
+      return { ok: false, code, reason: `the removal of ${this.nameOf(id)} (entry ${index}) did not commit: ${(err as Error).message}` }
+    }
+    const after = this.raft.latestConfig
+    if (after?.voters.includes(id) === true) {
+      // The leader took the change back (raft revertConfig): a voter the new set needed stopped answering.
+      return { ok: false, code: 'no_quorum', reason: `the removal of ${this.nameOf(id)} was taken back: voters it needed stopped answering` }
+    }
+    return { ok: true, index, reason: `${this.nameOf(id)} removed from the voter set (committed at index ${index})` }
+  }
+
+  /** What a leaving voter decides from (leave.ts). */
+  leaveView (): LeaveView {
+    const config = this.raft.latestConfig
+    return {
+      group: this.group,
+      voters: config?.voters ?? [],
+      configCommitted: config !== null && config.index <= this.raft.currentCommit,
+      self: this.init.selfId,
+      role: this.raft.currentRole,
+      leader: this.raft.currentLeader
+    }
+  }
+
+  /**
+   * Forced recovery (`meshd voters reset --force`), for a survivor whose
+   * group lost its majority for good: this node becomes the only voter of a
+   * new group that supersedes the old one (raft/recovery.ts, supersede.ts),
+   * written durably, then elects itself. Refused while a leader is in reach
+   * (then a majority is alive and `voters remove` is the tool).
+   */
+  forceReset (): ResetResult {
+    if (this.stopped) return { ok: false, reason: 'the daemon is stopping' }
+    if (this.group === null) return { ok: false, reason: 'this node is in no group yet: there is nothing to recover (it bootstraps or is added on its own)' }
+    const s = this.raft.status(now())
+    if (s.acting) return { ok: false, reason: 'this node is the leader of a live majority: nothing to recover (drop dead voters with `meshd voters remove ID`)' }
+    if (s.leader !== null && s.leader !== this.init.selfId) return { ok: false, reason: `this node follows a leader (${this.nameOf(s.leader)}): a majority is alive, so there is nothing to recover (drop dead voters with \`meshd voters remove ID\`)` }
+    if (!s.voters.includes(this.init.selfId)) return { ok: false, reason: 'this node is not in its group\'s voter set: it cannot lead the recovery (run it on a voter)' }
+    const old = this.group
+    const plan = forcedRecovery(this.init.selfId, this.c.store.hardState(), this.c.store.log())
+    const group = newGroupId(this.init.selfId)
+    const supersedes = [...this.supersedes.filter((g) => g !== old), old].slice(-MAX_SUPERSEDES)
+    this.c.store.recover(plan.hardState, plan.entry, group, supersedes)
+    const gone = s.voters.filter((v) => v !== this.init.selfId)
+    this.c.log.warn({ from: old, to: group, term: plan.hardState.term, index: plan.entry.index, dropped: gone },
+      `FORCED RECOVERY: this node is now the only voter; ${gone.length} voter(s) dropped without their consent (${gone.map((v) => this.nameOf(v)).join(', ')}). Entries the old group had not committed may now be committed. Dropped voters that come back yield and are added again as fresh voters.`)
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new ProposalError('lost', 'the voter set was reset by force')) }
+    this.pending.clear()
+    this.load()
+    this.emit('reset')
+    this.raft.campaignSoon(now())
     this.process()
-    if ('error' in r) return { ok: false, reason: r.error === 'not_leader' ? `not the leader (leader: ${r.leader ?? 'unknown'})` : r.error }
-    return { ok: true, reason: `removal of ${id} appended at index ${r.index}` }
+    return { ok: true, group, supersedes: old, voters: [this.init.selfId], reason: `this node is now the only voter of group ${group} (replacing ${old}); it elects itself within a few seconds` }
   }
 
   // ----------------------------------------------------------------------
 
+  /** Resolves once the entry at `index` of `term` is committed and applied here (see propose). */
+  private track (index: number, term: number, timeoutMs: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const waiting = this.pending.get(index)
+      if (waiting !== undefined && waiting.term === term) {
+        // Someone already waits for this entry (a retried removal): share its fate and deadline.
+        const { resolve: r0, reject: j0 } = waiting
+        waiting.resolve = () => { r0(); resolve(index) }
+        waiting.reject = (e) => { j0(e); reject(e) }
+        return
+      }
+      const timer = setTimeout(() => {
+        this.pending.delete(index)
+        reject(new ProposalError('timeout', `entry ${index} did not commit within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.pending.set(index, { index, term, resolve: () => { resolve(index) }, reject, timer })
+      if (this.appliedIndex >= index) this.settle(index, term)
+    })
+  }
+
+  /** A member's node name for messages, with its short id; the id alone when unknown. */
+  private nameOf (id: string): string {
+    const m = this.c.membership.members().find((x) => x.id === id)
+    const short = id.length > 12 ? `…${id.slice(-8)}` : id
+    return m === undefined ? id : `${m.heartbeat.name} (${short})`
+  }
+
   private load (): void {
     const store = this.c.store
     this.group = store.group()
+    this.supersedes = store.supersedes()
     this.groupUnsaved = false
     const log = store.log()
     const hardState = store.hardState()
@@ -287,13 +429,23 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
       const v = bootstrapVerdict({ id: this.init.selfId, group: null, voters: 0, voter: this.init.voter, startedAt: this.startedAt, knowsPeers: this.init.knowsPeers?.() ?? false },
         others, t, this.init.bootstrapSettleMs ?? BOOTSTRAP_SETTLE_MS, this.init.bootstrapMaxWaitMs ?? BOOTSTRAP_MAX_WAIT_MS)
       if (v.action === 'bootstrap') {
-        this.group = `${Date.now().toString(36).padStart(9, '0')}.${this.init.selfId}`
+        this.group = newGroupId(this.init.selfId)
         this.raft.bootstrap([this.init.selfId])
         this.raft.campaignSoon(now())
         this.groupUnsaved = true
         this.c.log.info({ group: this.group, reason: v.reason }, 'election: bootstrapped a new group')
         this.process()
       }
+      return
+    }
+    const replacedBy = supersededBy(this.group, this.c.membership.members().filter((m) => m.id !== this.init.selfId).map((m) => ({
+      group: m.heartbeat.election?.group ?? null,
+      supersedes: m.heartbeat.election?.supersedes,
+      alive: m.state === 'alive' && m.heartbeat.state !== 'left'
+    })))
+    if (replacedBy !== null) {
+      this.c.log.warn({ from: this.group, to: replacedBy }, 'election: this group was replaced by a forced recovery (meshd voters reset --force); this node yields and rejoins as a fresh voter')
+      this.resetGroup()
       return
     }
     const status = this.raft.status(t)
@@ -304,7 +456,7 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
       return
     }
     const ours = { group: this.group, voters: ourSize({ id: this.init.selfId, group: this.group, leader: status.leader, voters: status.voters.length }, others) }
-    const y = yieldVerdict(ours, others)
+    const y = yieldVerdict(ours, withoutSuperseded(others, this.supersedes))
     if (y.yield) {
       this.c.log.warn({ from: this.group, to: y.to, reason: y.reason }, 'election: two groups met; this one yields and rejoins the other')
       this.resetGroup()
@@ -316,7 +468,9 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
   /** The leader's care of the voter set: one change at a time. */
   private maintainVoters (voters: string[], others: GroupView[], t: number): void {
     const byId = new Map(this.c.membership.members().map((m) => [m.id, m]))
-    const add = voterToAdd(this.group!, voters, others)
+    for (const [id, at] of this.removedAt) if (t - at >= REMOVED_HOLD_MS) this.removedAt.delete(id)
+    // A voter removed on request is not added back while it drains and goes.
+    const add = voterToAdd(this.group!, voters, others.filter((o) => !this.removedAt.has(o.id)))
     // Caught up first, added after: a voter that never answers (adopted by
     // another group meanwhile) must not become one we need to elect a leader.
     const caught = this.raft.catchUp(add, now())
@@ -351,10 +505,16 @@ export class Election extends EventEmitter<ElectionEvents> implements Startable 
     this.pending.clear()
     this.c.store.reset()
     this.group = null
+    this.supersedes = []
     this.raft = new Raft({ id: this.init.selfId, hardState: { term: 0, votedFor: null }, log: [], timing: this.init.timing, random: Math.random, now: now() })
     this.appliedIndex = 0
     this.emit('reset')
   }
+}
+
+/** A new group's id: creation time first (so ids order by age where the merge rule breaks ties), then the founder. */
+function newGroupId (founder: string): string {
+  return `${Date.now().toString(36).padStart(9, '0')}.${founder}`
 }
 
 /** Local monotonic milliseconds: the lease is measured on this clock, never on the wall clock. */

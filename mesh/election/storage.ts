@@ -41,6 +41,17 @@ export class ElectionStore {
     return this.meta('group') ?? null
   }
 
+  /**
+   * Groups this node's group replaced by a forced recovery (`meshd voters
+   * reset --force`): their members yield to it when they return.
+   */
+  supersedes (): string[] {
+    const raw = this.meta('supersedes')
+    if (raw === undefined) return []
+    const v: unknown = JSON.parse(raw)
+    return Array.isArray(v) ? v.filter((g): g is string => typeof g === 'string') : []
+  }
+
   log (): Entry[] {
     return (this.all.all() as Array<{ idx: number, term: number, kind: string, data: string }>).map((r) => ({
       index: r.idx, term: r.term, kind: r.kind, data: JSON.parse(r.data)
@@ -60,11 +71,26 @@ export class ElectionStore {
     })()
   }
 
+  /**
+   * Forced recovery: the hard state and config entry of a RecoveryPlan, the
+   * new group and the groups it supersedes, in one transaction (a crash
+   * leaves either the old state or the whole new one).
+   */
+  recover (hard: HardState, entry: Entry, group: string, supersedes: readonly string[]): void {
+    this.db.transaction(() => {
+      this.setMeta.run('term', String(hard.term))
+      this.setMeta.run('voted_for', hard.votedFor ?? '')
+      this.setMeta.run('group', group)
+      this.setMeta.run('supersedes', JSON.stringify(supersedes))
+      this.insertEntry.run(entry.index, entry.term, entry.kind, JSON.stringify(entry.data))
+    })()
+  }
+
   /** Forgets everything (this node yields its group and joins another as a fresh voter). */
   reset (): void {
     this.db.transaction(() => {
       this.truncate.run(0)
-      for (const k of ['term', 'voted_for', 'group']) this.delMeta.run(k)
+      for (const k of ['term', 'voted_for', 'group', 'supersedes']) this.delMeta.run(k)
     })()
   }
 

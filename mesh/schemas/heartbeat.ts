@@ -10,6 +10,9 @@ import { z } from 'zod'
 
 export const HEARTBEAT_VERSION = 1
 
+/** How many replaced group ids a voter announces (its latest forced recoveries). */
+export const MAX_SUPERSEDES = 8
+
 const ratio = z.number().min(0).max(1)
 const count = z.number().int().nonnegative()
 
@@ -67,7 +70,9 @@ export const heartbeatSchema = z.object({
     role: z.string().max(32),
     /** Voters in its group's configuration. */
     voters: count,
-    commit: count
+    commit: count,
+    /** Groups its group replaced by a forced recovery; their members yield to it (mesh/election/supersede.ts). */
+    supersedes: z.array(z.string().max(256)).max(MAX_SUPERSEDES).optional()
   }).optional()
 })
 

@@ -31,3 +31,23 @@ t.test('a persisted vote, log and group come back on a new connection; commits a
   again.reset()
   t.same([again.hardState(), again.group(), again.log()], [{ term: 0, votedFor: null }, null, []], 'reset forgets everything')
 })
+
+t.test('a forced recovery is written in one transaction; reset forgets what it superseded', async (t) => {
+  const dir = tempDir(t)
+  const db = openDb(dir)
+  const store = new ElectionStore(db)
+  store.persist({ term: 4, votedFor: 'a' }, undefined, [{ index: 1, term: 1, kind: 'config', data: { voters: ['a', 'b', 'c'] } }], 'g-old')
+  t.same(store.supersedes(), [], 'nothing superseded at first')
+  store.recover({ term: 5, votedFor: 'c' }, { index: 2, term: 5, kind: 'config', data: { voters: ['c'] } }, 'g-new', ['g-old'])
+  db.close()
+
+  const db2 = openDb(dir)
+  t.teardown(() => { db2.close() })
+  const again = new ElectionStore(db2)
+  t.same(again.hardState(), { term: 5, votedFor: 'c' })
+  t.equal(again.group(), 'g-new')
+  t.same(again.supersedes(), ['g-old'])
+  t.same(again.log().map((e) => [e.index, e.term, e.data]), [[1, 1, { voters: ['a', 'b', 'c'] }], [2, 5, { voters: ['c'] }]])
+  again.reset()
+  t.same(again.supersedes(), [], 'a node that yields later announces nothing it replaced')
+})

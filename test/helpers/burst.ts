@@ -1,10 +1,14 @@
-/** Burst nodes of the local provider in end-to-end tests. */
-import { readdirSync } from 'node:fs'
+/**
+ * Burst processes launched by the local provider in end-to-end tests: they
+ * are detached (they outlive their launcher), so a test reaps them itself.
+ */
 import { join } from 'node:path'
+import { readdirSync } from 'node:fs'
 import { readManifest } from '../../providers/local/manifest.ts'
+import { isOurProcess } from '../../providers/local/liveness.ts'
 import type { Teardown } from './tmp.ts'
 
-/** Burst processes are detached (they outlive their launcher): kill them at teardown ourselves. */
+/** Kills every burst process recorded under `workDir` at teardown (also when the test fails). */
 export function reapBurst (t: Teardown, workDir: string): void {
   t.teardown(() => {
     let names: string[] = []
@@ -14,4 +18,11 @@ export function reapBurst (t: Teardown, workDir: string): void {
       if (m?.pid != null) { try { process.kill(-m.pid, 'SIGKILL') } catch {} try { process.kill(m.pid, 'SIGKILL') } catch {} }
     }
   })
+}
+
+/** Keys of the burst processes under `workDir` that are still running. */
+export function runningBurst (workDir: string): string[] {
+  let names: string[] = []
+  try { names = readdirSync(workDir) } catch {}
+  return names.map((n) => readManifest(join(workDir, n))).filter((m) => m !== null && isOurProcess(m.pid, m.config)).map((m) => m!.key)
 }

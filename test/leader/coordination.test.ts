@@ -8,7 +8,8 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { configSchema } from '../../daemon/config/schema.ts'
 import { Coordination, type CoordinationLog, type ElectionPort } from '../../daemon/leader/coordination.ts'
-import type { ElectionEvents, ElectionHeartbeat } from '../../mesh/election/service.ts'
+import type { ElectionEvents, ElectionHeartbeat, RemovalResult, ResetResult } from '../../mesh/election/service.ts'
+import type { LeaveView } from '../../mesh/election/leave.ts'
 import { CtlError, type CtlHandler, type CtlRequest } from '../../mesh/ctl/rpc.ts'
 import { FakeProvider } from '../../providers/fake/index.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
@@ -31,7 +32,9 @@ class StubElection extends EventEmitter<ElectionEvents> implements ElectionPort 
 
   reportedLeader (): string | null { return this.leader }
   heartbeat (): ElectionHeartbeat { return { group: 'g', term: this.term, leader: this.leader, role: 'follower', voters: 1, commit: 0 } }
-  removeVoter (): { ok: boolean, reason: string } { return { ok: false, reason: 'stub' } }
+  async removeVoter (): Promise<RemovalResult> { return { ok: false, code: 'invalid', reason: 'stub' } }
+  leaveView (): LeaveView { return { group: 'g', voters: [SELF], configCommitted: true, self: SELF, role: 'follower', leader: this.leader } }
+  forceReset (): ResetResult { return { ok: false, reason: 'stub' } }
   async propose (command: unknown): Promise<unknown> {
     this.proposals.push(command)
     return new Promise(() => {})

@@ -6,6 +6,8 @@
 export { Raft, RaftInvariantError, type RaftInit } from './raft.ts'
 export { parseMessage, toWire, MessageError, type WireMessage } from './messages.ts'
 export { DEFAULT_TIMING, leaseMs, promiseMs, validateTiming, TimingError, type Timing } from './timing.ts'
+export { forcedRecovery, RecoveryError, type RecoveryPlan } from './recovery.ts'
+export { removalQuorum, type RemovalCheck } from './removal.ts'
 export { ELECTION_SCHEMA_VERSION, MAX_ENTRIES_PER_APPEND } from './constants.ts'
 export type {
   ConfigChange, ConfigData, Entry, EntryKind, HardState, Message, MessageType, NoLeaderCode,

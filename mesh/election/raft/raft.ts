@@ -18,6 +18,7 @@ import { RaftLog } from './log.ts'
 import { ReplicationProgress } from './progress.ts'
 import { noLeaderReason } from './diagnosis.ts'
 import { countVotes } from './quorum.ts'
+import { removalQuorum, type RemovalCheck } from './removal.ts'
 import { electionTimeout, leaseMs, promiseMs, validateTiming, type Timing } from './timing.ts'
 import { stallGrace } from './stall.ts'
 import type {
@@ -159,7 +160,7 @@ export class Raft {
       return
     }
     if (this.role === 'leader') {
-      if (now >= this.quorumGraceUntil && !this.hasRecentQuorum(now)) {
+      if (now >= this.quorumGraceUntil && !this.hasRecentQuorum(now) && !this.revertStalledChange(now)) {
         // Check-quorum: a leader cut off from a majority steps down so its
         // status says so and clients go elsewhere; safety does not depend
         // on it (the lease has expired by then anyway).
@@ -293,6 +294,50 @@ export class Raft {
     return { index, term: this.term }
   }
 
+  /**
+   * Leader only: would removing `id` commit now (removal.ts)? A voter counts
+   * as live if it has acknowledged an append of this term within the last
+   * two heartbeats (a live follower answers every round, one heartbeat
+   * apart), so a voter that died more than that ago is caught here; one that
+   * dies in the instant after is what revertConfig is for. Ask it right
+   * before proposeConfig({ remove }) when the removal is a choice (a voter
+   * leaving, an operator's request), not forced by a death.
+   */
+  removalCheck (id: string, now: number): RemovalCheck | { error: 'not_leader', leader: string | null } {
+    this.advanceClock(now)
+    if (this.role !== 'leader') return { error: 'not_leader', leader: this.leader }
+    const since = now - 2 * this.timing.heartbeatMs
+    return removalQuorum(this.voters(), id, this.id, (v) => {
+      const pr = this.progress.get(v)
+      return pr !== undefined && pr.match > 0 && pr.lastAckAt >= since
+    })
+  }
+
+  /**
+   * Leader only: takes back the latest config change while it is still
+   * uncommitted (a removal whose new majority stopped answering, which would
+   * otherwise leave the group unable to elect anyone) by appending the config
+   * before it again. Safe under the single-server rule: the entry repeats the
+   * committed config the change started from, and differs by one voter from
+   * the uncommitted one, so any two configs a node may be using still share
+   * a majority. Works for a leader that removed itself too (it is back in
+   * the config it appends, and counts itself again).
+   */
+  revertConfig (now: number): ProposeConfigResult {
+    this.advanceClock(now)
+    if (this.role !== 'leader') return { error: 'not_leader', leader: this.leader }
+    const config = this.log.config()!
+    const previous = this.log.previousConfig()
+    // Only a change made from a committed config (a take-back is not taken back).
+    if (config.index <= this.commitIndex || previous === null || previous.index > this.commitIndex) return { error: 'no_change' }
+    const index = this.log.lastIndex() + 1
+    this.log.append({ index, term: this.term, kind: 'config', data: { voters: [...previous.voters] } })
+    this.syncProgress(now)
+    this.replicateNew(index)
+    this.maybeCommit(now)
+    return { index, term: this.term }
+  }
+
   // --------------------------------------------------------------- outputs
 
   /** The current role and term, cheaply (status() computes more). */
@@ -300,6 +345,8 @@ export class Raft {
   get currentTerm (): number { return this.term }
   get currentCommit (): number { return this.commitIndex }
   get currentLeader (): string | null { return this.leader }
+  /** The latest config entry (in force even if uncommitted), or null before any. */
+  get latestConfig (): { index: number, voters: readonly string[] } | null { return this.log.config() }
 
   /** Entries from..to of the in-memory log, persisted or not; for diagnostics and tests. */
   logSlice (from = 1, to = Infinity): Entry[] {
@@ -475,6 +522,24 @@ export class Raft {
 
   private resetElectionDeadline (now: number): void {
     this.electionDeadline = now + electionTimeout(this.timing, this.random)
+  }
+
+  /**
+   * Check-quorum found no live majority: if that is because of an
+   * uncommitted config change (a voter removed just as one it now needs
+   * died), take the change back (revertConfig) and keep leading when the
+   * config before it still has a live majority. Without it the change would
+   * stay in force on every node that has it, and the group could elect no
+   * one until the dead voter returns.
+   */
+  private revertStalledChange (now: number): boolean {
+    const config = this.log.config()
+    if (config === null || config.index <= this.commitIndex) return false
+    const previous = this.log.previousConfig()
+    if (previous === null || previous.index > this.commitIndex) return false
+    if (this.progress.quorumContactAt(previous.voters, this.id, now) + promiseMs(this.timing) <= now) return false
+    this.revertConfig(now)
+    return this.hasRecentQuorum(now)
   }
 
   // ----------------------------------------------------------- replication
