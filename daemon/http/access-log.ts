@@ -15,7 +15,7 @@
  * /health and scrapes of /metrics are logged at debug level, all else at info.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Usage } from './usage.ts'
+import type { BodyTail } from './usage.ts'
 
 export interface Access {
   readonly id: string
@@ -29,7 +29,8 @@ export interface Access {
   servedBy?: string
   /** performance.now() when the first byte of the answer's body went to the client. */
   firstByte?: number
-  usage?: Usage | null
+  /** The answer's last chunks, where the replica's `usage` is looked for when the line is written. */
+  tail?: BodyTail
   /** The OpenAI error code answered, or why a started answer broke off. */
   error?: string
 }
@@ -40,7 +41,7 @@ export interface AccessLogInit {
 }
 
 export interface AccessLogComponents {
-  log: { info: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
+  log: { info: (o: object, msg: string) => void, debug: (o: object, msg: string) => void, isLevelEnabled: (level: string) => boolean }
   /** A member's node name by peer id, when it is known. */
   memberName: (peerId: string) => string | undefined
 }
@@ -67,8 +68,11 @@ export class AccessLog {
   }
 
   private write (a: Access, res: ServerResponse): void {
+    const level = QUIET_PATHS.has(a.path) ? 'debug' : 'info'
+    // Nothing is built for a level that is off (the benchmarks run at warn).
+    if (!this.c.log.isLevelEnabled(level)) return
     const line = accessLine(a, { status: res.headersSent ? res.statusCode : CLIENT_CLOSED, finished: res.writableFinished, now: performance.now() }, this.init, this.c.memberName)
-    if (QUIET_PATHS.has(a.path)) this.c.log.debug(line, 'request')
+    if (level === 'debug') this.c.log.debug(line, 'request')
     else this.c.log.info(line, 'request')
   }
 }
@@ -91,10 +95,11 @@ export function accessLine (a: Access, end: { status: number, finished: boolean,
     line.served_by_peer = a.servedBy
   }
   if (a.firstByte !== undefined) line.ttft_ms = ms(a.firstByte - a.started)
-  if (a.usage != null) {
-    if (a.usage.prompt_tokens !== undefined) line.prompt_tokens = a.usage.prompt_tokens
-    if (a.usage.completion_tokens !== undefined) line.completion_tokens = a.usage.completion_tokens
-    if (a.usage.total_tokens !== undefined) line.total_tokens = a.usage.total_tokens
+  const usage = a.tail?.usage()
+  if (usage != null) {
+    if (usage.prompt_tokens !== undefined) line.prompt_tokens = usage.prompt_tokens
+    if (usage.completion_tokens !== undefined) line.completion_tokens = usage.completion_tokens
+    if (usage.total_tokens !== undefined) line.total_tokens = usage.total_tokens
   }
   if (a.error !== undefined) line.error = a.error
   if (!end.finished) line.aborted = true

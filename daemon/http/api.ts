@@ -13,7 +13,7 @@
  *
  * Each request fills in its access-log record (access-log.ts) as it goes:
  * model, who served it, the first byte, and the replica's token counts,
- * found once the answer has ended in the last chunks kept by reference
+ * found when the line is written in the last chunks kept by reference
  * (usage.ts): nothing but a reference per chunk is added to the relay.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -229,6 +229,7 @@ export class OpenAIApi {
     this.c.metrics.inflight.inc()
     let firstByte = true
     const tail = new BodyTail()
+    access.tail = tail
     try {
       for await (const chunk of up.body) {
         if (firstByte) {
@@ -258,7 +259,6 @@ export class OpenAIApi {
     } finally {
       gone.removeEventListener('abort', onGone)
       this.c.metrics.inflight.dec()
-      access.usage = tail.usage()
     }
   }
 

@@ -1,12 +1,15 @@
 /** The access line's fields (daemon/http/access-log.ts accessLine): what applies is there, the rest left out. */
 import t from 'tap'
 import { accessLine, CLIENT_CLOSED, type Access } from '../../daemon/http/access-log.ts'
+import { BodyTail } from '../../daemon/http/usage.ts'
 
 const self = { selfId: 'peer-a', selfName: 'a' }
 const names = (id: string): string | undefined => (id === 'peer-b' ? 'b' : undefined)
 
 t.test('served over the mesh, with usage', async (t) => {
-  const a: Access = { id: 'r1', method: 'POST', path: '/v1/chat/completions', started: 1000, model: 'm', stream: true, servedBy: 'peer-b', firstByte: 1012.34, usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }
+  const tail = new BodyTail()
+  tail.keep(Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}\n\ndata: [DONE]\n\n'))
+  const a: Access = { id: 'r1', method: 'POST', path: '/v1/chat/completions', started: 1000, model: 'm', stream: true, servedBy: 'peer-b', firstByte: 1012.34, tail }
   t.same(accessLine(a, { status: 200, finished: true, now: 1100.06 }, self, names), {
     request_id: 'r1', method: 'POST', path: '/v1/chat/completions', status: 200, duration_ms: 100.1, entry: 'a', entry_peer: 'peer-a',
     model: 'm', stream: true, served_by: 'b', served_by_peer: 'peer-b', ttft_ms: 12.3, prompt_tokens: 3, completion_tokens: 4, total_tokens: 7
