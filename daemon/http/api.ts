@@ -121,6 +121,7 @@ export class OpenAIApi {
       this.retrieveModel(res, access, path.slice(MODEL_PREFIX.length))
       return
     }
+    // allowedMethods() allows POST only on the ROUTES paths.
     const route = ROUTES[path]!
     if (this.c.draining()) {
       req.resume()

@@ -7,15 +7,18 @@
  * router do: anything else is replaced rather than refused, so a client
  * sending an odd id is still served.
  */
-import { randomBytes } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { MAX_REQUEST_ID_CHARS, REQUEST_ID_HEADER } from '../../mesh/infer/schemas.ts'
 
 export { REQUEST_ID_HEADER }
 const SANE = new RegExp(`^[A-Za-z0-9._~:@/+=-]{1,${MAX_REQUEST_ID_CHARS}}$`)
 
-/** A fresh id: 128 random bits in hex (as nginx's `$request_id`). */
+/**
+ * A fresh id: a random UUID (v4, as Envoy's). Node draws it from a cached
+ * entropy pool: ~0.1 µs, where `randomBytes(16)` costs ~6–10 µs per request.
+ */
 export function newRequestId (): string {
-  return randomBytes(16).toString('hex')
+  return randomUUID()
 }
 
 /** The client's id if it sent exactly one sane one; a fresh one otherwise. */

@@ -153,7 +153,7 @@ t.test('HTTP conventions', async (t) => {
 
       r = await chat(model)
       const made = r.headers.get('x-request-id') ?? ''
-      t.match(made, /^[0-9a-f]{32}$/, `${model}: an id is made when the client sends none`)
+      t.match(made, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, `${model}: an id is made when the client sends none`)
       t.equal(engine.seen.at(-1)?.id, made, `${model}: and the replica got it`)
       await r.body?.cancel()
 
@@ -162,7 +162,7 @@ t.test('HTTP conventions', async (t) => {
         r = await chat(model, { 'x-request-id': insane })
         t.equal(r.status, 200, `${model}: served despite an unusable id`)
         const replaced = r.headers.get('x-request-id') ?? ''
-        t.match(replaced, /^[0-9a-f]{32}$/, `${model}: an unusable id is replaced`)
+        t.match(replaced, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, `${model}: an unusable id is replaced`)
         t.equal(engine.seen.at(-1)?.id, replaced)
         await r.body?.cancel()
       }

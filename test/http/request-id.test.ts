@@ -9,7 +9,7 @@ t.test('kept, replaced, made', async (t) => {
   }
   for (const bad of [undefined, '', 'x'.repeat(MAX_REQUEST_ID_CHARS + 1), 'two words', 'a, b', 'quote"', 'ünïcode', 'new\nline', ['a', 'b']]) {
     const id = requestIdOf(bad)
-    t.match(id, /^[0-9a-f]{32}$/, `replaced: ${JSON.stringify(bad)?.slice(0, 40)}`)
+    t.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, `replaced: ${JSON.stringify(bad)?.slice(0, 40)}`)
   }
   t.not(newRequestId(), newRequestId(), 'fresh each time')
 })
