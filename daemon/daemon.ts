@@ -19,6 +19,7 @@ import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
 import { Serving } from './proxy/serving.ts'
 import { OpenAIApi } from './http/api.ts'
+import { AccessLog } from './http/access-log.ts'
 import { Coordination, LeaveRefused } from './leader/coordination.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
 import { loadOrCreateIdentity } from '../mesh/identity.ts'
@@ -163,7 +164,11 @@ export class Daemon {
       registry: this.metrics.registry,
       requests: this.metrics.requests,
       health: () => this.health(),
-      api: (req, res) => { this.api.handle(req, res) },
+      api: (req, res, access) => { this.api.handle(req, res, access) },
+      access: new AccessLog({ selfId: identity.peerId.toString(), selfName: c.node_name }, {
+        log: this.log.child({ svc: 'access' }),
+        memberName: (peer) => this.membership.member(peer)?.heartbeat.name
+      }),
       log: this.log.child({ svc: 'http' })
     })
     this.admin = new AdminServer({ socketPath: c.admin.socket, log: this.log.child({ svc: 'admin' }) })

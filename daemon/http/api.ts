@@ -1,6 +1,6 @@
 /**
  * The OpenAI-compatible front door on every node: POST /v1/chat/completions,
- * /v1/completions, /v1/embeddings and GET /v1/models. This file is the HTTP
+ * /v1/completions, /v1/embeddings, GET /v1/models and /v1/models/{id}. This file is the HTTP
  * side: auth, reading and checking the request, OpenAI errors, and relaying
  * the chosen member's answer as it streams. Where a request goes, waits and
  * is retried is proxy/forward.ts. After bytes have flowed there is no retry,
@@ -10,10 +10,19 @@
  * JSON and required fields (400), API key (401), unknown model (404), and
  * saturation (429 after the entry queue's deadline). Errors are OpenAI error
  * objects; none of it can throw out of the handler.
+ *
+ * Each request fills in its access-log record (access-log.ts) as it goes:
+ * model, who served it, the first byte, and the replica's token counts,
+ * found when the line is written in the last chunks kept by reference
+ * (usage.ts): nothing but a reference per chunk is added to the relay.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { randomUUID, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import { sendError, sendJson, type OpenAIError } from './errors.ts'
+import { allowedMethods, allows, methodNotAllowed, sendOptions, MODEL_PREFIX } from './routes.ts'
+import { REQUEST_ID_HEADER } from './request-id.ts'
+import { BodyTail } from './usage.ts'
+import type { Access } from './access-log.ts'
 import type { UpstreamRequest, UpstreamResponse } from '../../mesh/infer/upstream.ts'
 import type { Router } from '../proxy/router.ts'
 import { forward } from '../proxy/forward.ts'
@@ -54,8 +63,8 @@ const ROUTES: Record<string, { required: string, check: (v: unknown) => boolean,
 
 /** Request headers passed to the replica; everything else (cookies, credentials, hop-by-hop) stays here. */
 const FORWARD_REQUEST_HEADERS = new Set(['content-type', 'accept', 'user-agent', 'openai-organization', 'openai-project', 'x-request-id'])
-/** Response headers not passed back (hop-by-hop, or set by us). */
-const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'server', 'x-meshd-served-by', 'content-length'])
+/** Response headers not passed back (hop-by-hop, or set by us: the request id is the entry node's). */
+const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'server', 'x-meshd-served-by', 'content-length', REQUEST_ID_HEADER])
 const SERVED_BY = 'x-meshd-served-by'
 
 export class OpenAIApi {
@@ -66,6 +75,8 @@ export class OpenAIApi {
   active = 0
   /** When a request last started or ended here (a burst node's idle_timeout counts from it). */
   lastActivityAt = 0
+  /** When this node first listed each model: a stable `created` for the model objects. */
+  private readonly firstListed = new Map<string, number>()
 
   constructor (init: ApiInit, components: ApiComponents) {
     this.init = init
@@ -73,81 +84,98 @@ export class OpenAIApi {
     this.keys = init.apiKeys.map((k) => Buffer.from(k))
   }
 
-  /** Entry point for every /v1/* request. */
-  handle (req: IncomingMessage, res: ServerResponse): void {
-    this.serve(req, res).catch((err: unknown) => {
+  /** Entry point for every /v1/* request; `access` is its access-log record (its id is the request id). */
+  handle (req: IncomingMessage, res: ServerResponse, access: Access): void {
+    this.serve(req, res, access).catch((err: unknown) => {
       this.c.log.warn({ err }, 'front door request failed unexpectedly')
-      this.fail(res, 'internal', { status: 500, type: 'server_error', code: 'internal_error', message: 'internal error in meshd' })
+      this.fail(res, access, 'internal', { status: 500, type: 'server_error', code: 'internal_error', message: 'internal error in meshd' })
     })
   }
 
-  private async serve (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]!
-    if (!this.authorized(req)) {
+  private async serve (req: IncomingMessage, res: ServerResponse, access: Access): Promise<void> {
+    const path = access.path
+    const allowed = allowedMethods(path)
+    if (allowed !== null && req.method === 'OPTIONS') {
       req.resume()
-      this.fail(res, 'unauthorized', { status: 401, type: 'authentication_error', code: 'invalid_api_key', message: 'missing or invalid API key: send Authorization: Bearer <key>' })
+      sendOptions(res, allowed, { [SERVED_BY]: this.init.selfId })
       return
     }
-    if (path === '/v1/models' && req.method === 'GET') {
+    if (!this.authorized(req)) {
+      req.resume()
+      this.fail(res, access, 'unauthorized', { status: 401, type: 'authentication_error', code: 'invalid_api_key', message: 'missing or invalid API key: send Authorization: Bearer <key>' })
+      return
+    }
+    if (allowed === null) {
+      req.resume()
+      this.fail(res, access, 'no_route', { status: 404, type: 'invalid_request_error', code: 'unknown_url', message: `no route for ${req.method ?? '?'} ${path}` })
+      return
+    }
+    if (!allows(allowed, req.method)) {
+      req.resume()
+      this.fail(res, access, 'no_route', methodNotAllowed(allowed, req.method, path), { allow: allowed.join(', ') })
+      return
+    }
+    if (path === '/v1/models') {
       this.listModels(res)
       return
     }
-    const route = ROUTES[path]
-    if (route === undefined || req.method !== 'POST') {
-      req.resume()
-      const status = route === undefined ? 404 : 405
-      this.fail(res, 'no_route', { status, type: 'invalid_request_error', code: status === 404 ? 'unknown_url' : 'method_not_allowed', message: `no route for ${req.method ?? '?'} ${path}` })
+    if (path.startsWith(MODEL_PREFIX)) {
+      this.retrieveModel(res, access, path.slice(MODEL_PREFIX.length))
       return
     }
+    // allowedMethods() allows POST only on the ROUTES paths.
+    const route = ROUTES[path]!
     if (this.c.draining()) {
       req.resume()
-      this.fail(res, 'draining', { status: 503, type: 'service_unavailable', code: 'draining', message: 'this node is draining; send requests to another member', retryAfterSeconds: 1 })
+      this.fail(res, access, 'draining', { status: 503, type: 'service_unavailable', code: 'draining', message: 'this node is draining; send requests to another member', retryAfterSeconds: 1 })
       return
     }
     const started = performance.now()
     const body = await readBody(req, res, this.init.maxBodyBytes, this.init.bodyTimeoutMs)
     if ('error' in body) {
-      this.fail(res, body.error.code, body.error)
+      this.fail(res, access, body.error.code, body.error)
       return
     }
     let doc: unknown
     try {
       doc = JSON.parse(body.bytes.toString('utf8'))
     } catch (err) {
-      this.fail(res, 'bad_json', { status: 400, type: 'invalid_request_error', code: 'invalid_json', message: `the body is not valid JSON: ${(err as Error).message}` })
+      this.fail(res, access, 'bad_json', { status: 400, type: 'invalid_request_error', code: 'invalid_json', message: `the body is not valid JSON: ${(err as Error).message}` })
       return
     }
     if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-      this.fail(res, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', message: 'the body must be a JSON object' })
+      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', message: 'the body must be a JSON object' })
       return
     }
     const fields = doc as Record<string, unknown>
     if (typeof fields.model !== 'string' || fields.model === '') {
-      this.fail(res, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'missing_model', param: 'model', message: 'you must provide a model parameter' })
+      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'missing_model', param: 'model', message: 'you must provide a model parameter' })
       return
     }
     if (!route.check(fields[route.required])) {
-      this.fail(res, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', param: route.required, message: `\`${route.required}\` must be ${route.expect}` })
+      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', param: route.required, message: `\`${route.required}\` must be ${route.expect}` })
       return
     }
     if (fields.stream !== undefined && typeof fields.stream !== 'boolean') {
-      this.fail(res, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', param: 'stream', message: '`stream` must be a boolean' })
+      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', param: 'stream', message: '`stream` must be a boolean' })
       return
     }
+    access.model = fields.model
+    access.stream = fields.stream === true
     this.active++
     this.lastActivityAt = Date.now()
     try {
-      await this.proxy(req, res, path, fields.model, body.bytes, started)
+      await this.proxy(req, res, access, path, fields.model, body.bytes, started)
     } finally {
       this.active--
       this.lastActivityAt = Date.now()
     }
   }
 
-  private async proxy (req: IncomingMessage, res: ServerResponse, path: string, model: string, body: Buffer, started: number): Promise<void> {
+  private async proxy (req: IncomingMessage, res: ServerResponse, access: Access, path: string, model: string, body: Buffer, started: number): Promise<void> {
     const gone = new AbortController()
     res.on('close', () => { if (!res.writableFinished) gone.abort() })
-    const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : randomUUID()
+    const id = access.id
     const upReq: UpstreamRequest = {
       id,
       method: 'POST',
@@ -167,28 +195,29 @@ export class OpenAIApi {
     labelModel(res, outcome.kind === 'unknown_model' ? 'other' : model)
     switch (outcome.kind) {
       case 'answered':
-        await this.relay(res, outcome.up, model, started, gone.signal)
+        await this.relay(res, access, outcome.up, model, started, gone.signal)
         return
       case 'gone':
         return
       case 'no_ready_replica':
-        this.fail(res, 'no_ready_replica', { status: 503, type: 'service_unavailable', code: 'no_ready_replica', message: `no member has a ready replica for model "${model}"`, retryAfterSeconds: 5 })
+        this.fail(res, access, 'no_ready_replica', { status: 503, type: 'service_unavailable', code: 'no_ready_replica', message: `no member has a ready replica for model "${model}"`, retryAfterSeconds: 5 })
         return
       case 'unknown_model':
-        this.fail(res, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model "${model}" is not served by any member of the mesh` })
+        this.fail(res, access, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model "${model}" is not served by any member of the mesh` })
         return
       case 'saturated':
-        this.fail(res, 'saturated', { status: 429, type: 'rate_limit_error', code: 'saturated', message: `every member serving "${model}" is saturated; retry later`, retryAfterSeconds: 2 })
+        this.fail(res, access, 'saturated', { status: 429, type: 'rate_limit_error', code: 'saturated', message: `every member serving "${model}" is saturated; retry later`, retryAfterSeconds: 2 })
         return
       case 'failed': {
         const e = outcome.error
-        this.fail(res, 'upstream_failed', { status: e.code === 'deadline_exceeded' ? 504 : 502, type: 'server_error', code: e.code, message: `no member could serve the request: ${e.message}` })
+        this.fail(res, access, 'upstream_failed', { status: e.code === 'deadline_exceeded' ? 504 : 502, type: 'server_error', code: e.code, message: `no member could serve the request: ${e.message}` })
       }
     }
   }
 
   /** Streams the member's answer to the client chunk by chunk, as it arrives. */
-  private async relay (res: ServerResponse, up: UpstreamResponse, model: string, started: number, gone: AbortSignal): Promise<void> {
+  private async relay (res: ServerResponse, access: Access, up: UpstreamResponse, model: string, started: number, gone: AbortSignal): Promise<void> {
+    access.servedBy = up.servedBy
     const onGone = (): void => { up.abort(new Error('client went away')) }
     gone.addEventListener('abort', onGone, { once: true })
     const headers: Array<[string, string]> = []
@@ -204,12 +233,16 @@ export class OpenAIApi {
     if (sse) res.flushHeaders()
     this.c.metrics.inflight.inc()
     let firstByte = true
+    const tail = new BodyTail()
+    access.tail = tail
     try {
       for await (const chunk of up.body) {
         if (firstByte) {
           firstByte = false
-          this.c.metrics.ttft.observe({ model }, (performance.now() - started) / 1000)
+          access.firstByte = performance.now()
+          this.c.metrics.ttft.observe({ model }, (access.firstByte - started) / 1000)
         }
+        tail.keep(chunk)
         if (!res.write(chunk)) await drained(res, gone)
         if (gone.aborted) return
       }
@@ -217,6 +250,7 @@ export class OpenAIApi {
       this.c.metrics.latency.observe({ model }, (performance.now() - started) / 1000)
     } catch (err) {
       if (gone.aborted) return
+      access.error = 'upstream_failed'
       this.c.metrics.streamErrors.inc({ model })
       this.c.log.debug({ member: up.servedBy, err: (err as Error).message }, 'answer broke off mid-stream')
       if (sse) {
@@ -233,11 +267,42 @@ export class OpenAIApi {
   }
 
   private listModels (res: ServerResponse): void {
-    const created = Math.floor(Date.now() / 1000)
-    const data = [...this.c.router.models()].sort(([a], [b]) => a.localeCompare(b)).map(([id, ready]) => ({
-      id, object: 'model', created, owned_by: 'meshd', meshd: { ready_members: ready }
-    }))
+    const data = [...this.c.router.models()].sort(([a], [b]) => a.localeCompare(b)).map(([id, ready]) => this.modelObject(id, ready))
     sendJson(res, 200, { object: 'list', data }, { [SERVED_BY]: this.init.selfId })
+  }
+
+  /**
+   * GET /v1/models/{id}: the id is everything after the prefix, URL-decoded,
+   * matched exactly (case and all). So `meta-llama/Llama-3-8B` is found sent
+   * as the openai client sends it (`meta-llama%2FLlama-3-8B`) and as curl
+   * users type it (`/v1/models/meta-llama/Llama-3-8B`); `llama3:8b` as is or
+   * as `llama3%3A8b`.
+   */
+  private retrieveModel (res: ServerResponse, access: Access, raw: string): void {
+    let id: string
+    try {
+      id = decodeURIComponent(raw)
+    } catch {
+      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_model_id', message: `the model id in ${access.path} is not valid URL encoding` })
+      return
+    }
+    access.model = id
+    const ready = this.c.router.models().get(id)
+    if (ready === undefined) {
+      this.fail(res, access, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model "${id}" is not served by any member of the mesh` })
+      return
+    }
+    sendJson(res, 200, this.modelObject(id, ready), { [SERVED_BY]: this.init.selfId })
+  }
+
+  /** OpenAI's model object; `meshd.ready_members` says how many members can serve it now. */
+  private modelObject (id: string, ready: number): { id: string, object: 'model', created: number, owned_by: string, meshd: { ready_members: number } } {
+    let created = this.firstListed.get(id)
+    if (created === undefined) {
+      created = Math.floor(Date.now() / 1000)
+      this.firstListed.set(id, created)
+    }
+    return { id, object: 'model', created, owned_by: 'meshd', meshd: { ready_members: ready } }
   }
 
   private authorized (req: IncomingMessage): boolean {
@@ -248,19 +313,20 @@ export class OpenAIApi {
     return this.keys.some((k) => k.length === given.length && timingSafeEqual(k, given))
   }
 
-  private fail (res: ServerResponse, reason: string, err: OpenAIError): void {
+  private fail (res: ServerResponse, access: Access, reason: string, err: OpenAIError, headers: Record<string, string> = {}): void {
+    access.error = err.code
     this.c.metrics.rejected.inc({ reason })
-    sendError(res, err, { [SERVED_BY]: this.init.selfId })
+    sendError(res, err, { [SERVED_BY]: this.init.selfId, ...headers })
   }
 }
 
 function forwardHeaders (req: IncomingMessage, id: string): Array<[string, string]> {
   const out: Array<[string, string]> = []
   for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || !FORWARD_REQUEST_HEADERS.has(k) || k === 'x-request-id') continue
+    if (v === undefined || !FORWARD_REQUEST_HEADERS.has(k) || k === REQUEST_ID_HEADER) continue
     out.push([k, Array.isArray(v) ? v.join(', ') : v])
   }
-  out.push(['x-request-id', id])
+  out.push([REQUEST_ID_HEADER, id])
   return out
 }
 

@@ -2,17 +2,23 @@
  * The HTTP listener on http.listen: GET /health, GET /metrics, and the
  * OpenAI-compatible routes (added by the front door). Routing is a plain
  * switch on method and path: there are few routes and this is the hot path.
+ * Every response carries `x-request-id` (request-id.ts), and every request
+ * gets one access-log line when its response is over (access-log.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import { sendError, sendJson } from './errors.ts'
 import { parseHostPort } from './listen.ts'
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts'
+import { allowedMethods, allows, methodNotAllowed, sendOptions } from './routes.ts'
+import type { Access, AccessLog } from './access-log.ts'
 import type { Startable } from '../../mesh/startable.ts'
 import { modelLabel, routeLabel } from './request-labels.ts'
 
 export interface Health { ok: boolean, reason: string, detail?: Record<string, unknown> }
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void
+/** Handles a request; `access` is its access-log record, to fill in (its `id` is the request id). */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, access: Access) => void
 
 export interface HttpServerInit {
   listen: string
@@ -26,6 +32,8 @@ export interface HttpServerComponents {
   health: () => Health
   /** The OpenAI routes; absent until the front door is wired in. */
   api?: RouteHandler
+  /** Writes each request's access-log line; absent: none. */
+  access?: AccessLog
   log: { warn: (o: object, msg: string) => void }
 }
 
@@ -77,26 +85,45 @@ export class HttpServer implements Startable {
     const path = q < 0 ? url : url.slice(0, q)
     const requests = this.c.requests
     if (requests !== undefined) res.once('close', () => { countRequest(requests, path, res) })
+    const id = requestIdOf(req.headers[REQUEST_ID_HEADER])
+    res.setHeader(REQUEST_ID_HEADER, id)
+    const access: Access = this.c.access?.begin(req, res, id, path) ?? { id, method: req.method ?? 'GET', path, started: performance.now() }
     try {
-      if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      if (path.startsWith('/v1/') && this.c.api !== undefined) {
+        this.c.api(req, res, access)
+        return
+      }
+      const allowed = allowedMethods(path)
+      if (allowed === null || path.startsWith('/v1/')) {
+        req.resume()
+        access.error = 'not_found'
+        sendError(res, { status: 404, type: 'not_found_error', code: 'not_found', message: `no route for ${req.method ?? 'GET'} ${path}` }, { 'x-meshd-served-by': this.init.selfId })
+        return
+      }
+      if (req.method === 'OPTIONS') {
+        req.resume()
+        sendOptions(res, allowed, { 'x-meshd-served-by': this.init.selfId })
+        return
+      }
+      if (!allows(allowed, req.method)) {
+        req.resume()
+        access.error = 'method_not_allowed'
+        sendError(res, methodNotAllowed(allowed, req.method, path), { allow: allowed.join(', '), 'x-meshd-served-by': this.init.selfId })
+        return
+      }
+      if (path === '/health') {
         const h = this.c.health()
         sendJson(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'unavailable', reason: h.reason, ...h.detail }, { 'x-meshd-served-by': this.init.selfId })
         return
       }
-      if (path === '/metrics' && req.method === 'GET') {
-        this.c.registry.metrics().then((text) => {
-          res.writeHead(200, { 'content-type': this.c.registry.contentType })
-          res.end(text)
-        }, (err: Error) => { sendError(res, { status: 500, type: 'server_error', code: 'metrics_failed', message: err.message }) })
-        return
-      }
-      if (path.startsWith('/v1/') && this.c.api !== undefined) {
-        this.c.api(req, res)
-        return
-      }
-      sendError(res, { status: 404, type: 'not_found_error', code: 'not_found', message: `no route for ${req.method ?? 'GET'} ${path}` }, { 'x-meshd-served-by': this.init.selfId })
+      // Else /metrics: allowedMethods() knows no other path outside /v1/.
+      this.c.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': this.c.registry.contentType })
+        res.end(text)
+      }, (err: Error) => { sendError(res, { status: 500, type: 'server_error', code: 'metrics_failed', message: err.message }) })
     } catch (err) {
       this.c.log.warn({ err, path }, 'request handler failed')
+      access.error = 'internal_error'
       sendError(res, { status: 500, type: 'server_error', code: 'internal_error', message: 'internal error' })
     }
   }

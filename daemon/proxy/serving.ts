@@ -212,6 +212,8 @@ export class Serving implements Startable {
     if (!this.broker.admit(Date.now(), req.offer !== undefined ? { id: req.offer, entry } : undefined)) {
       throw new UpstreamError(MEMBER_BUSY, 'every slot of this member is taken', true, this.local.load())
     }
+    // The entry node writes the access line; this one ties the id to the serving member's own log.
+    this.c.log.debug({ request_id: req.id, entry, model: req.model }, 'serving a request for another member')
     return this.local.request(req)
   }
 }

@@ -19,9 +19,18 @@ export const loadReportSchema = z.object({
   rate: z.number().nonnegative().optional()
 })
 
+/** The header that carries the request id to the replica (the entry node's `x-request-id`). */
+export const REQUEST_ID_HEADER = 'x-request-id'
+export const MAX_REQUEST_ID_CHARS = 128
+
 export const requestHeadSchema = z.object({
   v: z.literal(INFER_VERSION),
-  id: z.string().max(128),
+  /**
+   * The request id: the entry node's `x-request-id` (the client's, or one it
+   * made), at most 128 characters. The serving member hands it to its replica
+   * as `x-request-id`, also when the entry did not list it among `headers`.
+   */
+  id: z.string().max(MAX_REQUEST_ID_CHARS),
   method: z.enum(['GET', 'POST']),
   path: z.string().max(2048).regex(/^\/v1\//),
   headers,

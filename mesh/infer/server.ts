@@ -7,7 +7,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { MeshNode } from '../node.ts'
 import { FRAME, FrameDecoder, FrameError, encodeFrame, encodeJsonFrame, decodeJson } from './frames.ts'
-import { INFER_PROTOCOL, requestHeadSchema, type RequestHead } from './schemas.ts'
+import { INFER_PROTOCOL, REQUEST_ID_HEADER, requestHeadSchema, type RequestHead } from './schemas.ts'
 import { MAX_INFER_STREAMS, SERVER_IDLE_STREAM_MS } from './client.ts'
 import { FrameWriter } from './writer.ts'
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './upstream.ts'
@@ -140,7 +140,7 @@ export class InferServer implements Startable {
   private async run (stream: Stream, from: string, head: RequestHead, body: Uint8Array, attach: (u: UpstreamResponse) => void): Promise<boolean> {
     let up: UpstreamResponse
     try {
-      up = await this.c.serve({ id: head.id, method: head.method, path: head.path, headers: head.headers, body, model: head.model, deadline: Date.now() + head.deadline_ms, ...(head.offer !== undefined ? { offer: head.offer } : {}) }, from)
+      up = await this.c.serve({ id: head.id, method: head.method, path: head.path, headers: withRequestId(head.headers, head.id), body, model: head.model, deadline: Date.now() + head.deadline_ms, ...(head.offer !== undefined ? { offer: head.offer } : {}) }, from)
     } catch (err) {
       const e = err instanceof UpstreamError ? err : new UpstreamError('internal_error', (err as Error).message, false)
       // Refused before the replica answered: the stream stays open for the
@@ -177,6 +177,16 @@ export class InferServer implements Startable {
       return false
     }
   }
+}
+
+/**
+ * The head's `id` is the request id: the replica gets it as `x-request-id`.
+ * Entry nodes send it among the headers too; one that did not still has it
+ * arrive (a header it did send is left as it is).
+ */
+function withRequestId (headers: Array<[string, string]>, id: string): Array<[string, string]> {
+  for (const [k] of headers) if (k.toLowerCase() === REQUEST_ID_HEADER) return headers
+  return [...headers, [REQUEST_ID_HEADER, id]]
 }
 
 function concat (parts: Uint8Array[], size: number): Uint8Array {

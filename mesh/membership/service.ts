@@ -140,6 +140,11 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     return [...this.table.all()]
   }
 
+  /** One member by peer id (self included), without copying the table. */
+  member (id: string): Member | undefined {
+    return this.table.get(id)
+  }
+
   private leaving = false
 
   private buildHeartbeat (): Heartbeat {

@@ -33,7 +33,9 @@ async function setup (t: Teardown) {
   const broker = new SlotBroker({ slots: 4, models: ['m'] }, () => {})
   broker.setOpen(true, Date.now())
   const local = new ReplicaUpstream({ selfId: b.peerId.toString(), url: () => sim.url }, { broker })
+  const served: UpstreamRequest[] = []
   const serve = async (r: UpstreamRequest): Promise<UpstreamResponse> => {
+    served.push(r)
     if (!broker.admit(Date.now())) throw new UpstreamError(MEMBER_BUSY, 'full', true, local.load())
     return local.request(r)
   }
@@ -42,7 +44,7 @@ async function setup (t: Teardown) {
   await a.dial(b.getMultiaddrs()[0]!)
   const client = new InferClient(a)
   t.teardown(async () => { client.close(); await local.close(); await sim.close(); await a.stop(); await b.stop() })
-  return { a, b, sim, local, server, client, broker }
+  return { a, b, sim, local, server, client, broker, served }
 }
 
 function chat (maxTokens: number, stream = false): UpstreamRequest {
@@ -68,6 +70,16 @@ t.test('sequential requests reuse one stream', async (t) => {
     t.match(await text(up.body), /chat\.completion/)
   }
   t.equal(inferStreams(a), 1, 'twenty requests, one stream')
+})
+
+t.test('the head\'s id reaches the replica as x-request-id, also when the entry sent no such header', async (t) => {
+  const { b, client, served } = await setup(t)
+  const bare = await client.request(b.peerId, { ...chat(1), id: 'from-an-older-entry' })
+  await text(bare.body)
+  t.same(served.at(-1)?.headers.filter(([k]) => k === 'x-request-id'), [['x-request-id', 'from-an-older-entry']], 'added from the head')
+  const sent = await client.request(b.peerId, { ...chat(1), id: 'id-1', headers: [['content-type', 'application/json'], ['X-Request-Id', 'id-1']] })
+  await text(sent.body)
+  t.same(served.at(-1)?.headers.filter(([k]) => k.toLowerCase() === 'x-request-id'), [['X-Request-Id', 'id-1']], 'a header the entry sent is left as it is, not doubled')
 })
 
 t.test('a client that goes away frees the far replica at once; the stream is not reused', async (t) => {
