@@ -12,6 +12,7 @@ import { NodeState } from './store/node-state.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { createLogger, type Log } from './log.ts'
 import { LoadSampler } from './load-sampler.ts'
+import { refusalReporter } from './peer-refusals.ts'
 import { MESHD_VERSION } from './version.ts'
 import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
@@ -82,6 +83,8 @@ export class Daemon {
     this.node = await createMeshNode({
       privateKey: identity.privateKey,
       swarmKey,
+      swarmKeyFile: c.swarm_key_file,
+      onRefused: refusalReporter({ metrics: this.metrics, log: this.log.child({ svc: 'pnet' }), keyFile: c.swarm_key_file }),
       listen: c.mesh.listen,
       announce: c.mesh.announce,
       maxGossipRpcBytes: Math.max(1 << 20, c.mesh.max_message_bytes * 4)
@@ -302,7 +305,11 @@ export class Daemon {
         throw new AdminRequestError('usage', 'join needs one or more multiaddrs')
       }
       const results = await this.discovery.join(addrs as string[])
-      if (results.every((r) => !r.ok)) throw new AdminRequestError('failed', `could not reach any of ${addrs.length} peer(s): ${results.map((r) => `${r.addr}: ${r.error ?? ''}`).join('; ')}`)
+      if (results.every((r) => !r.ok)) {
+        // A refused handshake means the peer was reached: say that, not "could not reach".
+        const head = results.some((r) => r.refused !== undefined) ? `could not join through any of ${addrs.length} peer(s)` : `could not reach any of ${addrs.length} peer(s)`
+        throw new AdminRequestError('failed', `${head}: ${results.map((r) => r.refused !== undefined ? r.error : `${r.addr}: ${r.error ?? ''}`).join('; ')}`)
+      }
       return { results }
     })
     this.admin.handle('burst', async (params, emit, signal) => {

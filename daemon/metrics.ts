@@ -21,7 +21,7 @@ export function createMetrics () {
     gossipRejected: new Counter({ name: 'meshd_gossip_rejected_total', help: 'Gossip messages rejected by a topic validator', labelNames: ['topic', 'reason'] as const, registers: r }),
     memberTransitions: new Counter({ name: 'meshd_member_transitions_total', help: 'Member state changes seen by this node', labelNames: ['to'] as const, registers: r }),
     peersConnected: new Gauge({ name: 'meshd_peers_connected', help: 'Peers with an open libp2p connection', registers: r }),
-    peersRefused: new Counter({ name: 'meshd_peers_refused_total', help: 'Connections closed because the peer is not of this cluster', registers: r }),
+    peersRefused: refusedCounter(r),
     dials: new Counter({ name: 'meshd_dials_total', help: 'Dials to known members', labelNames: ['result'] as const, registers: r }),
     requests: new Counter({ name: 'meshd_http_requests_total', help: 'Requests answered by this node\'s front door, by route and status', labelNames: ['route', 'code'] as const, registers: r }),
     ttfb: new Histogram({ name: 'meshd_request_ttfb_seconds', help: 'Time from request arrival to the first response byte, by serving member and model', labelNames: ['served_by', 'model'] as const, buckets: histogramBuckets(), registers: r }),
@@ -32,6 +32,20 @@ export function createMetrics () {
     queueLength: new Gauge({ name: 'meshd_entry_queue_length', help: 'Requests waiting at this entry node for a member with room', registers: r }),
     replicaInflight: new Gauge({ name: 'meshd_replica_inflight', help: 'Requests at the local replica (from any entry node)', registers: r })
   }
+}
+
+/**
+ * Connections refused, by `reason`: `swarm_key` (the peer holds another swarm
+ * key: the private network handshake failed) or `cluster` (same key, another
+ * cluster). Both series exist from the start, at 0, so a dashboard or an alert
+ * sees the first refusal as an increase.
+ */
+export const REFUSAL_REASONS = ['swarm_key', 'cluster'] as const
+
+function refusedCounter (registers: Registry[]): Counter<'reason'> {
+  const c = new Counter({ name: 'meshd_peers_refused_total', help: 'Connections refused: the peer holds another swarm key (reason swarm_key) or is of another cluster (reason cluster)', labelNames: ['reason'] as const, registers })
+  for (const reason of REFUSAL_REASONS) c.inc({ reason }, 0)
+  return c
 }
 
 export function histogramBuckets (): number[] {

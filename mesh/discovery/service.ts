@@ -21,6 +21,7 @@ import { syncProtocol } from '../topics.ts'
 import { readJson, sendJson } from '../streams.ts'
 import { syncMessageSchema, SYNC_MAX_BYTES, SYNC_VERSION, type SyncMessage } from '../schemas/sync.ts'
 import { Backoff } from './backoff.ts'
+import { isSwarmKeyMismatch } from '../pnet-guard.ts'
 import type { Startable } from '../startable.ts'
 
 export interface DiscoveryInit {
@@ -55,13 +56,14 @@ export interface DiscoveryComponents {
   peers: PeerMemory
   metrics: {
     dials: { inc: (labels: { result: string }) => void }
-    peersRefused: { inc: () => void }
+    peersRefused: { inc: (labels: { reason: string }) => void }
     peersConnected: { set: (v: number) => void }
   }
   log: { info: (o: object, msg: string) => void, warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
 }
 
-export interface JoinResult { addr: string, ok: boolean, peer?: string, error?: string }
+/** One address of `meshd join`: joined, or why not (`refused: 'swarm_key'` when the connection was made but the private network refused it). */
+export interface JoinResult { addr: string, ok: boolean, peer?: string, error?: string, refused?: 'swarm_key' }
 
 const MAX_PARALLEL_DIALS = 8
 const PERSIST_EVERY_MS = 15_000
@@ -132,7 +134,7 @@ export class Discovery implements Startable {
         return { addr, ok: true, peer: conn.remotePeer.toString() }
       } catch (err) {
         this.backoff.failed(addr, this.now())
-        return { addr, ok: false, error: (err as Error).message }
+        return { addr, ok: false, error: (err as Error).message, ...(isSwarmKeyMismatch(err) ? { refused: 'swarm_key' as const } : {}) }
       }
     }))
   }
@@ -226,7 +228,7 @@ export class Discovery implements Startable {
     if (!result.protocols.includes(this.protocol)) {
       // Same swarm key, other cluster (or not meshd at all): never admitted.
       this.refused.set(peer, this.now() + 5 * 60_000)
-      this.c.metrics.peersRefused.inc()
+      this.c.metrics.peersRefused.inc({ reason: 'cluster' })
       this.c.log.warn({ peer, agent: result.agentVersion }, 'closing connection to a peer that is not of this cluster')
       await this.c.node.hangUp(result.peerId).catch(() => {})
       return

@@ -1,5 +1,6 @@
 import { parseCommandArgs, UsageError } from '../common/command.ts'
 import { call, configFor, printJson } from '../common/daemon-client.ts'
+import type { JoinResult } from '../../../mesh/discovery/service.ts'
 
 export const help = `usage: meshd join <multiaddr>... [--config FILE] [--json]
 
@@ -16,11 +17,13 @@ export async function run (argv: string[]): Promise<number> {
     if (!/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+/.test(a)) throw new UsageError(`join: "${a}" is not a multiaddr like /ip4/10.0.1.100/tcp/4001/p2p/<peer id>`)
   }
   const config = configFor(values.config)
-  const result = await call(config, 'join', { addrs: positionals }, { timeoutMs: 30_000 }) as { results: Array<{ addr: string, ok: boolean, peer?: string, error?: string }> }
+  const result = await call(config, 'join', { addrs: positionals }, { timeoutMs: 30_000 }) as { results: JoinResult[] }
   if (values.json) printJson(result)
   else {
     for (const r of result.results) {
-      process.stdout.write(r.ok ? `joined through ${r.addr} (peer ${r.peer ?? '?'})\n` : `could not reach ${r.addr}: ${r.error ?? 'unknown error'}\n`)
+      process.stdout.write(r.ok
+        ? `joined through ${r.addr} (peer ${r.peer ?? '?'})\n`
+        : r.refused !== undefined ? `${r.error ?? r.addr}\n` : `could not reach ${r.addr}: ${r.error ?? 'unknown error'}\n`)
     }
   }
   return 0
