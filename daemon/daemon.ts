@@ -14,11 +14,12 @@ import { createLogger, type Log } from './log.ts'
 import { LoadSampler } from './load-sampler.ts'
 import { refusalReporter } from './peer-refusals.ts'
 import { MESHD_VERSION } from './version.ts'
-import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
+import { statusMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
 import { Serving } from './proxy/serving.ts'
 import { OpenAIApi } from './http/api.ts'
 import { Coordination } from './leader/coordination.ts'
+import { own } from './leader/ledger/ledger.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
 import { loadOrCreateIdentity } from '../mesh/identity.ts'
 import { readSwarmKey } from '../mesh/swarm-key.ts'
@@ -220,7 +221,8 @@ export class Daemon {
     this.log.info({ reason }, 'meshd stopped')
   }
 
-  status (): StatusDocument {
+  /** The status document; released members (left, or terminated by the ledger) only with `all`. */
+  status (opts: { all?: boolean } = {}): StatusDocument {
     const now = Date.now()
     const e = this.coordination.status()
     const doc: StatusDocument = {
@@ -229,11 +231,22 @@ export class Daemon {
       cluster: this.config.cluster,
       leader: e.leader,
       term: e.term,
-      members: sortMembers(this.membership.members().map((m) => memberStatus(m, now))),
+      ...statusMembers(this.membership.members(), now, (inst) => this.instanceState(inst), opts.all === true),
       election: { ...e }
     }
     if (this.coordination.burst !== null && e.leader !== null) doc.budget = this.coordination.burst.budget()
     return doc
+  }
+
+  /**
+   * The ledger's state of a burst instance, as this node's replica of the
+   * ledger holds it (voters hold it; on a non-voter it is empty and only
+   * `left` releases a member). Matched by key, as the leader matches them.
+   */
+  private instanceState (inst: { provider: string, id: string, key?: string }): string | undefined {
+    const instances = this.coordination.ledger.state.instances
+    if (inst.key !== undefined) return own(instances, inst.key)?.state
+    return Object.values(instances).find((r) => r.provider === inst.provider && r.id === inst.id)?.state
   }
 
   private describeSelf (): SelfDescription {
@@ -289,7 +302,7 @@ export class Daemon {
 
   private registerAdmin (): void {
     this.admin.handle('ping', async () => ({ pong: true }))
-    this.admin.handle('status', async () => this.status())
+    this.admin.handle('status', async (params) => this.status({ all: params.all === true }))
     this.admin.handle('version', async () => ({ meshd: MESHD_VERSION, node: process.versions.node }))
     this.admin.handle('info', async () => ({
       peer: this.peerId,
