@@ -27,6 +27,7 @@ import { createMeshNode, type MeshNode } from '../mesh/node.ts'
 import { Membership, type SelfDescription } from '../mesh/membership/service.ts'
 import { Discovery } from '../mesh/discovery/service.ts'
 import { failureTiming } from '../mesh/membership/constants.ts'
+import { nameClashes, describeClash } from '../mesh/membership/names.ts'
 
 export interface DaemonOptions {
   log?: Log
@@ -317,13 +318,17 @@ export class Daemon {
       if (!Array.isArray(addrs) || addrs.length === 0 || !addrs.every((a) => typeof a === 'string')) {
         throw new AdminRequestError('usage', 'join needs one or more multiaddrs')
       }
+      const since = Date.now()
       const results = await this.discovery.join(addrs as string[])
       if (results.every((r) => !r.ok)) {
         // A refused handshake means the peer was reached: say that, not "could not reach".
         const head = results.some((r) => r.refused !== undefined) ? `could not join through any of ${addrs.length} peer(s)` : `could not reach any of ${addrs.length} peer(s)`
         throw new AdminRequestError('failed', `${head}: ${results.map((r) => r.refused !== undefined ? r.error : `${r.addr}: ${r.error ?? ''}`).join('; ')}`)
       }
-      return { results }
+      // Hear the mesh behind the peers first, so that a name clash shows now.
+      await this.discovery.settled(results.flatMap((r) => r.peer !== undefined ? [r.peer] : []), since, JOIN_SETTLE_MS)
+      const warnings = nameClashes(this.membership.members()).map(describeClash)
+      return { results, warnings }
     })
     this.admin.handle('burst', async (params, emit, signal) => {
       const count = params.count
@@ -365,6 +370,9 @@ export class Daemon {
     })
   }
 }
+
+/** How long `meshd join` waits to hear the members behind the peers it joined through (for its name check). */
+const JOIN_SETTLE_MS = 3000
 
 /** Until every instance is ready or has failed (or the client goes away), emits each state change. */
 const WAIT_LIMIT_MS = 20 * 60_000

@@ -4,6 +4,7 @@
  */
 import type { Member } from '../mesh/membership/table.ts'
 import type { MemberState } from '../mesh/membership/suspicion.ts'
+import { nameClashes } from '../mesh/membership/names.ts'
 
 export interface MemberStatus {
   id: string
@@ -32,6 +33,8 @@ export interface MemberStatus {
    * its cost_per_hour reads 0.
    */
   released?: Released
+  /** Other members around (alive or suspect) with the same name, by peer id: names should be unique (mesh/membership/names.ts). */
+  same_name_as?: string[]
 }
 
 export type Released = 'left' | 'terminated'
@@ -112,8 +115,12 @@ export function releasedBy (m: Pick<Member, 'state' | 'heartbeat'>, lookup: Inst
 export function statusMembers (ms: Iterable<Member>, now: number, lookup: InstanceLookup, all: boolean): { members: MemberStatus[], released?: MemberStatus[] } {
   const shown: MemberStatus[] = []
   const released: MemberStatus[] = []
-  for (const m of ms) {
+  const list = [...ms]
+  const clashes = new Map(nameClashes(list).flatMap((c) => c.ids.map((id) => [id, c.ids.filter((x) => x !== id)] as const)))
+  for (const m of list) {
     const s = memberStatus(m, now)
+    const others = clashes.get(m.id)
+    if (others !== undefined) s.same_name_as = others
     const why = releasedBy(m, lookup)
     if (why === null) { shown.push(s); continue }
     s.released = why

@@ -24,6 +24,11 @@ export function renderStatus (doc: StatusDocument): string {
   lines.push('')
   const rows = doc.members.map((m) => row(m, doc))
   lines.push(renderTable(['NAME', 'ID', 'PROVIDER', 'REGION', 'STATE', 'LOAD', 'REPLICA', 'COST/H', 'LAST SEEN'], rows))
+  const clashing = [...new Set(doc.members.filter((m) => m.same_name_as !== undefined).map((m) => m.name))]
+  for (const name of clashing) {
+    const ids = doc.members.filter((m) => m.name === name && m.same_name_as !== undefined).map((m) => shortId(m.id))
+    lines.push(`! ${ids.length} members are named "${name}" (${ids.join(', ')}): give each node its own node_name`)
+  }
   return lines.join('\n')
 }
 
@@ -35,7 +40,7 @@ function row (m: MemberStatus, doc: StatusDocument): string[] {
     ? '-'
     : `${m.replica.ready ? 'ready' : 'not ready'} ${m.replica.inflight}/${m.replica.slots}${m.replica.queued > 0 ? ` +${m.replica.queued}q` : ''} ${m.replica.models.join(',')}`
   return [
-    m.name + mark,
+    m.name + (m.same_name_as !== undefined ? ' !' : '') + mark,
     shortId(m.id),
     kind,
     m.zone !== undefined ? `${m.region}/${m.zone}` : m.region,
