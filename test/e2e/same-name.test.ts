@@ -20,7 +20,7 @@ t.test('meshd join to a mesh where this node_name is taken', async (t) => {
 
   const r = await meshd(['join', c!.joinAddr, '--config', b!.configPath], { timeoutMs: 30_000 })
   t.equal(r.code, 0, 'the join works: a clash is a warning')
-  t.comment(r.stderr.trim())
+  t.comment(`meshd join took ${Math.round(r.ms)} ms (process start included): ${r.stderr.trim()}`)
   const ids = [a!.peerId, b!.peerId].sort()
   t.match(r.stderr, `meshd: warning: 2 members are named "twin": ${ids[0]} and ${ids[1]}; give each node its own node_name`, 'meshd join prints it, naming both peer ids')
   t.match(r.stdout, /joined through/)
