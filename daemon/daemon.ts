@@ -14,13 +14,15 @@ import { createLeaderMetrics, type LeaderMetricsView } from './leader/metrics.ts
 import type { BurstMetrics } from './leader/service.ts'
 import { createLogger, type Log } from './log.ts'
 import { LoadSampler } from './load-sampler.ts'
+import { refusalReporter } from './peer-refusals.ts'
 import { MESHD_VERSION } from './version.ts'
-import { memberStatus, sortMembers, type StatusDocument } from './status.ts'
+import { statusMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
 import { Serving } from './proxy/serving.ts'
 import { OpenAIApi } from './http/api.ts'
 import { AccessLog } from './http/access-log.ts'
 import { Coordination, LeaveRefused } from './leader/coordination.ts'
+import { own } from './leader/ledger/ledger.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
 import { loadOrCreateIdentity } from '../mesh/identity.ts'
 import { readSwarmKey } from '../mesh/swarm-key.ts'
@@ -28,6 +30,7 @@ import { createMeshNode, type MeshNode } from '../mesh/node.ts'
 import { Membership, type SelfDescription } from '../mesh/membership/service.ts'
 import { Discovery } from '../mesh/discovery/service.ts'
 import { failureTiming } from '../mesh/membership/constants.ts'
+import { nameClashes, describeClash } from '../mesh/membership/names.ts'
 
 export interface DaemonOptions {
   log?: Log
@@ -93,6 +96,8 @@ export class Daemon {
     this.node = await createMeshNode({
       privateKey: identity.privateKey,
       swarmKey,
+      swarmKeyFile: c.swarm_key_file,
+      onRefused: refusalReporter({ metrics: this.metrics, log: this.log.child({ svc: 'pnet' }), keyFile: c.swarm_key_file }),
       listen: c.mesh.listen,
       announce: c.mesh.announce,
       maxGossipRpcBytes: Math.max(1 << 20, c.mesh.max_message_bytes * 4)
@@ -234,7 +239,8 @@ export class Daemon {
     this.log.info({ reason }, 'meshd stopped')
   }
 
-  status (): StatusDocument {
+  /** The status document; released members (left, or terminated by the ledger) only with `all`. */
+  status (opts: { all?: boolean } = {}): StatusDocument {
     const now = Date.now()
     const e = this.coordination.status()
     const doc: StatusDocument = {
@@ -243,7 +249,7 @@ export class Daemon {
       cluster: this.config.cluster,
       leader: e.leader,
       term: e.term,
-      members: sortMembers(this.membership.members().map((m) => memberStatus(m, now))),
+      ...statusMembers(this.membership.members(), now, (inst) => this.instanceState(inst), opts.all === true),
       election: { ...e }
     }
     if (this.coordination.burst !== null && e.leader !== null) doc.budget = this.coordination.burst.budget()
@@ -261,6 +267,17 @@ export class Daemon {
       members: () => this.membership.members(),
       burst: burst === null ? null : { budget: () => burst.budget(), ledger: () => ledger.state, providers: this.config.providers.map((p) => p.name) }
     }
+  }
+
+  /**
+   * The ledger's state of a burst instance, as this node's replica of the
+   * ledger holds it (voters hold it; on a non-voter it is empty and only
+   * `left` releases a member). Matched by key, as the leader matches them.
+   */
+  private instanceState (inst: { provider: string, id: string, key?: string }): string | undefined {
+    const instances = this.coordination.ledger.state.instances
+    if (inst.key !== undefined) return own(instances, inst.key)?.state
+    return Object.values(instances).find((r) => r.provider === inst.provider && r.id === inst.id)?.state
   }
 
   private describeSelf (): SelfDescription {
@@ -316,7 +333,7 @@ export class Daemon {
 
   private registerAdmin (): void {
     this.admin.handle('ping', async () => ({ pong: true }))
-    this.admin.handle('status', async () => this.status())
+    this.admin.handle('status', async (params) => this.status({ all: params.all === true }))
     this.admin.handle('version', async () => ({ meshd: MESHD_VERSION, node: process.versions.node }))
     this.admin.handle('info', async () => ({
       peer: this.peerId,
@@ -331,9 +348,17 @@ export class Daemon {
       if (!Array.isArray(addrs) || addrs.length === 0 || !addrs.every((a) => typeof a === 'string')) {
         throw new AdminRequestError('usage', 'join needs one or more multiaddrs')
       }
+      const since = Date.now()
       const results = await this.discovery.join(addrs as string[])
-      if (results.every((r) => !r.ok)) throw new AdminRequestError('failed', `could not reach any of ${addrs.length} peer(s): ${results.map((r) => `${r.addr}: ${r.error ?? ''}`).join('; ')}`)
-      return { results }
+      if (results.every((r) => !r.ok)) {
+        // A refused handshake means the peer was reached: say that, not "could not reach".
+        const head = results.some((r) => r.refused !== undefined) ? `could not join through any of ${addrs.length} peer(s)` : `could not reach any of ${addrs.length} peer(s)`
+        throw new AdminRequestError('failed', `${head}: ${results.map((r) => r.refused !== undefined ? r.error : `${r.addr}: ${r.error ?? ''}`).join('; ')}`)
+      }
+      // Hear the mesh behind the peers first, so that a name clash shows now.
+      await this.discovery.settled(results.flatMap((r) => r.peer !== undefined ? [r.peer] : []), since, JOIN_SETTLE_MS)
+      const warnings = nameClashes(this.membership.members()).map(describeClash)
+      return { results, warnings }
     })
     this.admin.handle('burst', async (params, emit, signal) => {
       const count = params.count
@@ -424,6 +449,9 @@ const RESET_NEEDS_FORCE = 'voters reset makes this node the only voter of a new 
   'It is for a survivor whose group lost its majority for good (machines that will not come back); ' +
   'entries the old group had not committed may become committed. Voters that come back later rejoin as fresh voters. ' +
   'Run it on one survivor only, then `meshd join` the others to it. Add --force to do it.'
+
+/** How long `meshd join` waits to hear the members behind the peers it joined through (for its name check). */
+const JOIN_SETTLE_MS = 3000
 
 /** Until every instance is ready or has failed (or the client goes away), emits each state change. */
 const WAIT_LIMIT_MS = 20 * 60_000

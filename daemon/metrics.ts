@@ -36,7 +36,7 @@ export function createMetrics (init: MetricsInit) {
     gossipRejected: new Counter({ name: 'meshd_gossip_rejected_total', help: 'Gossip messages rejected by a topic validator', labelNames: ['topic', 'reason'] as const, registers: r }),
     memberTransitions: new Counter({ name: 'meshd_member_transitions_total', help: 'Member state changes seen by this node', labelNames: ['to'] as const, registers: r }),
     peersConnected: new Gauge({ name: 'meshd_peers_connected', help: 'Peers with an open libp2p connection', registers: r }),
-    peersRefused: new Counter({ name: 'meshd_peers_refused_total', help: 'Connections closed because the peer is not of this cluster', registers: r }),
+    peersRefused: refusedCounter(r),
     dials: new Counter({ name: 'meshd_dials_total', help: 'Dials to known members', labelNames: ['result'] as const, registers: r }),
     requests: new Counter({ name: 'meshd_http_requests_total', help: 'HTTP requests answered by this node, by route, HTTP status (499: the client went away before the answer began) and model', labelNames: ['route', 'code', 'model'] as const, registers: r }),
     streamErrors: new Counter({ name: 'meshd_http_stream_errors_total', help: 'Answers that broke off after their status was sent (the serving member failed mid-stream), by model', labelNames: ['model'] as const, registers: r }),
@@ -103,6 +103,20 @@ export function memberLoad (members: readonly Member[], pick: (l: NonNullable<Me
     out.set(m.heartbeat.name, (out.get(m.heartbeat.name) ?? 0) + pick(l))
   }
   return out
+}
+
+/**
+ * Connections refused, by `reason`: `swarm_key` (the peer holds another swarm
+ * key: the private network handshake failed) or `cluster` (same key, another
+ * cluster). Both series exist from the start, at 0, so a dashboard or an alert
+ * sees the first refusal as an increase.
+ */
+export const REFUSAL_REASONS = ['swarm_key', 'cluster'] as const
+
+function refusedCounter (registers: Registry[]): Counter<'reason'> {
+  const c = new Counter({ name: 'meshd_peers_refused_total', help: 'Connections refused: the peer holds another swarm key (reason swarm_key) or is of another cluster (reason cluster)', labelNames: ['reason'] as const, registers })
+  for (const reason of REFUSAL_REASONS) c.inc({ reason }, 0)
+  return c
 }
 
 export { Counter, Gauge, Histogram }

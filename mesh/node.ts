@@ -1,6 +1,7 @@
 /**
  * The libp2p node: TCP, noise, yamux, identify, ping, a private network from
- * the swarm key (pnet), and gossipsub. Everything meshd says between nodes
+ * the swarm key (pnet, guarded so that a key mismatch is named: pnet-guard.ts),
+ * and gossipsub. Everything meshd says between nodes
  * goes over this one node: gossip topics and its own stream protocols.
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -9,13 +10,17 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import type { PrivateKey } from '@libp2p/interface'
+import { guardedPreSharedKey, type PnetRefusal } from './pnet-guard.ts'
 
 export interface MeshNodeInit {
   privateKey: PrivateKey
   swarmKey: Uint8Array
+  /** The file the swarm key came from, named when a peer's key differs. */
+  swarmKeyFile: string
+  /** A connection refused because the peer's swarm key differs (pnet-guard.ts). */
+  onRefused?: (r: PnetRefusal) => void
   listen: string[]
   announce: string[]
   /** Largest gossip RPC accepted from a peer; messages are capped lower per topic. */
@@ -32,7 +37,7 @@ export async function createMeshNode (init: MeshNodeInit): Promise<MeshNode> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionProtector: preSharedKey({ psk: init.swarmKey }),
+    connectionProtector: guardedPreSharedKey({ psk: init.swarmKey, keyFile: init.swarmKeyFile, ...(init.onRefused !== undefined ? { onRefused: init.onRefused } : {}) }),
     connectionManager: {
       // Members of one cluster often share an address (several nodes on one
       // host, or behind one NAT): the default per-host inbound rate limit

@@ -21,6 +21,7 @@ import { syncProtocol } from '../topics.ts'
 import { readJson, sendJson } from '../streams.ts'
 import { syncMessageSchema, SYNC_MAX_BYTES, SYNC_VERSION, type SyncMessage } from '../schemas/sync.ts'
 import { Backoff } from './backoff.ts'
+import { isSwarmKeyMismatch } from '../pnet-guard.ts'
 import type { Startable } from '../startable.ts'
 
 export interface DiscoveryInit {
@@ -55,16 +56,19 @@ export interface DiscoveryComponents {
   peers: PeerMemory
   metrics: {
     dials: { inc: (labels: { result: string }) => void }
-    peersRefused: { inc: () => void }
+    peersRefused: { inc: (labels: { reason: string }) => void }
     peersConnected: { set: (v: number) => void }
   }
   log: { info: (o: object, msg: string) => void, warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
 }
 
-export interface JoinResult { addr: string, ok: boolean, peer?: string, error?: string }
+/** One address of `meshd join`: joined, or why not (`refused: 'swarm_key'` when the connection was made but the private network refused it). */
+export interface JoinResult { addr: string, ok: boolean, peer?: string, error?: string, refused?: 'swarm_key' }
 
 const MAX_PARALLEL_DIALS = 8
 const PERSIST_EVERY_MS = 15_000
+/** How long a member named by an address book but never heard is waited for by settled(). */
+const ABSORBED_KEEP_MS = 60_000
 
 export class Discovery implements Startable {
   private readonly init: DiscoveryInit
@@ -77,11 +81,13 @@ export class Discovery implements Startable {
   /** `meshd join` addresses, read from SQLite once at start and kept in step by join(): tick() runs every half heartbeat. */
   private readonly joinAddrs = new Set<string>()
   private readonly refused = new Map<string, number>()
+  /** Members first learned from an address book, and when (settled() waits for their heartbeats); dropped once they are members. */
+  private readonly absorbedAt = new Map<string, number>()
   private inflight = 0
   private timer: NodeJS.Timeout | undefined
   private persistTimer: NodeJS.Timeout | undefined
   private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => { void this.handleIdentify(evt.detail) }
-  private readonly onJoin = (m: Member): void => { this.learn(m.id, m.heartbeat.addrs); this.remember(m) }
+  private readonly onJoin = (m: Member): void => { this.learn(m.id, m.heartbeat.addrs); this.remember(m); this.absorbedAt.delete(m.id) }
   private readonly onConnectionChange = (): void => { this.c.metrics.peersConnected.set(this.c.node.getPeers().length) }
 
   constructor (init: DiscoveryInit, components: DiscoveryComponents) {
@@ -132,9 +138,25 @@ export class Discovery implements Startable {
         return { addr, ok: true, peer: conn.remotePeer.toString() }
       } catch (err) {
         this.backoff.failed(addr, this.now())
-        return { addr, ok: false, error: (err as Error).message }
+        return { addr, ok: false, error: (err as Error).message, ...(isSwarmKeyMismatch(err) ? { refused: 'swarm_key' as const } : {}) }
       }
     }))
+  }
+
+  /**
+   * Resolves once the mesh behind a join is heard: a heartbeat from each of
+   * `peers` and from every member their address books named since `since`
+   * (or after `timeoutMs`, whatever is missing). `meshd join` waits for this
+   * before it looks at names, so it can say what the mesh it joined holds.
+   */
+  async settled (peers: string[], since: number, timeoutMs: number): Promise<void> {
+    const deadline = this.now() + timeoutMs
+    const heard = (id: string): boolean => this.c.membership.table.get(id) !== undefined
+    while (this.now() < deadline) {
+      const learned = [...this.absorbedAt].filter(([, at]) => at >= since).map(([id]) => id)
+      if (peers.every(heard) && learned.every(heard)) return
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   }
 
   /** Dials a member now; false if it cannot be reached within `timeoutMs`. */
@@ -226,7 +248,7 @@ export class Discovery implements Startable {
     if (!result.protocols.includes(this.protocol)) {
       // Same swarm key, other cluster (or not meshd at all): never admitted.
       this.refused.set(peer, this.now() + 5 * 60_000)
-      this.c.metrics.peersRefused.inc()
+      this.c.metrics.peersRefused.inc({ reason: 'cluster' })
       this.c.log.warn({ peer, agent: result.agentVersion }, 'closing connection to a peer that is not of this cluster')
       await this.c.node.hangUp(result.peerId).catch(() => {})
       return
@@ -261,8 +283,10 @@ export class Discovery implements Startable {
     const parsed = syncMessageSchema.safeParse(raw)
     if (!parsed.success || parsed.data.cluster !== this.init.cluster) return
     const now = this.now()
+    for (const [id, at] of this.absorbedAt) if (now - at > ABSORBED_KEEP_MS) this.absorbedAt.delete(id)
     for (const m of parsed.data.members) {
       if (m.id === this.c.membership.selfId || this.c.membership.table.get(m.id) !== undefined) continue
+      this.absorbedAt.set(m.id, now)
       this.learn(m.id, m.addrs)
       if (!this.remembered.has(m.id)) this.remembered.set(m.id, m.addrs)
       this.backoff.forget(m.id)

@@ -13,6 +13,7 @@ import { heartbeatTopic } from '../topics.ts'
 import { heartbeatSchema, HEARTBEAT_VERSION, type Heartbeat } from '../schemas/heartbeat.ts'
 import { decodeJson, encodeJson, type RejectReason } from '../gossip/codec.ts'
 import { MemberTable, type Member, type Transition } from './table.ts'
+import { nameClashes, describeClash } from './names.ts'
 import { EVALUATE_EVERY_HEARTBEATS, type FailureTiming } from './constants.ts'
 import type { MemberState } from './suspicion.ts'
 import type { Startable } from '../startable.ts'
@@ -212,6 +213,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
       hb = r.value
     }
     if (hb.id === this.selfId) return
+    const nameBefore = this.table.get(hb.id)?.heartbeat.name
     const { outcome, transition } = this.table.observeHeartbeat(hb, this.now())
     if (outcome === 'stale') return
     this.c.metrics.heartbeatsReceived.inc()
@@ -226,7 +228,22 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
       this.emit('member:join', member)
     }
     this.handleTransition(transition)
+    if (hb.name !== nameBefore || (transition !== null && transition.to === 'alive')) this.checkName(hb.name)
     this.emit('member:update', member)
+  }
+
+  /** Name clashes warned about (name and ids), so each is logged once, not on every heartbeat. */
+  private readonly warnedClashes = new Set<string>()
+
+  /** Warns when a member's name is also another member's (names.ts): once per clash, naming both peer ids. */
+  private checkName (name: string): void {
+    for (const c of nameClashes(this.table.all())) {
+      if (c.name !== name) continue
+      const key = `${c.name}\n${c.ids.join(',')}`
+      if (this.warnedClashes.has(key)) continue
+      this.warnedClashes.add(key)
+      this.c.log.warn({ name: c.name, members: c.ids }, describeClash(c))
+    }
   }
 
   private handleDisconnect (peer: PeerId): void {

@@ -28,6 +28,7 @@ t.test('garbage on the heartbeat topic is rejected, counted, and harms no one', 
   const rogue = await createMeshNode({
     privateKey: await generateKeyPair('Ed25519'),
     swarmKey: readSwarmKey(swarmKeyFile),
+    swarmKeyFile,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     announce: [],
     maxGossipRpcBytes: 4 << 20

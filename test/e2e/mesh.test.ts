@@ -79,7 +79,7 @@ async function restartRejoins (t: Test, nodes: DaemonProcess[], victim: DaemonPr
 async function intruderNeverListed (t: Test, root: string, nodes: DaemonProcess[]): Promise<void> {
   const otherKey = writeSwarmKey(root, 'other.key')
   const intruder = await DaemonProcess.start(t, root, { name: 'intruder', swarmKeyFile: otherKey })
-  await t.rejects(intruder.call('join', { addrs: [nodes[0]!.joinAddr, nodes[1]!.joinAddr] }, 15_000), /could not reach/, 'the join fails: the private network refuses the handshake')
+  await t.rejects(intruder.call('join', { addrs: [nodes[0]!.joinAddr, nodes[1]!.joinAddr] }, 15_000), /private network handshake failed.*different swarm key/, 'the join fails: the private network refuses the handshake, and says so')
   // Let its dialer keep trying (the join addresses are remembered) before looking.
   await waitFor(async () => (await intruder.metric('meshd_dials_total', { result: 'error' })) >= 2, { timeoutMs: 15_000, what: 'the intruder to fail more dials' })
   await notListedAnywhere(t, nodes, intruder)

@@ -18,7 +18,7 @@ t.test(`${N} members on 127.0.0.1 keep exchanging gossip`, async (t) => {
   const nodes: MeshNode[] = []
   t.teardown(async () => { await Promise.all(nodes.map(async (n) => n.stop())) })
   for (let i = 0; i < N; i++) {
-    const n = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), swarmKey: psk, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], maxGossipRpcBytes: 1 << 20 })
+    const n = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), swarmKey: psk, swarmKeyFile: 'test.key', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], maxGossipRpcBytes: 1 << 20 })
     await n.start()
     n.services.pubsub.subscribe(TOPIC)
     nodes.push(n)

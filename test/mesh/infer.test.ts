@@ -23,7 +23,7 @@ const quiet = { debug: () => {}, warn: () => {} }
 async function setup (t: Teardown) {
   const psk = parseSwarmKey(generateSwarmKey(), 'test')
   const mk = async (): Promise<MeshNode> => {
-    const n = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), swarmKey: psk, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], maxGossipRpcBytes: 1 << 20 })
+    const n = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), swarmKey: psk, swarmKeyFile: 'test.key', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], maxGossipRpcBytes: 1 << 20 })
     await n.start()
     return n
   }
