@@ -25,6 +25,7 @@ import { createMeshNode, type MeshNode } from '../mesh/node.ts'
 import { Membership, type SelfDescription } from '../mesh/membership/service.ts'
 import { Discovery } from '../mesh/discovery/service.ts'
 import { failureTiming } from '../mesh/membership/constants.ts'
+import { binding } from './startup/listen-errors.ts'
 
 export interface DaemonOptions {
   log?: Log
@@ -79,13 +80,13 @@ export class Daemon {
     const identity = await loadOrCreateIdentity(c.state_dir)
     const swarmKey = readSwarmKey(c.swarm_key_file)
 
-    this.node = await createMeshNode({
+    this.node = await binding('mesh.listen', c.mesh.listen, async () => createMeshNode({
       privateKey: identity.privateKey,
       swarmKey,
       listen: c.mesh.listen,
       announce: c.mesh.announce,
       maxGossipRpcBytes: Math.max(1 << 20, c.mesh.max_message_bytes * 4)
-    })
+    }))
     const timing = failureTiming(c.mesh.heartbeat_ms, {
       suspectAfterMs: c.mesh.suspect_after_ms,
       deadAfterMs: c.mesh.dead_after_ms,
@@ -165,8 +166,8 @@ export class Daemon {
     await this.serving.start()
     await this.coordination.start()
     this.membership.start()
-    await this.http.start()
-    await this.admin.start()
+    await binding('http.listen', [c.http.listen], async () => { await this.http.start() })
+    await binding('admin.socket', [c.admin.socket], async () => { await this.admin.start() })
     this.lifecycle = 'running'
     this.log.info({
       peer: this.peerId,
