@@ -12,6 +12,7 @@ import { tempDir } from '../helpers/tmp.ts'
 import { meshd } from '../helpers/cli.ts'
 import { DaemonProcess, writeSwarmKey } from '../helpers/daemon.ts'
 import type { Teardown } from '../helpers/tmp.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 /** A config of a node that would start, with `extra` YAML lines (which replace sections of the same name). */
 function config (dir: string, extra: Record<string, string> = {}): string {
@@ -141,4 +142,15 @@ t.test('state_dir made with the levels it lacks', async (t) => {
   mkdirSync(join(dir, 'c'))
   const d = await DaemonProcess.start(t, join(dir, 'c'), { name: 'deep', swarmKeyFile: writeSwarmKey(dir), config: { state_dir: join(dir, 'a', 'b', 'state') } })
   t.ok(d.running, 'a state_dir whose parents do not exist yet is made, as before')
+})
+
+t.test('readiness_probe.initial_delay_seconds: 0 is accepted and the replica becomes ready (it was killed before reporting its port, forever)', async (t) => {
+  const dir = tempDir(t)
+  const d = await DaemonProcess.start(t, dir, {
+    name: 'eager',
+    swarmKeyFile: writeSwarmKey(dir),
+    config: { replica: { models: ['m'], slots: 1, command: 'sim', readiness_probe: { initial_delay_seconds: 0, period_seconds: 1 } } }
+  })
+  await waitFor(async () => (await d.status()).members.find((m) => m.id === d.peerId)?.replica?.ready === true, { timeoutMs: 15_000, what: 'the replica to be ready' })
+  t.notOk(d.logs.some((l) => /not ready within/.test(String(l.msg)) || /not ready within/.test(String((l as { reason?: unknown }).reason))), 'no run was torn down on the way')
 })
