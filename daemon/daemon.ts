@@ -25,6 +25,7 @@ import { createMeshNode, type MeshNode } from '../mesh/node.ts'
 import { Membership, type SelfDescription } from '../mesh/membership/service.ts'
 import { Discovery } from '../mesh/discovery/service.ts'
 import { failureTiming } from '../mesh/membership/constants.ts'
+import { requestIdPattern } from './leader/ledger/entries.ts'
 import { binding } from './startup/listen-errors.ts'
 
 export interface DaemonOptions {
@@ -310,19 +311,21 @@ export class Daemon {
       const count = params.count
       if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new AdminRequestError('usage', 'burst needs --count N (a positive integer)')
       const answer = await this.coordination.requestBurst({
+        ...requestId(params),
         count,
         ...(typeof params.provider === 'string' ? { provider: params.provider } : {}),
         ...(typeof params.spot === 'boolean' ? { spot: params.spot } : {})
-      }).catch((err: Error) => { throw new AdminRequestError('failed', err.message) })
+      }).catch(leaderFailure)
       if (params.wait !== true || answer.instances.length === 0) return { answer }
       return { answer, instances: await this.waitForInstances(answer.instances, emit, signal) }
     })
     this.admin.handle('terminate', async (params) => {
       const answer = await this.coordination.requestTerminate({
+        ...requestId(params),
         ...(typeof params.count === 'number' ? { count: params.count } : {}),
         ...(params.all === true ? { all: true } : {}),
         ...(typeof params.provider === 'string' ? { provider: params.provider } : {})
-      }).catch((err: Error) => { throw new AdminRequestError('failed', err.message) })
+      }).catch(leaderFailure)
       return { answer }
     })
     this.admin.handle('voters', async (params) => {
@@ -345,6 +348,25 @@ export class Daemon {
       return { leaving: true, peer: this.peerId }
     })
   }
+}
+
+/** The CLI's idempotency key for a burst or terminate request, checked as the ledger will. */
+function requestId (params: Record<string, unknown>): { id?: string } {
+  const id = params.request_id
+  if (id === undefined) return {}
+  if (typeof id !== 'string' || !requestIdPattern.test(id)) throw new AdminRequestError('usage', 'a request id is letters, digits and ._:/@- (at most 128, starting with a letter or digit)')
+  return { id }
+}
+
+/**
+ * A burst or terminate the leader may have carried out though no answer came
+ * (it died mid-request, its decision may have committed, it took too long):
+ * 'outcome_unknown', which the CLI reports as such (exit 3), never as not done.
+ */
+const OUTCOME_UNKNOWN = new Set(['no_answer', 'timeout', 'not_committed'])
+function leaderFailure (err: Error): never {
+  const code = (err as { code?: unknown }).code
+  throw new AdminRequestError(typeof code === 'string' && OUTCOME_UNKNOWN.has(code) ? 'outcome_unknown' : 'failed', err.message)
 }
 
 /** Until every instance is ready or has failed (or the client goes away), emits each state change. */

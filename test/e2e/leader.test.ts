@@ -7,36 +7,16 @@
  */
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import { readdirSync } from 'node:fs'
 import OpenAI from 'openai'
 import { tempDir, type Teardown } from '../helpers/tmp.ts'
 import { startJoined, writeSwarmKey, type DaemonProcess } from '../helpers/daemon.ts'
 import { meshd } from '../helpers/cli.ts'
 import { waitFor, WaitTimeout } from '../../daemon/localmesh/poll.ts'
 import { agreedLeader, statuses } from '../../daemon/localmesh/cluster.ts'
-import { readManifest } from '../../providers/local/manifest.ts'
-import { isOurProcess } from '../../providers/local/liveness.ts'
+import { reapBurst, runningBurst } from '../helpers/burst.ts'
 import type { StatusDocument } from '../../daemon/status.ts'
 
 const replica = { models: ['llama3'], slots: 4, command: 'sim', readiness_probe: { initial_delay_seconds: 60, period_seconds: 1 }, sim: { ttft_ms: 20, tokens_per_second: 100, max_tokens: 8 } }
-
-/** Burst processes are detached (they outlive their launcher): kill them at teardown ourselves. */
-function reapBurst (t: Teardown, workDir: string): void {
-  t.teardown(() => {
-    let names: string[] = []
-    try { names = readdirSync(workDir) } catch {}
-    for (const n of names) {
-      const m = readManifest(join(workDir, n))
-      if (m?.pid != null) { try { process.kill(-m.pid, 'SIGKILL') } catch {} try { process.kill(m.pid, 'SIGKILL') } catch {} }
-    }
-  })
-}
-
-function runningBurst (workDir: string): string[] {
-  let names: string[] = []
-  try { names = readdirSync(workDir) } catch {}
-  return names.map((n) => readManifest(join(workDir, n))).filter((m) => m !== null && isOurProcess(m.pid, m.config)).map((m) => m!.key)
-}
 
 /** Three voters in a chain, each joined only to the one before it. */
 async function voters (t: Teardown, root: string, workDir: string): Promise<DaemonProcess[]> {
