@@ -31,6 +31,8 @@ import { Membership, type SelfDescription } from '../mesh/membership/service.ts'
 import { Discovery } from '../mesh/discovery/service.ts'
 import { failureTiming } from '../mesh/membership/constants.ts'
 import { nameClashes, describeClash } from '../mesh/membership/names.ts'
+import { requestIdPattern } from './leader/ledger/entries.ts'
+import { binding } from './startup/listen-errors.ts'
 
 export interface DaemonOptions {
   log?: Log
@@ -93,7 +95,7 @@ export class Daemon {
     const identity = await loadOrCreateIdentity(c.state_dir)
     const swarmKey = readSwarmKey(c.swarm_key_file)
 
-    this.node = await createMeshNode({
+    this.node = await binding('mesh.listen', c.mesh.listen, async () => createMeshNode({
       privateKey: identity.privateKey,
       swarmKey,
       swarmKeyFile: c.swarm_key_file,
@@ -101,7 +103,7 @@ export class Daemon {
       listen: c.mesh.listen,
       announce: c.mesh.announce,
       maxGossipRpcBytes: Math.max(1 << 20, c.mesh.max_message_bytes * 4)
-    })
+    }))
     const timing = failureTiming(c.mesh.heartbeat_ms, {
       suspectAfterMs: c.mesh.suspect_after_ms,
       deadAfterMs: c.mesh.dead_after_ms,
@@ -187,8 +189,8 @@ export class Daemon {
     await this.serving.start()
     await this.coordination.start()
     this.membership.start()
-    await this.http.start()
-    await this.admin.start()
+    await binding('http.listen', [c.http.listen], async () => { await this.http.start() })
+    await binding('admin.socket', [c.admin.socket], async () => { await this.admin.start() })
     this.lifecycle = 'running'
     this.log.info({
       peer: this.peerId,
@@ -364,19 +366,21 @@ export class Daemon {
       const count = params.count
       if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new AdminRequestError('usage', 'burst needs --count N (a positive integer)')
       const answer = await this.coordination.requestBurst({
+        ...requestId(params),
         count,
         ...(typeof params.provider === 'string' ? { provider: params.provider } : {}),
         ...(typeof params.spot === 'boolean' ? { spot: params.spot } : {})
-      }).catch((err: Error) => { throw new AdminRequestError('failed', err.message) })
+      }).catch(leaderFailure)
       if (params.wait !== true || answer.instances.length === 0) return { answer }
       return { answer, instances: await this.waitForInstances(answer.instances, emit, signal) }
     })
     this.admin.handle('terminate', async (params) => {
       const answer = await this.coordination.requestTerminate({
+        ...requestId(params),
         ...(typeof params.count === 'number' ? { count: params.count } : {}),
         ...(params.all === true ? { all: true } : {}),
         ...(typeof params.provider === 'string' ? { provider: params.provider } : {})
-      }).catch((err: Error) => { throw new AdminRequestError('failed', err.message) })
+      }).catch(leaderFailure)
       return { answer }
     })
     this.admin.handle('voters', async (params) => {
@@ -452,6 +456,25 @@ const RESET_NEEDS_FORCE = 'voters reset makes this node the only voter of a new 
 
 /** How long `meshd join` waits to hear the members behind the peers it joined through (for its name check). */
 const JOIN_SETTLE_MS = 3000
+
+/** The CLI's idempotency key for a burst or terminate request, checked as the ledger will. */
+function requestId (params: Record<string, unknown>): { id?: string } {
+  const id = params.request_id
+  if (id === undefined) return {}
+  if (typeof id !== 'string' || !requestIdPattern.test(id)) throw new AdminRequestError('usage', 'a request id is letters, digits and ._:/@- (at most 128, starting with a letter or digit)')
+  return { id }
+}
+
+/**
+ * A burst or terminate the leader may have carried out though no answer came
+ * (it died mid-request, its decision may have committed, it took too long):
+ * 'outcome_unknown', which the CLI reports as such (exit 3), never as not done.
+ */
+const OUTCOME_UNKNOWN = new Set(['no_answer', 'timeout', 'not_committed'])
+function leaderFailure (err: Error): never {
+  const code = (err as { code?: unknown }).code
+  throw new AdminRequestError(typeof code === 'string' && OUTCOME_UNKNOWN.has(code) ? 'outcome_unknown' : 'failed', err.message)
+}
 
 /** Until every instance is ready or has failed (or the client goes away), emits each state change. */
 const WAIT_LIMIT_MS = 20 * 60_000

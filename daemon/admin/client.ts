@@ -35,7 +35,8 @@ export function callDaemon (socketPath: string, method: AdminMethod, params: Rec
     const timeoutMs = opts.timeoutMs ?? 30_000
     const timer = setTimeout(() => { finish(new AdminError('timeout', `the daemon at ${socketPath} did not answer within ${timeoutMs} ms`)) }, timeoutMs)
     sock.setEncoding('utf8')
-    sock.on('connect', () => { sock.write(JSON.stringify({ v: ADMIN_PROTOCOL_VERSION, method, params }) + '\n') })
+    let sent = false
+    sock.on('connect', () => { sock.write(JSON.stringify({ v: ADMIN_PROTOCOL_VERSION, method, params }) + '\n'); sent = true })
     sock.on('error', (err: NodeJS.ErrnoException) => {
       const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
         ? 'is the daemon running? (`meshd start`, or `systemctl status meshd`)'
@@ -60,6 +61,7 @@ export function callDaemon (socketPath: string, method: AdminMethod, params: Rec
         else if (msg.type === 'result') { finish(null, msg.result); return } else { finish(new AdminError(msg.error.code, msg.error.message)); return }
       }
     })
-    sock.on('end', () => { finish(new AdminError('failed', 'the daemon closed the connection without an answer')) })
+    // Once the request is sent, the daemon may have acted on it: say so by the code, 'no_answer'.
+    sock.on('end', () => { finish(new AdminError(sent ? 'no_answer' : 'failed', 'the daemon closed the connection without an answer')) })
   })
 }

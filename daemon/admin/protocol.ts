@@ -24,8 +24,12 @@ export type AdminResponse =
   | { v: typeof ADMIN_PROTOCOL_VERSION, type: 'result', result: unknown }
   | { v: typeof ADMIN_PROTOCOL_VERSION, type: 'error', error: { code: AdminErrorCode, message: string } }
 
-/** `usage` maps to exit status 2 in the CLI, everything else to 1. */
-export type AdminErrorCode = 'usage' | 'failed' | 'unavailable' | 'unknown_method' | 'bad_request'
+/**
+ * `usage` maps to exit status 2 in the CLI, everything else to 1, except
+ * `outcome_unknown`: the request may or may not have been carried out (the
+ * leader took it and no answer came back); `meshd burst` exits 3 on it.
+ */
+export type AdminErrorCode = 'usage' | 'failed' | 'unavailable' | 'unknown_method' | 'bad_request' | 'outcome_unknown'
 
 export const METHODS: ReadonlySet<string> = new Set<AdminMethod>(['status', 'info', 'join', 'leave', 'version', 'burst', 'terminate', 'voters', 'ping'])
 

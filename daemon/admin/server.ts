@@ -43,7 +43,8 @@ export class AdminServer implements Startable {
     const path = this.init.socketPath
     mkdirSync(dirname(path), { recursive: true, mode: 0o750 })
     if (existsSync(path)) {
-      if (await isListening(path)) throw new Error(`another meshd daemon is already answering on ${path}`)
+      // EADDRINUSE: the start reports it as the admin.socket address in use (daemon/startup/listen-errors.ts).
+      if (await isListening(path)) throw Object.assign(new Error(`another meshd daemon is already answering on ${path}`), { code: 'EADDRINUSE', address: path })
       unlinkSync(path) // left behind by a daemon that crashed
     }
     const server = createServer((sock) => { this.serve(sock) })

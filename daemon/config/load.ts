@@ -19,15 +19,34 @@ export function resolveConfigPath (flag: string | undefined, env: NodeJS.Process
   return flag ?? env.MESHD_CONFIG ?? DEFAULT_CONFIG_FILE
 }
 
+/**
+ * Bounds on what a config file may make the parser do. A config is a few
+ * kilobytes; YAML aliases can make a small file expand exponentially ("billion
+ * laughs"), so the expansion is capped by the number of alias uses (the yaml
+ * package's own guard, counted per alias) and the text by its size.
+ */
+export const MAX_CONFIG_BYTES = 1 << 20
+export const MAX_ALIAS_COUNT = 100
+
 /** Parses YAML text into a plain object; syntax errors name the line. */
 export function parseYaml (text: string, file: string): Record<string, unknown> {
+  if (text.length > MAX_CONFIG_BYTES) throw new ConfigError(file, '(file)', `a config file of at most ${MAX_CONFIG_BYTES} bytes, not ${text.length}`)
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!
     const where = e.linePos?.[0] !== undefined ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'document'
     throw new ConfigError(file, where, `valid YAML (${e.code}: ${e.message.split('\n')[0]})`)
   }
-  const value: unknown = doc.toJS()
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT })
+  } catch (err) {
+    // The yaml package throws a ReferenceError when aliases expand too far (or point nowhere).
+    const why = /alias count/i.test((err as Error).message)
+      ? `YAML whose aliases (*name) expand to a bounded size; these expand past the limit of ${MAX_ALIAS_COUNT} (an alias bomb?)`
+      : `valid YAML (${(err as Error).message.split('\n')[0]})`
+    throw new ConfigError(file, '(document)', why)
+  }
   if (value === null || value === undefined) return {}
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(file, '(top level)', 'a mapping of keys such as `cluster:`')
   return value as Record<string, unknown>

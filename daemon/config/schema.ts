@@ -12,6 +12,8 @@
 import { z } from 'zod'
 import { hostname } from 'node:os'
 import { parseDuration } from './duration.ts'
+import { hostPortProblem, multiaddrProblem } from './address.ts'
+import { leaseMs } from '../../mesh/election/raft/timing.ts'
 
 /** A duration in the config file, parsed to milliseconds. */
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -24,8 +26,15 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
 })
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a name of letters, digits, ".", "_" or "-" (at most 63 characters)')
-const multiaddr = z.string().regex(/^\/(ip4|ip6|dns|dns4|dns6)\//, 'expected a multiaddr such as /ip4/10.0.0.1/tcp/4001')
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port such as 127.0.0.1:8080')
+/** A string the pattern accepts and `problem` finds nothing wrong with (the problem goes into the message). */
+function checked (pattern: RegExp, expected: string, problem: (v: string) => string | null): z.ZodString {
+  return z.string().regex(pattern, expected).superRefine((v, ctx) => {
+    const p = pattern.test(v) ? problem(v) : null
+    if (p !== null) ctx.addIssue({ code: 'custom', message: `${expected}; ${p}` })
+  })
+}
+const multiaddr = checked(/^\/(ip4|ip6|dns|dns4|dns6)\//, 'expected a multiaddr such as /ip4/10.0.0.1/tcp/4001', multiaddrProblem)
+const hostPort = checked(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port such as 127.0.0.1:8080', hostPortProblem)
 const positiveInt = z.number().int().positive()
 const money = z.number().nonnegative()
 
@@ -246,7 +255,28 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['service', 'min_replicas'], message: `expected at most service.max_replicas (${c.service.max_replicas})` })
   }
   if (c.mesh.listen.length === 0) ctx.addIssue({ code: 'custom', path: ['mesh', 'listen'], message: 'expected at least one listen address' })
+  electionTiming(c.election, ctx)
 })
+
+/**
+ * The election's timing must let the design hold (mesh/election/raft/timing.ts,
+ * validateTiming): checked here so that a bad value is a config error naming
+ * the key, not a TimingError from deep inside the start.
+ */
+function electionTiming (e: { heartbeat_ms: number, election_timeout_min_ms: number, election_timeout_max_ms: number, max_drift_rate: number }, ctx: z.RefinementCtx): void {
+  if (e.election_timeout_max_ms <= e.election_timeout_min_ms) {
+    ctx.addIssue({ code: 'custom', path: ['election', 'election_timeout_max_ms'], message: `expected more than election.election_timeout_min_ms (${e.election_timeout_min_ms})` })
+    return
+  }
+  const lease = leaseMs({ heartbeatMs: e.heartbeat_ms, electionTimeoutMinMs: e.election_timeout_min_ms, electionTimeoutMaxMs: e.election_timeout_max_ms, maxDriftRate: e.max_drift_rate })
+  if (lease <= e.heartbeat_ms) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['election', 'heartbeat_ms'],
+      message: `expected less than the leader's lease, ${Math.max(0, lease)} ms (derived from election.election_timeout_min_ms ${e.election_timeout_min_ms} and election.max_drift_rate ${e.max_drift_rate}): lower election.heartbeat_ms or raise election.election_timeout_min_ms`
+    })
+  }
+}
 
 export type Config = z.output<typeof configSchema>
 export type ReplicaConfig = NonNullable<Config['replica']>

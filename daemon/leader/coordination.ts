@@ -223,14 +223,20 @@ export class Coordination implements Startable {
     return best
   }
 
-  /** `meshd burst`: on the leader, decided here; elsewhere, forwarded to it. */
-  async requestBurst (params: { count: number, provider?: string, spot?: boolean }): Promise<Answer> {
-    const req: CtlRequest = { type: 'burst', id: `r-${randomUUID()}`, count: params.count, ...(params.provider !== undefined ? { provider: params.provider } : {}), ...(params.spot !== undefined ? { spot: params.spot } : {}) }
+  /**
+   * `meshd burst`: on the leader, decided here; elsewhere, forwarded to it.
+   * `id` is the request's idempotency key (the CLI's): the ledger answers an
+   * id it has decided with that decision, so a retry with the same id after
+   * an unknown outcome cannot burst twice.
+   */
+  async requestBurst (params: { id?: string, count: number, provider?: string, spot?: boolean }): Promise<Answer> {
+    const req: CtlRequest = { type: 'burst', id: params.id ?? `r-${randomUUID()}`, count: params.count, ...(params.provider !== undefined ? { provider: params.provider } : {}), ...(params.spot !== undefined ? { spot: params.spot } : {}) }
     return this.toLeader(req) as Promise<Answer>
   }
 
-  async requestTerminate (params: { count?: number, all?: boolean, provider?: string }): Promise<Answer> {
-    const req: CtlRequest = { type: 'terminate', id: `r-${randomUUID()}`, ...params }
+  async requestTerminate (params: { id?: string, count?: number, all?: boolean, provider?: string }): Promise<Answer> {
+    const { id, ...rest } = params
+    const req: CtlRequest = { type: 'terminate', id: id ?? `r-${randomUUID()}`, ...rest }
     return this.toLeader(req) as Promise<Answer>
   }
 
@@ -311,9 +317,11 @@ export class Coordination implements Startable {
     return best?.leader ?? null
   }
 
-  private async handleAsLeader (req: CtlRequest): Promise<unknown> {
+  private async handleAsLeader (req: CtlRequest, from: string = this.selfId): Promise<unknown> {
     const burst = this.burst
     if (burst === null || this.election?.isActingLeader() !== true) throw new CtlError('not_leader', 'this node is not the acting leader')
+    // The request id in the leader's log: what an operator looks up when the asker heard no answer.
+    if (req.type === 'burst' || req.type === 'terminate') this.c.log.info({ request: req.id, from, count: req.count }, `${req.type} request ${req.id} received from ${from}`)
     switch (req.type) {
       case 'burst': return burst.request({ kind: 'burst', body: { id: req.id, count: req.count, ...(req.provider !== undefined ? { provider: req.provider } : {}), ...(req.spot !== undefined ? { spot: req.spot } : {}) } })
       case 'terminate': return burst.request({ kind: 'terminate', body: { id: req.id, ...(req.count !== undefined ? { count: req.count } : {}), ...(req.all !== undefined ? { all: req.all } : {}), ...(req.provider !== undefined ? { provider: req.provider } : {}) } })
@@ -325,7 +333,7 @@ export class Coordination implements Startable {
 
   private registerCtl (): void {
     for (const type of ['burst', 'terminate', 'watch', 'remove_voter'] as const) {
-      this.ctl.handle(type, async (req) => this.handleAsLeader(req))
+      this.ctl.handle(type, async (req, from) => this.handleAsLeader(req, from))
     }
     this.ctl.handle('drain', async (req, from) => {
       // Only the leader we know may drain us.

@@ -30,6 +30,14 @@
  *   2 s, not at the next 5 s tick. Probes never overlap.
  * - The initial delay counts from the start of the process (SkyServe: from
  *   its first failed probe, which comes right after the launch anyway).
+ * - A run is torn down for never passing only once the engine has had a
+ *   chance to answer: at least `minFailedProbes` (3) probes reached it and
+ *   failed, whatever the initial delay. Our first probe comes at the instant
+ *   of the spawn, when no engine can answer; with `initial_delay_seconds: 0`
+ *   that probe alone killed every run, forever. A probe that did not reach
+ *   the engine (the simulator has not reported its port yet) counts only
+ *   past max(initial delay, `portWaitMs`): an engine that never says where
+ *   it listens is still replaced, but not before it could have said so.
  * - "Torn down" becomes "killed and started again with back-off" for an
  *   engine meshd runs; for one managed elsewhere (`url` only) we cannot
  *   restart it, so it stays not ready, probed every period, until it passes.
@@ -38,7 +46,10 @@
  * | ----------------------- | ----- | -------------------------------------- | -------- | ----- | ------- | --------------- |
  * | any                     | pass  |                                        | ready    | yes   | no      | period          |
  * | never passed this run   | fail  | since start < initial delay            | starting | no    | no      | startingPeriod  |
- * | never passed this run   | fail  | since start ≥ initial delay            | unready  | no    | yes     | period          |
+ * | never passed this run   | fail  | ≥ initial delay, < 3 probes reached it | starting | no    | no      | startingPeriod  |
+ * | never passed this run   | fail  | ≥ initial delay, ≥ 3 probes reached it | unready  | no    | yes     | period          |
+ * | never passed this run   | none  | waiting for its port < max(delay, 60 s)| starting | no    | no      | startingPeriod  |
+ * | never passed this run   | none  | waiting for its port ≥ max(delay, 60 s)| unready  | no    | yes     | period          |
  * | passed before this run  | fail  | failing for < failure threshold        | unready  | no    | no      | period          |
  * | passed before this run  | fail  | failing for ≥ failure threshold        | unready  | no    | yes     | period          |
  *
@@ -58,14 +69,22 @@ export interface ProbeRules {
   startingPeriodMs: number
   /** Failing this long after having passed: restart. Infinity: never. */
   failureThresholdMs: number
+  /** Probes that reached the engine and failed before a run that never passed is torn down, at least. */
+  minFailedProbes: number
+  /** How long an engine may take to report its port (beyond the initial delay if that is longer). */
+  portWaitMs: number
 }
 
 /** SkyServe's `_CONSECUTIVE_FAILURE_THRESHOLD_TIMEOUT`. */
 export const FAILURE_THRESHOLD_MS = 180_000
 /** Probe interval while starting, at most. */
 export const STARTING_PERIOD_MS = 1000
+/** A run is never torn down before this many probes reached its engine and failed. */
+export const MIN_FAILED_PROBES = 3
+/** The longest wait for an engine to report its port, unless the initial delay is longer. */
+export const PORT_WAIT_MS = 60_000
 
-export function probeRules (probe: ReplicaConfig['readiness_probe'], over: { startingPeriodMs?: number, failureThresholdMs?: number } = {}): ProbeRules {
+export function probeRules (probe: ReplicaConfig['readiness_probe'], over: { startingPeriodMs?: number, failureThresholdMs?: number, minFailedProbes?: number, portWaitMs?: number } = {}): ProbeRules {
   const periodMs = probe.period_seconds * 1000
   return {
     path: probe.path,
@@ -74,11 +93,14 @@ export function probeRules (probe: ReplicaConfig['readiness_probe'], over: { sta
     periodMs,
     timeoutMs: probe.timeout_seconds * 1000,
     startingPeriodMs: Math.min(periodMs, over.startingPeriodMs ?? STARTING_PERIOD_MS),
-    failureThresholdMs: over.failureThresholdMs ?? FAILURE_THRESHOLD_MS
+    failureThresholdMs: over.failureThresholdMs ?? FAILURE_THRESHOLD_MS,
+    minFailedProbes: over.minFailedProbes ?? MIN_FAILED_PROBES,
+    portWaitMs: over.portWaitMs ?? PORT_WAIT_MS
   }
 }
 
-export type ProbeOutcome = { ok: true } | { ok: false, detail: string }
+/** `reached: false`: no probe was sent, the engine cannot be probed yet (it has not reported its port). */
+export type ProbeOutcome = { ok: true } | { ok: false, detail: string, reached?: boolean }
 
 export interface ProbeState {
   /** When this run began (the process was started; for a server managed elsewhere, when probing began). */
@@ -88,6 +110,8 @@ export interface ProbeState {
   ready: boolean
   /** The first failure of the current streak, once the run has passed. */
   failingSince: number | null
+  /** Probes that reached the engine and failed, before the first pass of this run. */
+  failedProbes: number
 }
 
 export type ProbePhase = 'starting' | 'ready' | 'unready'
@@ -105,13 +129,13 @@ export interface ProbeStep {
 }
 
 export function initialProbeState (at: number): ProbeState {
-  return { since: at, passedAt: null, ready: false, failingSince: null }
+  return { since: at, passedAt: null, ready: false, failingSince: null, failedProbes: 0 }
 }
 
 export function probeStep (rules: ProbeRules, s: ProbeState, outcome: ProbeOutcome, at: number): ProbeStep {
   if (outcome.ok) {
     return {
-      state: { since: s.since, passedAt: s.passedAt ?? at, ready: true, failingSince: null },
+      state: { ...s, passedAt: s.passedAt ?? at, ready: true, failingSince: null },
       phase: 'ready',
       ready: true,
       reason: 'ready',
@@ -121,17 +145,17 @@ export function probeStep (rules: ProbeRules, s: ProbeState, outcome: ProbeOutco
   }
   if (s.passedAt === null) {
     const waited = at - s.since
-    const state: ProbeState = { ...s, ready: false }
-    if (waited < rules.initialDelayMs) {
-      return {
-        state,
-        phase: 'starting',
-        ready: false,
-        reason: `starting (${secs(waited)} of initial_delay_seconds ${secs(rules.initialDelayMs)}): ${outcome.detail}`,
-        restart: null,
-        nextInMs: rules.startingPeriodMs
-      }
+    const reached = outcome.reached !== false
+    const state: ProbeState = { ...s, ready: false, failedProbes: s.failedProbes + (reached ? 1 : 0) }
+    const starting = (why: string): ProbeStep => ({ state, phase: 'starting', ready: false, reason: `starting (${why}): ${outcome.detail}`, restart: null, nextInMs: rules.startingPeriodMs })
+    if (waited < rules.initialDelayMs) return starting(`${secs(waited)} of initial_delay_seconds ${secs(rules.initialDelayMs)}`)
+    if (!reached) {
+      const limit = Math.max(rules.initialDelayMs, rules.portWaitMs)
+      if (waited < limit) return starting(`${secs(waited)} of ${secs(limit)} for the engine to report its port`)
+      const reason = `not ready within ${secs(limit)}: ${outcome.detail}`
+      return { state, phase: 'unready', ready: false, reason, restart: reason, nextInMs: rules.periodMs }
     }
+    if (state.failedProbes < rules.minFailedProbes) return starting(`probe ${state.failedProbes} of at least ${rules.minFailedProbes} before a restart`)
     const reason = `not ready within initial_delay_seconds ${secs(rules.initialDelayMs)}: ${outcome.detail}`
     return { state, phase: 'unready', ready: false, reason, restart: reason, nextInMs: rules.periodMs }
   }

@@ -292,7 +292,7 @@ export class ReplicaSupervisor extends EventEmitter<ReplicaSupervisorEvents> imp
     let outcome: ProbeOutcome
     try {
       outcome = run.url === null
-        ? { ok: false, detail: 'waiting for the engine to report its port' }
+        ? { ok: false, detail: 'waiting for the engine to report its port', reached: false }
         : await runProbe(this.agent, run.url, this.rules)
     } catch (err) {
       outcome = { ok: false, detail: `probe error: ${(err as Error).message}` }

@@ -80,7 +80,12 @@ export class Ctl {
     await this.node.unhandle(this.protocol).catch(() => {})
   }
 
-  /** Sends a request to a member and waits for its answer. */
+  /**
+   * Sends a request to a member and waits for its answer. Failing to dial is
+   * 'unreachable' (the request was not sent); once it may have been sent, a
+   * missing or broken answer is 'no_answer' (or 'timeout'): the member may have
+   * acted on it, so the caller must not report it as not done.
+   */
   async call (to: string, request: CtlRequest, timeoutMs: number): Promise<unknown> {
     const signal = AbortSignal.timeout(timeoutMs)
     let stream
@@ -98,8 +103,9 @@ export class Ctl {
       if (!answer.data.ok) throw new CtlError(answer.data.error.code, answer.data.error.message)
       return answer.data.result
     } catch (err) {
-      if (err instanceof CtlError) throw err
-      throw new CtlError(signal.aborted ? 'timeout' : 'failed', signal.aborted ? `${to} did not answer within ${timeoutMs} ms` : (err as Error).message)
+      if (err instanceof CtlError && err.code !== 'bad_answer') throw err
+      // E.g. the member died mid-request: its stream ends and the empty answer is no JSON.
+      throw new CtlError(signal.aborted ? 'timeout' : 'no_answer', signal.aborted ? `${to} did not answer within ${timeoutMs} ms` : `${to} took the request but no answer came back (${(err as Error).message})`)
     } finally {
       signal.removeEventListener('abort', onAbort)
     }

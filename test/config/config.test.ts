@@ -51,7 +51,16 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['unknown provider kind', { cluster: 'x', providers: [{ name: 'a', kind: 'gcp' }] }, /^f\.yaml: providers\.0\.kind: unknown provider kind "gcp"; expected local \(meshd processes on the leader's own machine\), ssh \(a pool of hosts reached over SSH\) or aws \(EC2 instances\)$/],
   ['provider without kind', { cluster: 'x', providers: [{ name: 'a', replica: { models: ['m'] } }] }, /^f\.yaml: providers\.0\.kind: no kind given; expected local \(.*\), ssh \(.*\) or aws \(.*\)$/],
   ['key of another provider kind', { cluster: 'x', providers: [{ name: 'a', kind: 'local', hosts: [], replica: { models: ['m'] } }] }, /^f\.yaml: providers\.0\.hosts: unknown key for a provider of kind local; expected one of name, .*work_dir$/],
-  ['min over max', { cluster: 'x', burst: { min_cloud_instances: 5, max_cloud_instances: 2 } }, /burst\.min_cloud_instances: expected at most burst\.max_cloud_instances \(2\)/]
+  ['min over max', { cluster: 'x', burst: { min_cloud_instances: 5, max_cloud_instances: 2 } }, /burst\.min_cloud_instances: expected at most burst\.max_cloud_instances \(2\)/],
+  // Values the patterns let through and node:net or libp2p then refused with their own words.
+  ['http port out of range', { cluster: 'x', http: { listen: '127.0.0.1:99999' } }, /^f\.yaml: http\.listen: expected host:port such as 127\.0\.0\.1:8080; port 99999 is above 65535$/],
+  ['http host not an IPv4 address', { cluster: 'x', http: { listen: '999.0.0.1:8080' } }, /^f\.yaml: http\.listen: expected host:port .*; "999\.0\.0\.1" is not an IPv4 address$/],
+  ['mesh port out of range', { cluster: 'x', mesh: { listen: ['/ip4/127.0.0.1/tcp/99999'] } }, /^f\.yaml: mesh\.listen\.0: expected a multiaddr .*; port 99999 is above 65535$/],
+  ['mesh address not an IPv4 address', { cluster: 'x', mesh: { listen: ['/ip4/999.1.1.1/tcp/4001'] } }, /^f\.yaml: mesh\.listen\.0: expected a multiaddr .*; "999\.1\.1\.1" is not an IPv4 address$/],
+  ['bootstrap address not an IPv6 address', { cluster: 'x', mesh: { bootstrap: ['/ip6/12345::1/tcp/4001'] } }, /^f\.yaml: mesh\.bootstrap\.0: expected a multiaddr .*; "12345::1" is not an IPv6 address$/],
+  ['election timeout min over max', { cluster: 'x', election: { election_timeout_min_ms: 3000, election_timeout_max_ms: 2000 } }, /^f\.yaml: election\.election_timeout_max_ms: expected more than election\.election_timeout_min_ms \(3000\)$/],
+  ['election timeout min equal to max', { cluster: 'x', election: { election_timeout_min_ms: 2000, election_timeout_max_ms: 2000 } }, /^f\.yaml: election\.election_timeout_max_ms: expected more than/],
+  ['heartbeat longer than the lease', { cluster: 'x', election: { heartbeat_ms: 5000 } }, /^f\.yaml: election\.heartbeat_ms: expected less than the leader's lease, 1307 ms \(derived from election\.election_timeout_min_ms 1500 and election\.max_drift_rate 0\.05\): lower election\.heartbeat_ms or raise election\.election_timeout_min_ms$/]
 ]
 for (const [name, raw, pattern] of bad) {
   t.test(`bad config names file, key and expectation: ${name}`, async (t) => {
@@ -65,6 +74,28 @@ for (const [name, raw, pattern] of bad) {
 t.test('YAML syntax errors name the line', async (t) => {
   t.throws(() => parseYaml('cluster: x\nmesh:\n  listen: [a\n', 'g.yaml'), /^g\.yaml: line \d+, column \d+: expected valid YAML/)
   t.throws(() => parseYaml('- a\n- b\n', 'g.yaml'), /g\.yaml: \(top level\): expected a mapping/)
+})
+
+t.test('addresses and timings that are right pass', async (t) => {
+  const c = validateConfig({
+    cluster: 'x',
+    http: { listen: '[::1]:0' },
+    mesh: { listen: ['/ip4/0.0.0.0/tcp/65535', '/ip6/::/tcp/0'], bootstrap: ['/dns4/a.example/tcp/4001/p2p/12D3KooWAbc', '/ip4/10.0.0.1/udp/4001/quic-v1'] },
+    election: { heartbeat_ms: 1000, election_timeout_min_ms: 3000, election_timeout_max_ms: 4500 }
+  }, 'f.yaml')
+  t.equal(c.http.listen, '[::1]:0')
+  t.equal(c.election.heartbeat_ms, 1000)
+})
+
+t.test('a YAML alias bomb is a config error naming the file, not a stack', async (t) => {
+  const levels = 'abcdefghi'.split('')
+  const bomb = ['cluster: x', 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    ...levels.slice(1).map((l, i) => `${l}: &${l} [${Array(9).fill(`*${levels[i]!}`).join(',')}]`)].join('\n') + '\n'
+  const err = t.throws(() => parseYaml(bomb, 'bomb.yaml')) as ConfigError
+  t.type(err, ConfigError, 'a ConfigError (exit 2), not the yaml package\'s ReferenceError')
+  t.match(err.message, /^bomb\.yaml: \(document\): expected YAML whose aliases \(\*name\) expand to a bounded size; these expand past the limit of 100 \(an alias bomb\?\)$/)
+  t.same(parseYaml('cluster: x\nbase: &b {heartbeat_ms: 500}\nmesh: *b\n', 'ok.yaml').mesh, { heartbeat_ms: 500 }, 'ordinary aliases still work')
+  t.throws(() => parseYaml('cluster: x\n#' + 'x'.repeat(2 << 20) + '\n', 'big.yaml'), /^big\.yaml: \(file\): expected a config file of at most 1048576 bytes/)
 })
 
 t.test('a missing file says how to make one', async (t) => {

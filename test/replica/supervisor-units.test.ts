@@ -135,21 +135,27 @@ t.test('back-off: reset by a run that was ready long enough, not by a short one'
 const RULES: ProbeRules = probeRules({ path: '/health', post_data: null, initial_delay_seconds: 10, timeout_seconds: 2, period_seconds: 5 })
 const PASS: ProbeOutcome = { ok: true }
 const FAIL: ProbeOutcome = { ok: false, detail: 'GET /health answered 503' }
+const WAIT: ProbeOutcome = { ok: false, detail: 'waiting for the engine to report its port', reached: false }
 
 t.test('probe rules from the config: seconds to ms, starting period min(period, 1 s), SkyServe threshold', async (t) => {
-  t.same(RULES, { path: '/health', postData: null, initialDelayMs: 10_000, periodMs: 5000, timeoutMs: 2000, startingPeriodMs: 1000, failureThresholdMs: 180_000 })
+  t.same(RULES, { path: '/health', postData: null, initialDelayMs: 10_000, periodMs: 5000, timeoutMs: 2000, startingPeriodMs: 1000, failureThresholdMs: 180_000, minFailedProbes: 3, portWaitMs: 60_000 })
   t.equal(probeRules({ path: '/', post_data: { a: 1 }, initial_delay_seconds: 0, timeout_seconds: 1, period_seconds: 0.2 }).startingPeriodMs, 200, 'never slower than the period')
 })
 
 t.test('probe table: one step from each row', async (t) => {
   const fresh = initialProbeState(0)
-  const passed: ProbeState = { since: 0, passedAt: 3000, ready: true, failingSince: null }
-  const failing: ProbeState = { since: 0, passedAt: 3000, ready: false, failingSince: 20_000 }
+  const passed: ProbeState = { since: 0, passedAt: 3000, ready: true, failingSince: null, failedProbes: 0 }
+  const failing: ProbeState = { since: 0, passedAt: 3000, ready: false, failingSince: 20_000, failedProbes: 0 }
+  const triedTen: ProbeState = { ...fresh, failedProbes: 10 }
+  const triedOnce: ProbeState = { ...fresh, failedProbes: 1 }
   type Row = [string, ProbeState, ProbeOutcome, number, { phase: string, ready: boolean, restart: boolean, nextInMs: number, reason: RegExp }]
   const rows: Row[] = [
     ['first probe passes at once: ready (no waiting out the initial delay)', fresh, PASS, 500, { phase: 'ready', ready: true, restart: false, nextInMs: 5000, reason: /^ready$/ }],
     ['failing within the initial delay: starting, not a failure', fresh, FAIL, 9999, { phase: 'starting', ready: false, restart: false, nextInMs: 1000, reason: /^starting \(10 s of initial_delay_seconds 10 s\): GET \/health answered 503$/ }],
-    ['failing at the end of the initial delay: restart', fresh, FAIL, 10_000, { phase: 'unready', ready: false, restart: true, nextInMs: 5000, reason: /^not ready within initial_delay_seconds 10 s: GET \/health answered 503$/ }],
+    ['failing at the end of the initial delay, probed 2 s before: starting', triedOnce, FAIL, 10_000, { phase: 'starting', ready: false, restart: false, nextInMs: 1000, reason: /^starting \(probe 2 of at least 3 before a restart\): GET/ }],
+    ['not reported its port at the end of the initial delay: starting', triedTen, WAIT, 10_000, { phase: 'starting', ready: false, restart: false, nextInMs: 1000, reason: /^starting \(10 s of 60 s for the engine to report its port\): waiting/ }],
+    ['not reported its port after 60 s: restart', fresh, WAIT, 60_000, { phase: 'unready', ready: false, restart: true, nextInMs: 5000, reason: /^not ready within 60 s: waiting for the engine to report its port$/ }],
+    ['failing at the end of the initial delay: restart', triedTen, FAIL, 10_000, { phase: 'unready', ready: false, restart: true, nextInMs: 5000, reason: /^not ready within initial_delay_seconds 10 s: GET \/health answered 503$/ }],
     ['ready, then one failure: out of traffic at once', passed, FAIL, 30_000, { phase: 'unready', ready: false, restart: false, nextInMs: 5000, reason: /^readiness probe failed: GET/ }],
     ['failing for 179.9 s after having passed: still waiting', failing, FAIL, 199_900, { phase: 'unready', ready: false, restart: false, nextInMs: 5000, reason: /failed for 180 s/ }],
     ['failing for 180 s after having passed: restart', failing, FAIL, 200_000, { phase: 'unready', ready: false, restart: true, nextInMs: 5000, reason: /failed for 180 s/ }],
@@ -162,7 +168,8 @@ t.test('probe table: one step from each row', async (t) => {
     t.match(step.reason, want.reason, `${what}: reason`)
   }
   const p = probeStep(RULES, failing, PASS, 50_000)
-  t.same(p.state, { since: 0, passedAt: 3000, ready: true, failingSince: null }, 'a pass ends the failing streak, keeps the first pass')
+  t.same(p.state, { since: 0, passedAt: 3000, ready: true, failingSince: null, failedProbes: 0 }, 'a pass ends the failing streak, keeps the first pass')
+  t.equal(probeStep(RULES, fresh, WAIT, 500).state.failedProbes, 0, 'a probe that did not reach the engine is not counted as one that failed')
 })
 
 /** Runs the prober on a fake clock against an engine whose health is a function of time. */
@@ -204,10 +211,24 @@ t.test('probe timeline: a blip takes it out for one period; a long outage restar
   t.equal(last.at, 200_000, 'first failure at 20 s, restart once failing for 180 s')
 })
 
-t.test('probe timeline: initial delay 0 restarts on the first failure; a first pass still wins', async (t) => {
+t.test('probe timeline: initial delay 0 gives the engine three probes, not only the one at the spawn; a first pass still wins', async (t) => {
   const rules = probeRules({ path: '/', post_data: null, initial_delay_seconds: 0, timeout_seconds: 1, period_seconds: 1 })
-  t.same(simulate(rules, () => false, 10_000), [{ at: 0, ready: false, phase: 'unready', restart: true }])
+  // Before: the probe at the instant of the spawn, which no engine can pass, restarted every run, forever.
+  t.same(simulate(rules, () => false, 10_000), [
+    { at: 0, ready: false, phase: 'starting', restart: false },
+    { at: 1000, ready: false, phase: 'starting', restart: false },
+    { at: 2000, ready: false, phase: 'unready', restart: true }
+  ])
+  t.same(simulate(rules, (at) => at >= 800, 1000).map((p) => p.ready), [false, true], 'an engine up at 0.8 s is ready at the next probe')
   t.same(simulate(rules, () => true, 0), [{ at: 0, ready: true, phase: 'ready', restart: false }])
+  // The simulator: no probe can be sent until it reports its port.
+  let state = initialProbeState(0)
+  for (const at of [0, 1000, 2000, 30_000]) {
+    const step = probeStep(rules, state, WAIT, at)
+    t.equal(step.restart, null, `waiting for the port at ${at} ms: not restarted`)
+    state = step.state
+  }
+  t.same(probeStep(rules, state, PASS, 30_100).ready, true, 'then its first probe passes')
 })
 
 // ---------------------------------------------------------------------------

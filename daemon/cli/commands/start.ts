@@ -1,6 +1,8 @@
 import { loadConfig, resolveConfigPath } from '../../config/load.ts'
 import { parseCommandArgs } from '../common/command.ts'
 import { SwarmKeyError } from '../../../mesh/swarm-key.ts'
+import { preflight } from '../../startup/preflight.ts'
+import { StartError } from '../../startup/listen-errors.ts'
 
 export const help = `usage: meshd start [--config FILE]
 
@@ -10,7 +12,9 @@ on stdout. SIGTERM or SIGINT drains and exits 0; a second one exits at once.`
 
 export async function run (argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('start', argv, {})
-  const config = loadConfig(resolveConfigPath(values.config))
+  const file = resolveConfigPath(values.config)
+  const config = loadConfig(file)
+  preflight(config, file)
   const { Daemon } = await import('../../daemon.ts')
   let resolveDone!: (code: number) => void
   const done = new Promise<number>((resolve) => { resolveDone = resolve })
@@ -32,10 +36,12 @@ export async function run (argv: string[]): Promise<number> {
   try {
     await daemon.start()
   } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    const code = err instanceof SwarmKeyError ? 2 : 1
-    const what = e.code === 'EADDRINUSE' ? `address in use (${e.message}); is another meshd running, or is http.listen / mesh.listen taken?` : e.message
-    daemon.log.fatal({ err }, `meshd could not start: ${what}`)
+    // The operator's mistakes (exit 2) are said in one line, without a stack; anything else is a bug to report.
+    const mine = err instanceof SwarmKeyError || err instanceof StartError
+    const code = mine ? 2 : 1
+    const what = (err as Error).message
+    if (mine) daemon.log.fatal({ key: err instanceof StartError ? err.key : 'swarm_key_file' }, `meshd could not start: ${what}`)
+    else daemon.log.fatal({ err }, `meshd could not start: ${what}`)
     process.stderr.write(`meshd: could not start: ${what}\n`)
     await daemon.stop('error').catch(() => {})
     return code

@@ -18,12 +18,14 @@ export class UsageError extends Error {
   }
 }
 
-/** The operation failed: exit 1. */
+/** The operation failed: exit 1. `code` is the admin error code, when the daemon gave one. */
 export class CommandFailed extends Error {
   readonly exitCode = 1
-  constructor (message: string) {
+  readonly code: string | undefined
+  constructor (message: string, code?: string) {
     super(message)
     this.name = 'CommandFailed'
+    this.code = code
   }
 }
 

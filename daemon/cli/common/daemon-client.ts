@@ -17,7 +17,7 @@ export async function call (config: Config, method: AdminMethod, params: Record<
     return await callDaemon(config.admin.socket, method, params, opts)
   } catch (err) {
     if (err instanceof AdminError && err.code === 'usage') throw new UsageError(err.message)
-    throw new CommandFailed((err as Error).message)
+    throw new CommandFailed((err as Error).message, err instanceof AdminError ? err.code : undefined)
   }
 }
 
