@@ -8,7 +8,13 @@
  * the same load, and the time until both survivors name the same new leader
  * is measured. Figures, never pass/fail.
  *
- *   node_modules/.bin/node bench/election-load.ts [--seconds 300] [--load 4] [--clients 8]
+ *   node_modules/.bin/node bench/election-load.ts [--seconds 300] [--load 4] [--clients 8] [--stall-ms 0 --stall-every 10]
+ *
+ * --stall-ms N stalls the acting leader's process (SIGSTOP, then SIGCONT
+ * after N ms) every --stall-every seconds: what a host at load 10 or a long
+ * GC pause does to one process, made repeatable. A stall shorter than the
+ * election timeout (1.5 s) is a busy leader, not a failed one: no election
+ * is warranted.
  *
  * The machine may be shared: run a before/after pair back to back, with the
  * same --seconds, and compare them, not runs from different sessions.
@@ -20,17 +26,20 @@ import OpenAI from 'openai'
 import { LocalCluster, statuses } from '../daemon/localmesh/cluster.ts'
 import { fmtMs } from './stats.ts'
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '300' }, load: { type: 'string', default: '4' }, clients: { type: 'string', default: '8' }, help: { type: 'boolean', short: 'h' } } })
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '300' }, load: { type: 'string', default: '4' }, clients: { type: 'string', default: '8' }, 'stall-ms': { type: 'string', default: '0' }, 'stall-every': { type: 'string', default: '10' }, help: { type: 'boolean', short: 'h' } } })
 if (values.help === true) {
-  console.log('usage: node_modules/.bin/node bench/election-load.ts [--seconds 300] [--load 4] [--clients 8]')
+  console.log('usage: node_modules/.bin/node bench/election-load.ts [--seconds 300] [--load 4] [--clients 8] [--stall-ms 0 --stall-every 10]')
   process.exit(0)
 }
 const seconds = Number(values.seconds)
 const loadFactor = Number(values.load)
 const clients = Number(values.clients)
-for (const [k, v] of [['--seconds', seconds], ['--load', loadFactor], ['--clients', clients]] as const) {
+const stallMs = Number(values['stall-ms'])
+const stallEvery = Number(values['stall-every'])
+for (const [k, v] of [['--seconds', seconds], ['--load', loadFactor], ['--clients', clients], ['--stall-every', stallEvery]] as const) {
   if (!(Number.isFinite(v) && v > 0)) { console.error(`${k} must be a positive number`); process.exit(2) }
 }
+if (!(Number.isFinite(stallMs) && stallMs >= 0)) { console.error('--stall-ms must be a number >= 0'); process.exit(2) }
 
 const MODEL = 'llama3'
 const cores = cpus().length
@@ -65,6 +74,25 @@ const traffic = Array.from({ length: clients }, async (_, i) => {
 // Busy loops: the daemons and clients use some CPU; the loops bring the run queue to ~load × cores.
 for (let i = 0; i < Math.max(1, Math.round(loadFactor * cores) - 3); i++) hogs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }))
 
+// Stalls of the acting leader (when asked for): SIGSTOP, SIGCONT after stallMs.
+let stalls = 0
+let stallsDone = false
+const stalling = (async () => {
+  if (stallMs === 0) return
+  while (!stallsDone) {
+    await new Promise((resolve) => setTimeout(resolve, stallEvery * 1000))
+    if (stallsDone) return
+    const ss = await statuses(nodes).catch(() => null)
+    const leader = ss?.[0]?.leader
+    const victim = nodes.find((n) => n.running && n.info?.peer === leader)
+    if (victim === undefined) continue
+    victim.signal('SIGSTOP')
+    stalls++
+    await new Promise((resolve) => setTimeout(resolve, stallMs)) // the stall itself is the stimulus
+    victim.signal('SIGCONT')
+  }
+})()
+
 interface Seen { term: number, leader: string | null }
 const last = new Map<string, Seen>()
 let termChanges = 0
@@ -93,6 +121,9 @@ while (performance.now() - start < seconds * 1000) {
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, 250 - (performance.now() - t0))))
 }
 
+stallsDone = true
+await stalling
+
 // Real failover under the same load.
 const before = await c.waitLeader(nodes, { voters: 3, timeoutMs: 30_000 })
 const victim = nodes.find((p) => p.info!.peer === before.value.leader)!
@@ -111,7 +142,7 @@ await c.stop({ graceMs: 5000 })
 
 // Each voter sees each change, so a change seen by all three counts three times: report per voter.
 const avgLoad = loads.length > 0 ? loads.reduce((a, b) => a + b, 0) / loads.length : loadavg()[0]!
-console.log(`\n### Elections on a loaded host (${seconds} s, ${cores} cores, ${hogs.length} busy loops + ${clients} clients, 3 voters)\n`)
+console.log(`\n### Elections on a loaded host (${seconds} s, ${cores} cores, ${hogs.length} busy loops + ${clients} clients, 3 voters${stallMs > 0 ? `, the leader stalled ${stallMs} ms every ${stallEvery} s: ${stalls} stalls` : ''})\n`)
 console.log(`load average (1 min) during the run: mean ${avgLoad.toFixed(1)} (${(avgLoad / cores).toFixed(1)}× the cores), max ${Math.max(...loads, 0).toFixed(1)}`)
 console.log(`term changes seen (summed over the 3 voters): ${termChanges}; leader changes seen: ${leaderChanges}; samples without one agreed leader: ${noAgreement} of ${samples}`)
 console.log(`final term ${before.value.term} (started at ${first.value.term}): ${before.value.term - first.value.term} elections with no failure`)
