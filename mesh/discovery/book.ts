@@ -165,14 +165,19 @@ export class AddressBook {
     return this.hintCount < this.limits.maxHints && this.peers.size < this.limits.maxPeers
   }
 
-  /** A member named by another member's address book. Taken only into free room; never refreshes an entry. */
-  hint (id: string, addrs: readonly string[], now: number): boolean {
+  /**
+   * A member named by another member's address book. Taken only into free
+   * room; never refreshes an entry. `valid` (e.g. a peer id parse) runs only
+   * once the cheap checks passed, so a long book of refused ids costs little.
+   */
+  hint (id: string, addrs: readonly string[], now: number, valid: (id: string) => boolean = () => true): boolean {
     if (this.peers.has(id) || !this.hasRoomForHint()) return false
     const until = this.tombstones.get(id)
     if (until !== undefined) {
       if (now < until) return false
       this.tombstones.delete(id)
     }
+    if (!valid(id)) return false
     const clean = cleanAddrs(id, addrs, this.limits.maxAddrsPerPeer)
     if (clean.length === 0) return false
     this.peers.set(id, { key: id, source: 'hint', peer: id, addrs: clean, failures: 0, nextAt: now, addedAt: now })

@@ -371,8 +371,8 @@ export class Discovery implements Startable {
     let taken = 0
     for (const m of parsed.data.members) {
       if (!this.book.hasRoomForHint()) break
-      if (m.id === this.c.membership.selfId || this.c.membership.table.get(m.id) !== undefined || !isPeerId(m.id)) continue
-      if (this.book.hint(m.id, m.addrs, now)) taken++
+      if (m.id === this.c.membership.selfId || this.c.membership.table.get(m.id) !== undefined) continue
+      if (this.book.hint(m.id, m.addrs, now, isPeerId)) taken++
     }
     if (taken > 0) this.tickSoon()
   }

@@ -48,7 +48,10 @@ t.test('a book of 4,096 made-up members seeds 64 hints, tried twice each, then n
   t.ok(book.get(fake[0]!)!.nextAt >= now + 750, 'back-off of about a second')
   t.ok(fake.slice(0, 64).every((id) => book.failed(id, now)?.key === id), 'the second gives it up')
   t.equal(book.peerCount, 0, 'nothing left')
-  t.equal(fake.slice(0, 64).filter((id) => book.hint(id, addrsOf(1), now)).length, 0, 'given-up hints are not taken again from the next book')
+  let checked = 0
+  t.equal(fake.slice(0, 64).filter((id) => book.hint(id, addrsOf(1), now, () => { checked++; return true })).length, 0, 'given-up hints are not taken again from the next book')
+  t.equal(checked, 0, '(nor is their id parsed again)')
+  t.notOk(book.hint(fake[200]!, addrsOf(1), now, () => false), 'an id that is not a peer id is refused')
   t.equal(fake.slice(64, 128).filter((id) => book.hint(id, addrsOf(1), now)).length, 64, 'new ones are, into the freed room')
   now += K.HINT_TTL_MS
   t.equal(book.expire(now).length, 64, 'unheard hints expire after HINT_TTL_MS')
