@@ -346,6 +346,15 @@ export class Daemon {
       version: MESHD_VERSION
     }))
     this.admin.handle('join', async (params) => {
+      if (params.list === true) return { addrs: this.discovery.joinList() }
+      if (params.forget !== undefined) {
+        const addr = params.forget
+        if (typeof addr !== 'string' || addr.length === 0) throw new AdminRequestError('usage', 'join --forget needs the address to forget')
+        const outcome = this.discovery.forgetJoin(addr)
+        if (outcome === 'bootstrap') throw new AdminRequestError('failed', `${addr} is in mesh.bootstrap of the config, not a join address: remove it there and restart`)
+        if (outcome === 'unknown') throw new AdminRequestError('failed', `${addr} is not a remembered join address (see \`meshd join --list\`)`)
+        return { forgotten: addr }
+      }
       const addrs = params.addrs
       if (!Array.isArray(addrs) || addrs.length === 0 || !addrs.every((a) => typeof a === 'string')) {
         throw new AdminRequestError('usage', 'join needs one or more multiaddrs')

@@ -38,6 +38,8 @@ export function createMetrics (init: MetricsInit) {
     peersConnected: new Gauge({ name: 'meshd_peers_connected', help: 'Peers with an open libp2p connection', registers: r }),
     peersRefused: refusedCounter(r),
     dials: new Counter({ name: 'meshd_dials_total', help: 'Dials to known members', labelNames: ['result'] as const, registers: r }),
+    dialAddresses: new Counter({ name: 'meshd_dial_addresses_total', help: 'Addresses the dialer may try (each one TCP connect): what its rate limit counts', registers: r }),
+    bookEntries: new Gauge({ name: 'meshd_discovery_targets', help: 'Targets the dialer remembers, by source (join, bootstrap, member, remembered, hint)', labelNames: ['source'] as const, registers: r }),
     requests: new Counter({ name: 'meshd_http_requests_total', help: 'HTTP requests answered by this node, by route, HTTP status (499: the client went away before the answer began) and model', labelNames: ['route', 'code', 'model'] as const, registers: r }),
     streamErrors: new Counter({ name: 'meshd_http_stream_errors_total', help: 'Answers that broke off after their status was sent (the serving member failed mid-stream), by model', labelNames: ['model'] as const, registers: r }),
     ttft: new Histogram({ name: 'meshd_request_ttft_seconds', help: 'Time from request arrival to the first byte of the answer (for a streamed completion: the first token), by model', labelNames: ['model'] as const, buckets, registers: r }),

@@ -13,6 +13,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import type { PrivateKey } from '@libp2p/interface'
 import { guardedPreSharedKey, type PnetRefusal } from './pnet-guard.ts'
+import { MAX_ADDRS_PER_PEER } from './discovery/constants.ts'
 
 export interface MeshNodeInit {
   privateKey: PrivateKey
@@ -44,7 +45,10 @@ export async function createMeshNode (init: MeshNodeInit): Promise<MeshNode> {
       // would refuse them while the mesh forms.
       inboundConnectionThreshold: 1000,
       maxIncomingPendingConnections: 256,
-      dialTimeout: 5000
+      dialTimeout: 5000,
+      // A dial tries a peer's addresses one after another: as many as
+      // discovery keeps per peer (mesh/discovery/constants.ts), not 25.
+      maxPeerAddrsToDial: MAX_ADDRS_PER_PEER
     },
     services: {
       identify: identify(),

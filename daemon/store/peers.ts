@@ -13,6 +13,8 @@ export class PeerStore {
   private readonly addJoinStmt
   private readonly listJoinStmt
   private readonly forgetStmt
+  private readonly keepNewestStmt
+  private readonly forgetJoinStmt
 
   constructor (db: Db) {
     this.upsertStmt = db.prepare(`INSERT INTO peers (id, name, addrs, source, voter, last_seen)
@@ -23,6 +25,8 @@ export class PeerStore {
     this.addJoinStmt = db.prepare('INSERT OR IGNORE INTO join_addrs (addr, added_at) VALUES (?, ?)')
     this.listJoinStmt = db.prepare('SELECT addr FROM join_addrs ORDER BY added_at')
     this.forgetStmt = db.prepare('DELETE FROM peers WHERE last_seen < ?')
+    this.keepNewestStmt = db.prepare('DELETE FROM peers WHERE id NOT IN (SELECT id FROM peers ORDER BY last_seen DESC LIMIT ?)')
+    this.forgetJoinStmt = db.prepare('DELETE FROM join_addrs WHERE addr = ?')
   }
 
   upsert (p: KnownPeer): void {
@@ -43,7 +47,18 @@ export class PeerStore {
     return (this.listJoinStmt.all() as Array<{ addr: string }>).map((r) => r.addr)
   }
 
+  /** `meshd join --forget`: true if the address was remembered. */
+  forgetJoinAddr (addr: string): boolean {
+    return this.forgetJoinStmt.run(addr).changes > 0
+  }
+
   forgetOlderThan (cutoff: number): number {
     return this.forgetStmt.run(cutoff).changes
+  }
+
+  /** Bounds the peer cache: the `max` peers seen last, none seen before `cutoff`. */
+  prune (max: number, cutoff: number): void {
+    this.forgetOlderThan(cutoff)
+    this.keepNewestStmt.run(max)
   }
 }

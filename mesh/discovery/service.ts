@@ -6,12 +6,15 @@
  * - dials join/bootstrap addresses and the peers remembered in SQLite at
  *   start (a restarted node rejoins without being told where);
  * - exchanges address books with each new cluster peer (sync protocol) and
- *   dials what it learns;
+ *   takes what it learns as a few short-lived hints;
  * - redials disconnected members with back-off until they are forgotten;
  * - closes connections to peers that are not of this cluster (same swarm key,
  *   other `cluster`): they do not speak the cluster's sync protocol.
+ *
+ * What is remembered and dialled is decided by book.ts and planner.ts (pure,
+ * capped and rate-limited: see constants.ts); this file is the I/O around them.
  */
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { IdentifyResult, PeerId, Stream } from '@libp2p/interface'
 import type { MeshNode } from '../node.ts'
@@ -20,7 +23,9 @@ import type { Member } from '../membership/table.ts'
 import { syncProtocol } from '../topics.ts'
 import { readJson, sendJson } from '../streams.ts'
 import { syncMessageSchema, SYNC_MAX_BYTES, SYNC_VERSION, type SyncMessage } from '../schemas/sync.ts'
-import { Backoff } from './backoff.ts'
+import { AddressBook, SOURCES, type Target } from './book.ts'
+import { DialPlanner, dialCost } from './planner.ts'
+import { MAX_ADDRS_PER_PEER, MAX_PEERS, REMEMBERED_TTL_MS } from './constants.ts'
 import { isSwarmKeyMismatch } from '../pnet-guard.ts'
 import type { Startable } from '../startable.ts'
 
@@ -44,10 +49,15 @@ export interface KnownPeer {
 
 /** Where discovery keeps what it learns, across restarts (daemon/store/peers.ts: SQLite). */
 export interface PeerMemory {
+  /** Newest first. */
   list: () => KnownPeer[]
   upsert: (p: KnownPeer) => void
+  /** Keeps the `max` peers seen last and none seen before `cutoff`. */
+  prune: (max: number, cutoff: number) => void
   joinAddrs: () => string[]
   addJoinAddrs: (addrs: string[], now: number) => void
+  /** True if the address was remembered. */
+  forgetJoinAddr: (addr: string) => boolean
 }
 
 export interface DiscoveryComponents {
@@ -56,6 +66,10 @@ export interface DiscoveryComponents {
   peers: PeerMemory
   metrics: {
     dials: { inc: (labels: { result: string }) => void }
+    /** Addresses the dials may try (each one TCP connect): what the dial budget counts. */
+    dialAddresses: { inc: (n: number) => void }
+    /** Targets the address book holds, by source. */
+    bookEntries: { set: (labels: { source: string }, v: number) => void }
     peersRefused: { inc: (labels: { reason: string }) => void }
     peersConnected: { set: (v: number) => void }
   }
@@ -65,29 +79,52 @@ export interface DiscoveryComponents {
 /** One address of `meshd join`: joined, or why not (`refused: 'swarm_key'` when the connection was made but the private network refused it). */
 export interface JoinResult { addr: string, ok: boolean, peer?: string, error?: string, refused?: 'swarm_key' }
 
-const MAX_PARALLEL_DIALS = 8
+/** A join or bootstrap address as `meshd join --list` shows it. */
+export interface JoinAddrState {
+  addr: string
+  source: 'join' | 'bootstrap'
+  /** Connected to the peer at this address now (or, for an address without /p2p/, to any member). */
+  connected: boolean
+  /** Failed dials in a row. */
+  failures: number
+  /** When it is dialled next (ms since the epoch), while it is not connected. */
+  nextDialAt: number | null
+}
+
+/** `meshd join --forget`: what became of the address. */
+export type ForgetResult = 'forgotten' | 'bootstrap' | 'unknown'
+
 const PERSIST_EVERY_MS = 15_000
-/** How long a member named by an address book but never heard is waited for by settled(). */
-const ABSORBED_KEEP_MS = 60_000
 
 export class Discovery implements Startable {
   private readonly init: DiscoveryInit
   private readonly c: DiscoveryComponents
   private readonly protocol: string
   private readonly now: () => number
-  private readonly backoff = new Backoff()
-  /** Peers remembered from a previous run, dialled until they show up as members. */
-  private readonly remembered = new Map<string, string[]>()
-  /** `meshd join` addresses, read from SQLite once at start and kept in step by join(): tick() runs every half heartbeat. */
-  private readonly joinAddrs = new Set<string>()
+  private readonly book: AddressBook
+  private readonly planner: DialPlanner
   private readonly refused = new Map<string, number>()
-  /** Members first learned from an address book, and when (settled() waits for their heartbeats); dropped once they are members. */
-  private readonly absorbedAt = new Map<string, number>()
-  private inflight = 0
   private timer: NodeJS.Timeout | undefined
   private persistTimer: NodeJS.Timeout | undefined
+  private stopped = false
   private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => { void this.handleIdentify(evt.detail) }
-  private readonly onJoin = (m: Member): void => { this.learn(m.id, m.heartbeat.addrs); this.remember(m); this.absorbedAt.delete(m.id) }
+  private readonly onMember = (m: Member): void => {
+    const before = this.book.get(m.id)?.addrs
+    this.book.member(m.id, m.heartbeat.addrs, this.now())
+    const after = this.book.get(m.id)?.addrs
+    if (after !== undefined && after !== before) this.learn(m.id, after)
+  }
+  private readonly onJoin = (m: Member): void => {
+    this.onMember(m)
+    if (m.connected) this.remember(m)
+  }
+  private readonly onForget = (id: string): void => {
+    if (this.book.memberGone(id)) this.dropFromPeerStore(id)
+  }
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+    this.book.connected(evt.detail.toString())
+    this.onConnectionChange()
+  }
   private readonly onConnectionChange = (): void => { this.c.metrics.peersConnected.set(this.c.node.getPeers().length) }
 
   constructor (init: DiscoveryInit, components: DiscoveryComponents) {
@@ -95,19 +132,26 @@ export class Discovery implements Startable {
     this.c = components
     this.protocol = syncProtocol(init.cluster)
     this.now = init.now ?? Date.now
+    this.book = new AddressBook()
+    this.planner = new DialPlanner(this.book, this.now())
   }
 
   async start (): Promise<void> {
     await this.c.node.handle(this.protocol, (stream) => this.answerSync(stream), { maxInboundStreams: 64 })
     this.c.node.addEventListener('peer:identify', this.onIdentify)
-    this.c.node.addEventListener('peer:connect', this.onConnectionChange)
+    this.c.node.addEventListener('peer:connect', this.onConnect)
     this.c.node.addEventListener('peer:disconnect', this.onConnectionChange)
     this.c.membership.on('member:join', this.onJoin)
-    for (const a of this.c.peers.joinAddrs()) this.joinAddrs.add(a)
+    this.c.membership.on('member:update', this.onMember)
+    this.c.membership.on('member:forget', this.onForget)
+    const now = this.now()
+    for (const a of this.init.bootstrap) this.book.addOperator(a, 'bootstrap', now)
+    for (const a of this.c.peers.joinAddrs()) this.book.addOperator(a, 'join', now)
+    // Newest first: when the cache holds more than the book takes, the peers seen last win.
     for (const p of this.c.peers.list()) {
-      if (p.id === this.c.membership.selfId || p.addrs.length === 0) continue
-      this.remembered.set(p.id, p.addrs)
-      this.learn(p.id, p.addrs)
+      if (p.id === this.c.membership.selfId || now - p.lastSeen > REMEMBERED_TTL_MS) continue
+      if (this.book.peerCount >= MAX_PEERS) break
+      this.book.remember(p.id, p.addrs, now)
     }
     this.tick()
     this.timer = setInterval(() => { this.tick() }, Math.max(100, Math.round(this.init.heartbeatMs / 2)))
@@ -115,32 +159,60 @@ export class Discovery implements Startable {
   }
 
   stop (): void {
+    this.stopped = true
     clearInterval(this.timer)
     clearInterval(this.persistTimer)
     this.persistAll()
     this.c.node.removeEventListener('peer:identify', this.onIdentify)
-    this.c.node.removeEventListener('peer:connect', this.onConnectionChange)
+    this.c.node.removeEventListener('peer:connect', this.onConnect)
     this.c.node.removeEventListener('peer:disconnect', this.onConnectionChange)
     this.c.membership.off('member:join', this.onJoin)
+    this.c.membership.off('member:update', this.onMember)
+    this.c.membership.off('member:forget', this.onForget)
   }
 
   /**
    * `meshd join`: dial these addresses now and remember them across restarts.
-   * Resolves when each dial succeeded or failed.
+   * Resolves when each dial succeeded or failed. The operator's own request:
+   * not charged to the dial budget.
    */
   async join (addrs: string[]): Promise<JoinResult[]> {
-    this.c.peers.addJoinAddrs(addrs, this.now())
-    for (const a of addrs) this.joinAddrs.add(a)
+    const now = this.now()
+    this.c.peers.addJoinAddrs(addrs, now)
+    for (const a of addrs) this.book.addOperator(a, 'join', now)
     return Promise.all(addrs.map(async (addr): Promise<JoinResult> => {
       try {
         const conn = await this.c.node.dial(multiaddr(addr), { signal: AbortSignal.timeout(this.init.dialTimeoutMs ?? 5000) })
-        this.backoff.succeeded(addr)
+        this.book.succeeded(addr)
         return { addr, ok: true, peer: conn.remotePeer.toString() }
       } catch (err) {
-        this.backoff.failed(addr, this.now())
+        this.book.failed(addr, this.now())
         return { addr, ok: false, error: (err as Error).message, ...(isSwarmKeyMismatch(err) ? { refused: 'swarm_key' as const } : {}) }
       }
     }))
+  }
+
+  /** `meshd join --forget`: never dial this join address again, also after a restart. */
+  forgetJoin (addr: string): ForgetResult {
+    const stored = this.c.peers.forgetJoinAddr(addr)
+    const held = this.book.forgetJoin(addr)
+    if (stored || held) return 'forgotten'
+    return this.init.bootstrap.includes(addr) ? 'bootstrap' : 'unknown'
+  }
+
+  /** `meshd join --list`: the join and bootstrap addresses and how dialling them goes. */
+  joinList (): JoinAddrState[] {
+    const connected = new Set(this.c.node.getPeers().map((p) => p.toString()))
+    return this.book.operatorTargets().map((t) => {
+      const up = t.peer === null ? connected.size > 0 : connected.has(t.peer)
+      return {
+        addr: t.key,
+        source: t.source === 'bootstrap' ? 'bootstrap' : 'join',
+        connected: up,
+        failures: t.failures,
+        nextDialAt: up ? null : Math.max(t.nextAt, this.now())
+      }
+    })
   }
 
   /**
@@ -153,8 +225,8 @@ export class Discovery implements Startable {
     const deadline = this.now() + timeoutMs
     const heard = (id: string): boolean => this.c.membership.table.get(id) !== undefined
     while (this.now() < deadline) {
-      const learned = [...this.absorbedAt].filter(([, at]) => at >= since).map(([id]) => id)
-      if (peers.every(heard) && learned.every(heard)) return
+      // A hint leaves the book when its member is heard (or given up).
+      if (peers.every(heard) && this.book.hintsSince(since).every(heard)) return
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
@@ -169,70 +241,80 @@ export class Discovery implements Startable {
     }
   }
 
-  /** Adds a peer's addresses to libp2p's peer store so it can be dialled by id. */
+  /**
+   * Gives libp2p a member's addresses from its signed heartbeat, so that it
+   * can be dialled by id (probe, streams). Replaces, not merges: a member
+   * whose addresses change at every heartbeat leaves at most one set behind.
+   */
   private learn (id: string, addrs: string[]): void {
     if (id === this.c.membership.selfId || addrs.length === 0) return
-    let peerId: PeerId
-    const mas: Multiaddr[] = []
     try {
-      peerId = peerIdFromString(id)
-      for (const a of addrs) mas.push(multiaddr(a))
-    } catch {
-      return
-    }
-    this.c.node.peerStore.merge(peerId, { multiaddrs: mas }).catch(() => {})
+      this.c.node.peerStore.patch(peerIdFromString(id), { multiaddrs: addrs.map((a) => multiaddr(a)) }).catch(() => {})
+    } catch {}
   }
 
+  /** The peer cache holds only members this node has been connected to: addresses that worked, of a signed record. */
   private remember (m: Member): void {
     const hb = m.heartbeat
-    this.c.peers.upsert({ id: m.id, name: hb.name, addrs: hb.addrs, source: 'gossip', voter: hb.voter, lastSeen: this.now() })
-    this.remembered.delete(m.id)
+    this.c.peers.upsert({ id: m.id, name: hb.name, addrs: hb.addrs.slice(0, MAX_ADDRS_PER_PEER), source: 'gossip', voter: hb.voter, lastSeen: this.now() })
   }
 
   private persistAll (): void {
     const now = this.now()
     for (const m of this.c.membership.members()) {
-      if (m.id === this.c.membership.selfId || m.state !== 'alive') continue
-      this.c.peers.upsert({ id: m.id, name: m.heartbeat.name, addrs: m.heartbeat.addrs, source: 'gossip', voter: m.heartbeat.voter, lastSeen: now })
+      if (m.id === this.c.membership.selfId || m.state !== 'alive' || !m.connected) continue
+      this.remember(m)
     }
+    this.c.peers.prune(MAX_PEERS, now - REMEMBERED_TTL_MS)
   }
 
-  /** One pass of the dialer: every known, unconnected, not-departed peer whose back-off is due. */
+  /** One pass of the dialer: what the planner allows of what is due. */
   private tick (): void {
+    if (this.stopped) return
     const now = this.now()
     const self = this.c.membership.selfId
-    const targets: Array<{ key: string, dial: () => Promise<unknown> }> = []
+    const table = this.c.membership.table
     const connected = new Set(this.c.node.getPeers().map((p) => p.toString()))
-    for (const m of this.c.membership.members()) {
-      if (m.id === self || m.state === 'left' || connected.has(m.id) || this.isRefused(m.id, now)) continue
-      targets.push({ key: m.id, dial: async () => this.c.node.dial(peerIdFromString(m.id)) })
+    for (const t of this.book.expire(now)) this.dropFromPeerStore(t.key)
+    const skip = (t: Target): boolean => {
+      if (t.peer === null) return connected.size > 0 // an address without /p2p/: dialled until some member answers there
+      if (t.peer === self || connected.has(t.peer) || this.isRefused(t.peer, now)) return true
+      const m = table.get(t.peer)
+      // Join, bootstrap, remembered and hinted peers that are members are dialled as members.
+      if (t.source !== 'member') return m !== undefined
+      return m === undefined || m.state === 'left'
     }
-    for (const [id] of this.remembered) {
-      if (connected.has(id) || this.c.membership.table.get(id) !== undefined || this.isRefused(id, now)) continue
-      targets.push({ key: id, dial: async () => this.c.node.dial(peerIdFromString(id)) })
-    }
-    for (const addr of [...this.init.bootstrap, ...this.joinAddrs]) {
-      const id = peerIdOf(addr)
-      if (id !== null && (id === self || connected.has(id) || this.c.membership.table.get(id) !== undefined)) continue
-      // An address without /p2p/: dial it until some cluster member answers there.
-      if (id === null && connected.size > 0) continue
-      targets.push({ key: addr, dial: async () => this.c.node.dial(multiaddr(addr)) })
-    }
-    for (const t of targets) {
-      if (this.inflight >= MAX_PARALLEL_DIALS) break
-      if (!this.backoff.due(t.key, now)) continue
-      const timeout = this.init.dialTimeoutMs ?? 5000
-      this.backoff.attempting(t.key, now, timeout)
-      this.inflight++
-      t.dial()
-        .then(() => { this.backoff.succeeded(t.key); this.c.metrics.dials.inc({ result: 'ok' }) })
-        .catch((err: Error) => {
-          this.backoff.failed(t.key, this.now())
+    const timeout = this.init.dialTimeoutMs ?? 5000
+    for (const t of this.planner.next(now, timeout, skip)) {
+      const cost = dialCost(t)
+      this.c.metrics.dialAddresses.inc(cost)
+      this.dial(t, timeout)
+        .then(() => {
+          this.planner.done(t.key, true, this.now())
+          this.c.metrics.dials.inc({ result: 'ok' })
+        }, (err: Error) => {
+          const dropped = this.planner.done(t.key, false, this.now())
+          if (dropped !== null) this.dropFromPeerStore(dropped.key)
           this.c.metrics.dials.inc({ result: 'error' })
-          this.c.log.debug({ target: t.key, err: err.message }, 'dial failed')
+          this.c.log.debug({ target: t.key, source: t.source, err: err.message, gaveUp: dropped !== null }, 'dial failed')
         })
-        .finally(() => { this.inflight-- })
     }
+    const counts = this.book.counts()
+    for (const source of SOURCES) this.c.metrics.bookEntries.set({ source }, counts[source])
+  }
+
+  private async dial (t: Target, timeoutMs: number): Promise<unknown> {
+    const signal = AbortSignal.timeout(timeoutMs)
+    if (t.source === 'join' || t.source === 'bootstrap') return this.c.node.dial(multiaddr(t.key), { signal })
+    return this.c.node.dial(t.addrs.map((a) => multiaddr(a)), { signal })
+  }
+
+  /** libp2p keeps a record of every peer it dialled: a target given up leaves none behind. */
+  private dropFromPeerStore (id: string): void {
+    if (this.stopped || this.c.node.getConnections().some((c) => c.remotePeer.toString() === id)) return
+    try {
+      this.c.node.peerStore.delete(peerIdFromString(id)).catch(() => {})
+    } catch {}
   }
 
   private isRefused (id: string, now: number): boolean {
@@ -272,37 +354,42 @@ export class Discovery implements Startable {
     }
   }
 
+  /** What we tell others: members as their own heartbeats describe them, never what a third party told us. */
   private addressBook (): SyncMessage {
     const members = this.c.membership.members()
       .filter((m) => m.state !== 'left' && m.state !== 'dead')
-      .map((m) => ({ id: m.id, addrs: m.heartbeat.addrs.slice(0, 32) }))
+      .slice(0, MAX_PEERS)
+      .map((m) => ({ id: m.id, addrs: m.heartbeat.addrs.slice(0, MAX_ADDRS_PER_PEER) }))
     return { v: SYNC_VERSION, cluster: this.init.cluster, members }
   }
 
+  /** Another member's address book: at most a few hints (book.ts), however long the book. */
   private absorb (raw: unknown): void {
     const parsed = syncMessageSchema.safeParse(raw)
     if (!parsed.success || parsed.data.cluster !== this.init.cluster) return
     const now = this.now()
-    for (const [id, at] of this.absorbedAt) if (now - at > ABSORBED_KEEP_MS) this.absorbedAt.delete(id)
+    let taken = 0
     for (const m of parsed.data.members) {
+      if (!this.book.hasRoomForHint()) break
       if (m.id === this.c.membership.selfId || this.c.membership.table.get(m.id) !== undefined) continue
-      this.absorbedAt.set(m.id, now)
-      this.learn(m.id, m.addrs)
-      if (!this.remembered.has(m.id)) this.remembered.set(m.id, m.addrs)
-      this.backoff.forget(m.id)
+      if (this.book.hint(m.id, m.addrs, now, isPeerId)) taken++
     }
-    if (parsed.data.members.length > 0) this.tickSoon(now)
+    if (taken > 0) this.tickSoon()
   }
 
   private tickScheduled = false
-  private tickSoon (_now: number): void {
+  private tickSoon (): void {
     if (this.tickScheduled) return
     this.tickScheduled = true
     setImmediate(() => { this.tickScheduled = false; this.tick() })
   }
 }
 
-function peerIdOf (addr: string): string | null {
-  const m = /\/p2p\/([^/]+)/.exec(addr)
-  return m === null ? null : m[1]!
+function isPeerId (id: string): boolean {
+  try {
+    peerIdFromString(id)
+    return true
+  } catch {
+    return false
+  }
 }

@@ -36,6 +36,6 @@ t.test('meshd join to a mesh where this node_name is taken', async (t) => {
   t.equal(doc.members.find((m) => m.id === c!.peerId)?.same_name_as, undefined, 'the member with its own name is not marked')
   const table = await meshd(['status', '--config', c!.configPath])
   t.comment('\n' + table.stdout)
-  t.equal(table.stdout.match(/^twin !\s/gm)?.length, 2, 'the table marks both rows')
+  t.equal(table.stdout.match(/^twin !\*?\s/gm)?.length, 2, 'the table marks both rows')
   t.match(table.stdout, /^! 2 members are named "twin" \(.+, .+\): give each node its own node_name$/m)
 })
