@@ -4,7 +4,7 @@
  */
 import type { Db } from './db.ts'
 
-import type { KnownPeer } from '../../mesh/discovery/service.ts'
+import type { KnownPeer, PeerMemory } from '../../mesh/discovery/service.ts'
 export type { KnownPeer }
 
 export class PeerStore {
@@ -45,5 +45,22 @@ export class PeerStore {
 
   forgetOlderThan (cutoff: number): number {
     return this.forgetStmt.run(cutoff).changes
+  }
+}
+
+/** What `meshd join` names when its addresses could not be saved (daemon.ts looks for it). */
+export const JOIN_ADDRS_WRITE = 'the join addresses'
+
+/**
+ * The peer store as discovery uses it, with its writes non-essential
+ * (store/writes.ts): a full state disk costs the memory of peers across a
+ * restart, logged, never the running node. Reads are left as they are.
+ */
+export function nonEssentialPeers (store: PeerStore, save: (what: string, write: () => void) => void): PeerMemory {
+  return {
+    list: () => store.list(),
+    joinAddrs: () => store.joinAddrs(),
+    upsert: (p) => { save('the peer cache', () => { store.upsert(p) }) },
+    addJoinAddrs: (addrs, now) => { save(JOIN_ADDRS_WRITE, () => { store.addJoinAddrs(addrs, now) }) }
   }
 }
