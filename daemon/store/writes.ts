@@ -29,11 +29,11 @@ export function diskProblem (err: unknown): DiskProblem | null {
   return null
 }
 
-/** An error in words an operator can act on: "SQLITE_FULL (database or disk is full)". */
+/** An error in words an operator can act on: "SQLITE_FULL: database or disk is full". */
 export function describeWriteError (err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code
   const message = err instanceof Error ? err.message : String(err)
-  return typeof code === 'string' && code !== message ? `${code} (${message})` : message
+  return typeof code === 'string' && code !== message ? `${code}: ${message}` : message
 }
 
 /**
