@@ -95,7 +95,7 @@ export function inspectDb (path: string): DbFacts {
 
 /** Renames the database and its -wal/-shm to `<name>.reset-<time>`; returns the new names. */
 function moveAside (dbPath: string, at: Date): string[] {
-  const stamp = at.toISOString().replace(/[:.]/g, '').replace(/Z$/, 'Z')
+  const stamp = at.toISOString().replace(/[-:.]/g, '') // 20261126T175000675Z
   const moved: string[] = []
   for (const suffix of ['', '-wal', '-shm']) {
     const from = dbPath + suffix
