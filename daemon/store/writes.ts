@@ -4,8 +4,8 @@
  *
  * - **non-essential** (the peer cache, `meshd join` addresses, the stored
  *   incarnation, the recorded peer id): losing one costs a little memory
- *   across a restart and nothing now, so it is logged (the first failure at
- *   once, then at most once a minute with a count) and the node goes on
+ *   across a restart and nothing now, so it is logged (each kind's first
+ *   failure at once, then at most once a minute with a count) and the node goes on
  *   serving. `/health` says `disk: full` meanwhile (daemon.ts).
  * - **essential** (the election's hard state and log, which carry the burst
  *   ledger): a vote or an acknowledged entry that is not on disk is a promise
@@ -97,7 +97,9 @@ export class StateWrites {
   private readonly init: StateWritesInit
   private readonly c: StateWritesComponents
   private readonly now: () => number
-  private readonly throttle: LogThrottle
+  private readonly logEveryMs: number
+  /** One per kind of write: a failing peer cache must not hide that the join addresses failed too. */
+  private readonly throttles = new Map<string, LogThrottle>()
   private failing: { problem: DiskCondition['disk'], error: string, since: number, at: number } | null = null
   private fatal = false
 
@@ -105,7 +107,7 @@ export class StateWrites {
     this.init = init
     this.c = components
     this.now = init.now ?? Date.now
-    this.throttle = new LogThrottle(init.logEveryMs ?? 60_000)
+    this.logEveryMs = init.logEveryMs ?? 60_000
   }
 
   /**
@@ -121,7 +123,9 @@ export class StateWrites {
       const problem = diskProblem(err) ?? 'write_error'
       const error = `${what}: ${describeWriteError(err)}`
       this.failing = { problem, error, since: this.failing?.since ?? now, at: now }
-      const logged = this.throttle.hit(now)
+      let throttle = this.throttles.get(what)
+      if (throttle === undefined) this.throttles.set(what, throttle = new LogThrottle(this.logEveryMs))
+      const logged = throttle.hit(now)
       if (logged !== null) {
         this.c.log.error({ what, path: this.init.path, disk: problem, err: describeWriteError(err), suppressed: logged.suppressed },
           `could not write ${what} to ${this.init.path} (${describeWriteError(err)}); the node goes on without it${problem === 'full' ? ': free space on the state disk' : ''}`)
@@ -131,7 +135,7 @@ export class StateWrites {
     if (this.failing !== null) {
       this.c.log.info({ what, path: this.init.path, since: new Date(this.failing.since).toISOString() }, `writes to ${this.init.path} work again`)
       this.failing = null
-      this.throttle.reset()
+      this.throttles.clear()
     }
     return true
   }

@@ -58,6 +58,8 @@ t.test('non-essential: logged, throttled, the node goes on; /health sees it unti
   t.match(lines[1], { o: { suppressed: 3 } })
   clock.now = 70_000
   writes.nonEssential('the join addresses', () => { throw FULL })
+  t.equal(lines.length, 3, 'another kind of write is logged at once (its own throttle)')
+  t.match(lines[2], { o: { what: 'the join addresses', suppressed: 0 } })
   t.match(writes.condition(), { disk: 'full', error: /^the join addresses: /, since: 0, at: 70_000 })
   clock.now = 75_000
   t.equal(writes.nonEssential('the peer cache', () => {}), true)

@@ -5,7 +5,7 @@ import { preflight } from '../../startup/preflight.ts'
 import { StartError } from '../../startup/listen-errors.ts'
 import { StateError } from '../../startup/state.ts'
 import { diskProblem, describeWriteError, EXIT_STATE_WRITE } from '../../store/writes.ts'
-import type { Log } from '../../log.ts'
+import { exitOnUncaught } from '../../startup/fatal.ts'
 
 export const help = `usage: meshd start [--config FILE] [--reset-state]
 
@@ -37,11 +37,7 @@ export async function run (argv: string[]): Promise<number> {
   let resolveDone!: (code: number) => void
   const done = new Promise<number>((resolve) => { resolveDone = resolve })
   const daemon = new Daemon(config, { onExit: (code) => { resolveDone(code) }, resetState: values['reset-state'] })
-  // Nothing may end the process without saying so in the log: a throw or a
-  // rejection nobody handles still ends it (as Node would), but after one
-  // `fatal` line, with the disk's exit code when the disk is the cause.
-  process.on('uncaughtException', (err) => { fatalExit(daemon.log, 'uncaught exception', err) })
-  process.on('unhandledRejection', (reason) => { fatalExit(daemon.log, 'unhandled promise rejection', reason) })
+  exitOnUncaught(daemon.log)
 
   let signals = 0
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -73,13 +69,4 @@ export async function run (argv: string[]): Promise<number> {
     return code
   }
   return done
-}
-
-/** One fatal line, then exit: 4 when the state disk is the cause, else 1. */
-function fatalExit (log: Log, kind: string, err: unknown): never {
-  const disk = diskProblem(err)
-  const code = disk !== null ? EXIT_STATE_WRITE : 1
-  const message = err instanceof Error ? err.message : String(err)
-  log.fatal({ err, exit: code, ...(disk !== null ? { disk } : {}) }, `meshd stopped: ${kind}: ${message}${disk !== null ? ' (the state disk: free space or fix it, then start meshd again)' : ''}`)
-  process.exit(code)
 }
