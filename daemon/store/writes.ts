@@ -141,7 +141,8 @@ export class StateWrites {
   }
 
   /**
-   * An essential write failed: one fatal line, then exit(EXIT_STATE_WRITE).
+   * An essential write failed: one fatal line, then exit(EXIT_STATE_WRITE),
+   * or exit 1 when the error is not the disk's (a bug: nothing to free).
    * Throws the error on if exit returns (tests), so that nothing that
    * depended on the write (a vote, an acknowledgement) is sent.
    */
@@ -149,10 +150,11 @@ export class StateWrites {
     if (!this.fatal) {
       this.fatal = true
       const problem = diskProblem(err)
+      const code = problem !== null ? EXIT_STATE_WRITE : 1
       const head = problem === 'full' ? 'state disk full' : problem === 'io_error' ? 'state disk failing' : problem === 'read_only' ? 'state disk read-only' : 'state write failed'
-      this.c.log.fatal({ what, path: this.init.path, disk: problem ?? 'write_error', err: describeWriteError(err), exit: EXIT_STATE_WRITE },
-        `${head}: could not write ${what} to ${this.init.path} (${describeWriteError(err)}); stopping (exit ${EXIT_STATE_WRITE}): a voter cannot go on without it. ${problem === 'full' ? 'Free space on the state disk' : 'Fix the state disk'}, then start meshd again`)
-      this.c.exit(EXIT_STATE_WRITE)
+      this.c.log.fatal({ what, path: this.init.path, disk: problem ?? 'write_error', err: describeWriteError(err), exit: code },
+        `${head}: could not write ${what} to ${this.init.path} (${describeWriteError(err)}); stopping (exit ${code}): a voter cannot go on without it. ${problem === 'full' ? 'Free space on the state disk, then start meshd again' : problem !== null ? 'Fix the state disk, then start meshd again' : 'Please report this'}`)
+      this.c.exit(code)
     }
     throw err
   }

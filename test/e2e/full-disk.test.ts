@@ -9,7 +9,7 @@
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI from 'openai'
@@ -58,17 +58,14 @@ t.test('a full state disk: non-essential writes are logged and the node routes o
   const mnt = smallDisk(t, '4m', async () => { for (const n of nodes) n.destroy(); await Promise.all(nodes.map(async (n) => n.exited())) })
   mkdirSync(join(mnt, 'state'), { mode: 0o750 })
   const swarmKeyFile = writeSwarmKey(dir)
-  // a leads (first up); b's state is on the small disk; c serves the model.
+  // b's state is on the small disk; c serves the model.
   nodes = await startJoined(t, dir, [
     { name: 'a', swarmKeyFile },
     { name: 'b', swarmKeyFile, config: { state_dir: join(mnt, 'state') } },
     { name: 'c', swarmKeyFile, config: { replica } }
   ], 'chain')
   const [a, b, c] = nodes as [DaemonProcess, DaemonProcess, DaemonProcess]
-  await waitFor(async () => {
-    const ss = await statuses(nodes)
-    return agreedLeader(ss, 3)?.leader === a.peerId
-  }, { timeoutMs: 15_000, what: 'a leading three voters' })
+  await waitFor(async () => agreedLeader(await statuses(nodes), 3) !== null, { timeoutMs: 15_000, what: 'one leader of three voters' })
   await waitFor(async () => (await b.status()).members.some((m) => m.id === c.peerId && m.replica?.ready === true), { timeoutMs: 20_000, what: 'c\'s replica ready, as b sees it' })
 
   const filled = fill(mnt)
@@ -94,17 +91,25 @@ t.test('a full state disk: non-essential writes are logged and the node routes o
   t.ok(answer.choices[0]?.message.content !== undefined, 'a request through b is served')
   t.ok(await aliveOn([a, c], [b.peerId]), 'b is alive to the others')
 
-  // The leader dies: the survivors elect, and b must write a new term: it cannot.
+  // a dies. Whoever led, b must now write to its election log: a new term if
+  // a led, else the removal of a (a config entry), asked for through b.
   a.kill('SIGKILL')
   await a.exited()
-  const exit = await Promise.race([
-    b.exited(),
-    waitFor(async () => !b.running, { timeoutMs: 30_000, what: 'b to stop after its election write failed' }).then(async () => b.exited())
-  ])
+  const removal = meshd(['voters', 'remove', a.peerId, '--config', b.configPath], { timeoutMs: 60_000 }).catch(() => null)
+  await waitFor(async () => !b.running, { timeoutMs: 30_000, what: 'b to stop after its election write failed' })
+  const exit = await b.exited()
+  await removal
   t.equal(exit.code, 4, `b exits 4 (${JSON.stringify(exit)})`)
   const fatal = b.logs.filter((l) => l.level === 'fatal')
   t.equal(fatal.length, 1, 'one fatal line')
   t.match(fatal[0]?.msg, /^state disk full: could not write the election's hard state and log to .*\/state\/meshd\.db \(SQLITE_FULL: database or disk is full\); stopping \(exit 4\)/)
   t.notMatch(b.process.stderr, /\n\s+at /, 'no stack on stderr')
   t.ok(c.running, 'c runs on')
+
+  // A node that cannot even set up its database on the full disk: exit 4, one line.
+  const fresh = join(dir, 'fresh.json')
+  writeFileSync(fresh, JSON.stringify({ ...JSON.parse(readFileSync(b.configPath, 'utf8')) as object, state_dir: join(mnt, 'fresh'), admin: { socket: join(dir, 'fresh.sock') } }))
+  const r = await meshd(['start', '--config', fresh], { timeoutMs: 20_000 })
+  t.equal(r.code, 4, r.stderr)
+  t.equal(r.stderr, `meshd: could not start: state disk full (state_dir ${join(mnt, 'fresh')}): SQLITE_FULL: database or disk is full\n`)
 })

@@ -80,4 +80,8 @@ t.test('essential: one fatal line, exit 4, and the error thrown on (nothing afte
   })
   t.throws(() => writes.essentialFailed('the election\'s hard state and log', FULL))
   t.equal(lines.length, 1, 'one fatal line, however many writes fail before the process is gone')
+  const bug = harness()
+  t.throws(() => bug.writes.essentialFailed('the election\'s hard state and log', sqliteError('SQLITE_CONSTRAINT_PRIMARYKEY', 'UNIQUE constraint failed')))
+  t.same(bug.exits, [1], 'not the disk: exit 1')
+  t.match(bug.lines[0], { level: 'fatal', msg: /^state write failed: .*stopping \(exit 1\).*Please report this$/ })
 })
