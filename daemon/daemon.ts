@@ -6,8 +6,10 @@
  */
 import { join } from 'node:path'
 import type { Config } from './config/schema.ts'
-import { openDb, type Db } from './store/db.ts'
-import { PeerStore } from './store/peers.ts'
+import { DB_FILE, type Db } from './store/db.ts'
+import { PeerStore, nonEssentialPeers, JOIN_ADDRS_WRITE } from './store/peers.ts'
+import { StateWrites } from './store/writes.ts'
+import { openState } from './startup/state.ts'
 import { NodeState } from './store/node-state.ts'
 import { createMetrics, registerMemberLoad, type Metrics } from './metrics.ts'
 import { createLeaderMetrics, type LeaderMetricsView } from './leader/metrics.ts'
@@ -24,7 +26,6 @@ import { AccessLog } from './http/access-log.ts'
 import { Coordination, LeaveRefused } from './leader/coordination.ts'
 import { own } from './leader/ledger/ledger.ts'
 import { AdminServer, AdminRequestError } from './admin/server.ts'
-import { loadOrCreateIdentity } from '../mesh/identity.ts'
 import { readSwarmKey } from '../mesh/swarm-key.ts'
 import { createMeshNode, type MeshNode } from '../mesh/node.ts'
 import { Membership, type SelfDescription } from '../mesh/membership/service.ts'
@@ -38,6 +39,13 @@ export interface DaemonOptions {
   log?: Log
   /** Called once the daemon has stopped because of `meshd leave` (the CLI process exits then). */
   onExit?: (code: number) => void
+  /** `meshd start --reset-state`: accept a lost or damaged state (startup/state.ts). */
+  resetState?: boolean
+  /**
+   * Ends the process at once, after an essential write failed (store/writes.ts).
+   * @default process.exit
+   */
+  exit?: (code: number) => void
 }
 
 type Lifecycle = 'created' | 'starting' | 'running' | 'draining' | 'stopping' | 'stopped'
@@ -48,6 +56,8 @@ export class Daemon {
   readonly metrics: Metrics
   private readonly opts: DaemonOptions
   private db!: Db
+  /** How writes to the state database fail: non-essential ones logged, essential ones fatal. */
+  private writes!: StateWrites
   node!: MeshNode
   membership!: Membership
   discovery!: Discovery
@@ -89,10 +99,18 @@ export class Daemon {
     if (this.lifecycle !== 'created') throw new Error(`cannot start a daemon that is ${this.lifecycle}`)
     this.lifecycle = 'starting'
     const c = this.config
-    this.db = openDb(c.state_dir)
-    const peers = new PeerStore(this.db)
-    const incarnation = new NodeState(this.db).nextIncarnation()
-    const identity = await loadOrCreateIdentity(c.state_dir)
+    this.writes = new StateWrites({ path: statePath(c, DB_FILE) }, {
+      log: this.log.child({ svc: 'store' }),
+      exit: this.opts.exit ?? ((code) => { process.exit(code) })
+    })
+    const save = (what: string, write: () => void): void => { this.writes.nonEssential(what, write) }
+    const state = await openState(c.state_dir, { resetState: this.opts.resetState === true, save })
+    if (state.reset !== null) this.log.warn({ moved_aside: state.movedAside }, state.reset)
+    this.db = state.db
+    const identity = state.identity
+    const peerStore = new PeerStore(this.db)
+    const peers = nonEssentialPeers(peerStore, save)
+    const incarnation = new NodeState(this.db).nextIncarnation(Date.now(), (w) => { save('the incarnation', w) })
     const swarmKey = readSwarmKey(c.swarm_key_file)
 
     this.node = await binding('mesh.listen', c.mesh.listen, async () => createMeshNode({
@@ -165,7 +183,8 @@ export class Daemon {
       },
       activity: () => this.serving.activity(),
       knowsPeers: () => c.mesh.bootstrap.length > 0 || peers.joinAddrs().length > 0 || peers.list().length > 0,
-      metrics: this.burstMetrics
+      metrics: this.burstMetrics,
+      storeFailed: (what, err) => { this.writes.essentialFailed(what, err) }
     })
     this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString() }, {
       registry: this.metrics.registry,
@@ -308,7 +327,15 @@ export class Daemon {
   private health (): Health {
     if (this.lifecycle !== 'running') return { ok: false, reason: `daemon is ${this.lifecycle}` }
     const r = this.serving.canRoute()
-    return { ok: r.ok, reason: r.reason, detail: { models_ready: r.models, members: this.membership.table.size } }
+    // A full state disk does not stop routing (only non-essential writes
+    // failed, or the node would have stopped): 200 still, with the disk's
+    // condition in the detail for whoever watches.
+    const disk = this.writes.condition()
+    return {
+      ok: r.ok,
+      reason: r.reason,
+      detail: { models_ready: r.models, members: this.membership.table.size, disk: disk.disk, ...(disk.error !== undefined ? { disk_error: disk.error } : {}) }
+    }
   }
 
   private async waitForInstances (keys: string[], emit: (e: Record<string, unknown>) => void, signal: AbortSignal): Promise<unknown[]> {
@@ -369,6 +396,10 @@ export class Daemon {
       // Hear the mesh behind the peers first, so that a name clash shows now.
       await this.discovery.settled(results.flatMap((r) => r.peer !== undefined ? [r.peer] : []), since, JOIN_SETTLE_MS)
       const warnings = nameClashes(this.membership.members()).map(describeClash)
+      const disk = this.writes.condition()
+      if (disk.disk !== 'ok' && disk.error?.startsWith(JOIN_ADDRS_WRITE) === true && (disk.at ?? 0) >= since) {
+        warnings.push(`joined, but these addresses are not remembered across restarts: ${disk.error}`)
+      }
       return { results, warnings }
     })
     this.admin.handle('burst', async (params, emit, signal) => {

@@ -13,7 +13,7 @@ import type { MeshNode } from '../../mesh/node.ts'
 import type { Membership } from '../../mesh/membership/service.ts'
 import { Election, type ElectionEvents, type ElectionHeartbeat, type RemovalResult, type ResetResult } from '../../mesh/election/service.ts'
 import { leaveStep, type LeaveView } from '../../mesh/election/leave.ts'
-import { ElectionStore } from '../../mesh/election/storage.ts'
+import { ElectionStore, type WriteFailed } from '../../mesh/election/storage.ts'
 import { LedgerReplica } from './ledger-replica.ts'
 import { BurstService, type BurstMetrics, type LeaderGate, type RecordView } from './service.ts'
 import { Ctl, CtlError, type CtlRequest } from '../../mesh/ctl/rpc.ts'
@@ -77,6 +77,8 @@ export interface CoordinationDeps {
   knowsPeers: () => boolean
   /** Counters for the leader's decisions and launches (daemon/leader/metrics.ts). */
   metrics?: BurstMetrics
+  /** An essential write of the election failed (a full state disk): the daemon stops (daemon/store/writes.ts). */
+  storeFailed?: WriteFailed
 }
 
 export interface ElectionStatus {
@@ -139,7 +141,7 @@ export class Coordination implements Startable {
         },
         voterExpiryMs: config.election.voter_expiry,
         knowsPeers: deps.knowsPeers
-      }, { node: deps.node, membership: deps.membership, store: new ElectionStore(deps.db), log: deps.log.child({ svc: 'election' }) })
+      }, { node: deps.node, membership: deps.membership, store: new ElectionStore(deps.db, deps.storeFailed), log: deps.log.child({ svc: 'election' }) })
       : null
     return new Coordination(config, selfId, {
       membership: deps.membership,

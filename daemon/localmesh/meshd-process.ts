@@ -55,13 +55,13 @@ export class MeshdProcess {
     this.init = init
   }
 
-  /** Starts the daemon and resolves with its identity once its admin socket answers. */
-  async start (): Promise<DaemonInfo> {
+  /** Starts the daemon (with `args` after `start --config FILE`, e.g. `--reset-state`) and resolves with its identity once its admin socket answers. */
+  async start (args: string[] = []): Promise<DaemonInfo> {
     this.logs = []
     this.stderr = ''
     this.info = undefined
     const prefix = this.init.prefix ?? []
-    const argv = [...prefix, MESHD_BIN, 'start', '--config', this.init.configPath]
+    const argv = [...prefix, MESHD_BIN, 'start', '--config', this.init.configPath, ...args]
     const proc = spawn(argv[0]!, argv.slice(1), {
       // Its own process group, so that killing the group also takes its
       // replica. Not unref'd, and its output is piped to us.

@@ -12,7 +12,10 @@ import { MIGRATIONS } from './migrations.ts'
 
 export type Db = Database.Database
 
-export function openDb (stateDir: string, file = 'meshd.db'): Db {
+/** The database's file in the state dir. */
+export const DB_FILE = 'meshd.db'
+
+export function openDb (stateDir: string, file = DB_FILE): Db {
   mkdirSync(stateDir, { recursive: true, mode: 0o750 })
   const db = new Database(join(stateDir, file))
   db.pragma('journal_mode = WAL')

@@ -1,5 +1,6 @@
 /** Small key/value facts about this node that must survive restarts. */
 import type { Db } from './db.ts'
+import { nextIncarnation } from '../../mesh/membership/incarnation.ts'
 
 export class NodeState {
   private readonly getStmt
@@ -19,13 +20,21 @@ export class NodeState {
   }
 
   /**
-   * The incarnation number of this run: one more than the last. Heartbeats are
-   * ordered by (incarnation, seq), so a restarted node's first heartbeat wins
-   * over anything its previous life sent, even though seq starts again at 0.
+   * The incarnation of this run (mesh/membership/incarnation.ts: above the
+   * last one stored, and at least the wall clock in ms, so that a node whose
+   * database was lost still outranks its earlier runs). Storing it is not
+   * essential (`save`, which may fail on a full disk and go on): the clock
+   * floor holds without it.
    */
-  nextIncarnation (): number {
-    const next = Number(this.get('incarnation') ?? '0') + 1
-    this.set('incarnation', String(next))
+  nextIncarnation (now: number, save: (write: () => void) => void = (w) => { w() }): number {
+    const raw = this.get('incarnation')
+    const next = nextIncarnation(raw === undefined ? undefined : Number(raw), now)
+    save(() => { this.set('incarnation', String(next)) })
     return next
+  }
+
+  /** The peer id this database belongs to (recorded at start; null in a database from before it was recorded). */
+  peerId (): string | null {
+    return this.get('peer_id') ?? null
   }
 }

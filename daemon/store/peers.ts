@@ -4,7 +4,7 @@
  */
 import type { Db } from './db.ts'
 
-import type { KnownPeer } from '../../mesh/discovery/service.ts'
+import type { KnownPeer, PeerMemory } from '../../mesh/discovery/service.ts'
 export type { KnownPeer }
 
 export class PeerStore {
@@ -60,5 +60,26 @@ export class PeerStore {
   prune (max: number, cutoff: number): void {
     this.forgetOlderThan(cutoff)
     this.keepNewestStmt.run(max)
+  }
+}
+
+/** What `meshd join` names when its addresses could not be saved (daemon.ts looks for it). */
+export const JOIN_ADDRS_WRITE = 'the join addresses'
+
+/**
+ * The peer store as discovery uses it, with its writes non-essential
+ * (store/writes.ts): a full state disk costs the memory of peers across a
+ * restart, logged, never the running node. Reads are left as they are.
+ */
+export function nonEssentialPeers (store: PeerStore, save: (what: string, write: () => void) => void): PeerMemory {
+  return {
+    list: () => store.list(),
+    joinAddrs: () => store.joinAddrs(),
+    upsert: (p) => { save('the peer cache', () => { store.upsert(p) }) },
+    prune: (max, cutoff) => { save('the peer cache', () => { store.prune(max, cutoff) }) },
+    addJoinAddrs: (addrs, now) => { save(JOIN_ADDRS_WRITE, () => { store.addJoinAddrs(addrs, now) }) },
+    // Asked for by an operator (`meshd join --forget`): a failure goes back to
+    // the command, which must not say the address is gone when it is not.
+    forgetJoinAddr: (addr) => store.forgetJoinAddr(addr)
   }
 }

@@ -65,9 +65,9 @@ export class DaemonProcess {
     return new DaemonProcess(spec, p)
   }
 
-  /** Starts the daemon again from the same state dir and config (after a kill). */
-  async restart (): Promise<void> {
-    await this.process.start()
+  /** Starts the daemon again from the same state dir and config (after a kill), with `args` (e.g. `--reset-state`). */
+  async restart (args: string[] = []): Promise<void> {
+    await this.process.start(args)
   }
 
   get peerId (): string { return this.process.info!.peer }

@@ -6,12 +6,14 @@ import { printJson } from '../common/daemon-client.ts'
 import { meshdRoot } from '../common/meshd-root.ts'
 import { loadConfig, resolveConfigPath, DEFAULT_CONFIG_FILE } from '../../config/load.ts'
 import { generateSwarmKey, writeSecretFile, readSwarmKey } from '../../../mesh/swarm-key.ts'
-import { loadOrCreateIdentity } from '../../../mesh/identity.ts'
+import { initState } from '../../startup/state.ts'
+import { DB_FILE } from '../../store/db.ts'
 
 export const help = `usage: meshd init [--cluster NAME] [--state-dir DIR] [--config FILE] [--listen MULTIADDR] [--http HOST:PORT] [--json]
 
 Writes a config (if absent) and a fresh swarm key (if absent), creates this
-node's identity, and prints the multiaddrs other nodes use to join it.
+node's identity and its state database (if absent), and prints the multiaddrs
+other nodes use to join it.
 
 On the first node of a mesh, run it as is. On every other node, copy the first
 node's swarm key to the same path (it is the shared secret of the private
@@ -64,19 +66,19 @@ export async function run (argv: string[]): Promise<number> {
     readSwarmKey(config.swarm_key_file)
     actions.push(`kept the existing swarm key ${config.swarm_key_file}`)
   }
-  const identity = await loadOrCreateIdentity(config.state_dir)
-  actions.push(`${identity.created ? 'created' : 'kept'} the node identity in ${config.state_dir} (peer id ${identity.peerId.toString()})`)
+  const state = await initState(config.state_dir)
+  actions.push(`${state.created ? 'created' : 'kept'} the node identity in ${config.state_dir} (peer id ${state.identity.peerId.toString()})`)
   const owner = ownerFor(values.owner, configPath)
   if (owner !== null) {
     // The daemon runs as `owner` (systemd User=): it must read the key files
     // that root just wrote, and nobody else may.
-    for (const f of [config.state_dir, join(config.state_dir, 'identity.key'), config.swarm_key_file]) chownSync(f, owner.uid, owner.gid)
+    for (const f of [config.state_dir, join(config.state_dir, 'identity.key'), join(config.state_dir, DB_FILE), config.swarm_key_file]) if (existsSync(f)) chownSync(f, owner.uid, owner.gid)
     chownSync(configPath, 0, owner.gid)
     actions.push(`gave ${config.state_dir} and ${config.swarm_key_file} to user ${owner.name}`)
   }
-  const addrs = joinAddrs(config.mesh.announce.length > 0 ? config.mesh.announce : config.mesh.listen, identity.peerId.toString())
+  const addrs = joinAddrs(config.mesh.announce.length > 0 ? config.mesh.announce : config.mesh.listen, state.identity.peerId.toString())
   if (values.json) {
-    printJson({ config: configPath, swarm_key_file: config.swarm_key_file, state_dir: config.state_dir, peer: identity.peerId.toString(), multiaddrs: addrs })
+    printJson({ config: configPath, swarm_key_file: config.swarm_key_file, state_dir: config.state_dir, peer: state.identity.peerId.toString(), multiaddrs: addrs })
   } else {
     const join = addrs.length > 0
       ? 'Other nodes join this one with:\n' + addrs.map((a) => `  meshd join ${a}`).join('\n')
