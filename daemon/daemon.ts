@@ -200,6 +200,10 @@ export class Daemon {
     await this.coordination.start()
     this.membership.start()
     await this.descriptors.start()
+    const fdLimit = this.descriptors.limit
+    if (fdLimit !== null && c.http.max_connections >= fdLimit) {
+      this.log.warn({ max_connections: c.http.max_connections, limit: fdLimit }, `http.max_connections (${c.http.max_connections}) is not below this process's descriptor limit (${fdLimit}): connections will fail for want of descriptors before the cap refuses them; raise LimitNOFILE or lower http.max_connections`)
+    }
     await binding('http.listen', [c.http.listen], async () => { await this.http.start() })
     await binding('admin.socket', [c.admin.socket], async () => { await this.admin.start() })
     this.lifecycle = 'running'

@@ -188,3 +188,44 @@ t.test('hostile requests at the front door', async (t) => {
     t.ok(await d.call('ping'), 'a request is still served')
   })
 })
+
+t.test('out of file descriptors: logged, and /health says so until they are free again', async (t) => {
+  const root = tempDir(t)
+  const swarmKeyFile = writeSwarmKey(root)
+  // A low descriptor limit (soft and hard: Node raises the soft one to the hard one) and no cap below it.
+  const d = await DaemonProcess.start(t, root, {
+    name: 'fds',
+    swarmKeyFile,
+    prefix: ['prlimit', '--nofile=200:200', '--'],
+    config: { http: { listen: '127.0.0.1:0', max_connections: 100_000 }, replica: replica() }
+  })
+  const port = d.httpPort
+  t.ok(d.logs.some((l) => l.msg.includes('is not below this process\'s descriptor limit (200)')), 'the start warns that the cap is above the limit')
+  await waitFor(async () => (await fetch(`${d.url}/health`)).status === 200, { timeoutMs: 20_000, what: 'a ready replica' })
+  const probe = connect(port, '127.0.0.1')
+  const sockets: Socket[] = [probe]
+  t.teardown(() => { for (const s of sockets) s.destroy() })
+  await new Promise((resolve) => probe.once('connect', resolve))
+  let probeText = ''
+  probe.on('data', (c: Buffer) => { probeText += c.toString() })
+  const health = async (): Promise<string> => {
+    probeText = ''
+    probe.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+    const { value } = await waitFor(() => /\r\n\r\n\{.*\}/.test(probeText) ? probeText : undefined, { timeoutMs: 5000, what: 'the health answer on the kept connection' })
+    return value
+  }
+  t.match(await health(), /^HTTP\/1\.1 200 /, 'healthy before')
+  for (let i = 0; i < 260; i++) {
+    const s = connect(port, '127.0.0.1')
+    s.on('error', () => {})
+    sockets.push(s)
+  }
+  await waitFor(() => d.logs.find((l) => /file descriptors (nearly )?exhausted/.test(l.msg)), { timeoutMs: 10_000, what: 'the exhaustion logged' })
+  t.pass('descriptor exhaustion is logged')
+  const h = await health()
+  t.match(h, /^HTTP\/1\.1 503 /, '/health: 503 while out of descriptors')
+  t.match(h, /file descriptors/)
+  for (const s of sockets.slice(1)) s.destroy()
+  await waitFor(async () => (await health()).startsWith('HTTP/1.1 200') ? true : undefined, { timeoutMs: 10_000, what: '/health 200 once descriptors are free' })
+  t.ok(d.logs.some((l) => l.msg === 'file descriptors available again'), 'the recovery is logged')
+})
