@@ -6,9 +6,12 @@
  * is retried is proxy/forward.ts. After bytes have flowed there is no retry,
  * and a stream ends with an error event.
  *
- * Everything a client can send is bounded: body size (413), body time (408),
- * JSON and required fields (400), API key (401), unknown model (404), and
- * saturation (429 after the entry queue's deadline). Errors are OpenAI error
+ * Everything a client can send is bounded: body size (413, at once when the
+ * declared length is over), body time (408), nesting depth, JSON and required
+ * fields (400, body-check.ts; large bodies off the main thread,
+ * body-parser.ts), max_tokens per model (400), API key (401), unknown model
+ * (404, the name echoed cut short), and saturation (429 after the entry
+ * queue's deadline). Errors are OpenAI error
  * objects; none of it can throw out of the handler.
  *
  * Each request fills in its access-log record (access-log.ts) as it goes:
