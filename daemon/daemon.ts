@@ -22,6 +22,8 @@ import { statusMembers, type StatusDocument } from './status.ts'
 import { HttpServer, type Health } from './http/server.ts'
 import { Serving } from './proxy/serving.ts'
 import { OpenAIApi } from './http/api.ts'
+import { BodyParser } from './http/body-parser.ts'
+import { DescriptorWatch } from './http/descriptors.ts'
 import { AccessLog } from './http/access-log.ts'
 import { Coordination, LeaveRefused } from './leader/coordination.ts'
 import { own } from './leader/ledger/ledger.ts'
@@ -67,6 +69,9 @@ export class Daemon {
   api!: OpenAIApi
   coordination!: Coordination
   private admin!: AdminServer
+  /** Checks request bodies; large ones in a worker thread, off the loop that runs the mesh's timers. */
+  private readonly bodies = new BodyParser()
+  private descriptors: DescriptorWatch | undefined
   private readonly load: LoadSampler
   private readonly burstMetrics: BurstMetrics
   private lifecycle: Lifecycle = 'created'
@@ -157,9 +162,12 @@ export class Daemon {
       maxBodyBytes: c.http.max_body_bytes,
       bodyTimeoutMs: c.http.body_timeout,
       queueTimeoutMs: c.http.queue_timeout,
-      requestTimeoutMs: c.http.request_timeout
+      requestTimeoutMs: c.http.request_timeout,
+      maxTokens: c.http.max_tokens,
+      maxTokensByModel: c.http.max_tokens_by_model
     }, {
       router: this.serving.router,
+      parser: this.bodies,
       metrics: this.metrics,
       draining: () => this.serving.isDraining,
       log: this.log.child({ svc: 'api' })
@@ -186,8 +194,10 @@ export class Daemon {
       metrics: this.burstMetrics,
       storeFailed: (what, err) => { this.writes.essentialFailed(what, err) }
     })
-    this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString() }, {
+    this.descriptors = new DescriptorWatch({}, { log: this.log.child({ svc: 'http' }) })
+    this.http = new HttpServer({ listen: c.http.listen, selfId: identity.peerId.toString(), maxConnections: c.http.max_connections }, {
       registry: this.metrics.registry,
+      descriptors: this.descriptors,
       requests: this.metrics.requests,
       health: () => this.health(),
       api: (req, res, access) => { this.api.handle(req, res, access) },
@@ -197,7 +207,7 @@ export class Daemon {
       }),
       log: this.log.child({ svc: 'http' })
     })
-    this.admin = new AdminServer({ socketPath: c.admin.socket, log: this.log.child({ svc: 'admin' }) })
+    this.admin = new AdminServer({ socketPath: c.admin.socket, idleTimeoutMs: c.admin.idle_timeout, log: this.log.child({ svc: 'admin' }) })
     this.registerAdmin()
 
     this.load.start()
@@ -208,6 +218,11 @@ export class Daemon {
     await this.serving.start()
     await this.coordination.start()
     this.membership.start()
+    await this.descriptors.start()
+    const fdLimit = this.descriptors.limit
+    if (fdLimit !== null && c.http.max_connections >= fdLimit) {
+      this.log.warn({ max_connections: c.http.max_connections, limit: fdLimit }, `http.max_connections (${c.http.max_connections}) is not below this process's descriptor limit (${fdLimit}): connections will fail for want of descriptors before the cap refuses them; raise LimitNOFILE or lower http.max_connections`)
+    }
     await binding('http.listen', [c.http.listen], async () => { await this.http.start() })
     await binding('admin.socket', [c.admin.socket], async () => { await this.admin.start() })
     this.lifecycle = 'running'
@@ -244,6 +259,8 @@ export class Daemon {
     this.lifecycle = 'stopping'
     await this.admin?.stop().catch(() => {})
     await this.http?.stop().catch(() => {})
+    await this.descriptors?.stop()
+    await this.bodies.stop()
     await this.serving?.stop().catch((err: unknown) => { this.log.warn({ err }, 'stopping the replica failed') })
     // Only `meshd leave` says "left": a SIGTERM (systemctl stop/restart) is a
     // pause, not a departure, and must not shrink the voter set. Others see

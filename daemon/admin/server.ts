@@ -22,6 +22,8 @@ export type AdminHandler = (params: Record<string, unknown>, emit: (event: Recor
 
 export interface AdminServerInit {
   socketPath: string
+  /** A connection that has not sent its request line within this long is closed (admin.idle_timeout). @default 10000 */
+  idleTimeoutMs?: number
   log: { warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
 }
 
@@ -72,6 +74,12 @@ export class AdminServer implements Startable {
     sock.on('close', () => { this.sockets.delete(sock); abort.abort() })
     sock.on('error', () => {})
     sock.setEncoding('utf8')
+    // Idle until the request line is in; a request being served (burst --wait
+    // streams for minutes) is not cut.
+    sock.setTimeout(this.init.idleTimeoutMs ?? 10_000, () => {
+      this.init.log.debug({}, 'admin connection idle: closed')
+      sock.destroy()
+    })
     let buf = ''
     let started = false
     sock.on('data', (chunk: string) => {
@@ -81,6 +89,7 @@ export class AdminServer implements Startable {
       const nl = buf.indexOf('\n')
       if (nl < 0) return
       started = true
+      sock.setTimeout(0)
       void this.dispatch(sock, buf.slice(0, nl), abort.signal)
     })
   }

@@ -189,6 +189,12 @@ export const configSchema = z.strictObject({
     listen: hostPort.default('127.0.0.1:8080'),
     api_keys: z.array(z.string().min(1)).default([]),
     max_body_bytes: positiveInt.default(10 * 1024 * 1024),
+    /** The most `max_tokens` / `max_completion_tokens` a request may ask; above it 400. Checked by the entry node. */
+    max_tokens: positiveInt.default(32768),
+    /** Per-model caps over http.max_tokens (e.g. a model's context length). */
+    max_tokens_by_model: z.record(z.string().min(1), positiveInt).default({}),
+    /** Open client connections at most; beyond, new ones are answered 503 and closed, and /health says so. */
+    max_connections: positiveInt.default(4096),
     /** A request body that has not fully arrived after this long gets 408. */
     body_timeout: duration.prefault('30s'),
     /** How long a request may wait at the entry node when every candidate is saturated. */
@@ -204,7 +210,9 @@ export const configSchema = z.strictObject({
     policy: z.enum(['least_load']).default('least_load')
   }).prefault({}),
   admin: z.strictObject({
-    socket: z.string().min(1).default('/run/meshd/admin.sock')
+    socket: z.string().min(1).default('/run/meshd/admin.sock'),
+    /** A connection that has sent no complete request within this long is closed. */
+    idle_timeout: duration.prefault('10s')
   }).prefault({}),
   replica: replicaSchema.optional(),
   service: z.strictObject({

@@ -6,9 +6,12 @@
  * is retried is proxy/forward.ts. After bytes have flowed there is no retry,
  * and a stream ends with an error event.
  *
- * Everything a client can send is bounded: body size (413), body time (408),
- * JSON and required fields (400), API key (401), unknown model (404), and
- * saturation (429 after the entry queue's deadline). Errors are OpenAI error
+ * Everything a client can send is bounded: body size (413, at once when the
+ * declared length is over), body time (408), nesting depth, JSON and required
+ * fields (400, body-check.ts; large bodies off the main thread,
+ * body-parser.ts), max_tokens per model (400), API key (401), unknown model
+ * (404, the name echoed cut short), and saturation (429 after the entry
+ * queue's deadline). Errors are OpenAI error
  * objects; none of it can throw out of the handler.
  *
  * Each request fills in its access-log record (access-log.ts) as it goes:
@@ -27,6 +30,8 @@ import type { UpstreamRequest, UpstreamResponse } from '../../mesh/infer/upstrea
 import type { Router } from '../proxy/router.ts'
 import { forward } from '../proxy/forward.ts'
 import { labelModel } from './request-labels.ts'
+import type { BodyParser } from './body-parser.ts'
+import type { BodyFacts } from './body-check.ts'
 
 export interface ApiInit {
   selfId: string
@@ -35,6 +40,9 @@ export interface ApiInit {
   bodyTimeoutMs: number
   queueTimeoutMs: number
   requestTimeoutMs: number
+  /** The most `max_tokens` / `max_completion_tokens` a request may ask of a model (http.max_tokens, per model http.max_tokens_by_model). */
+  maxTokens: number
+  maxTokensByModel: Record<string, number>
 }
 
 /** Requests themselves are counted by the HTTP server (server.ts), labelled with the model named here. */
@@ -49,16 +57,12 @@ export interface ApiMetrics {
 
 export interface ApiComponents {
   router: Router
+  /** Checks request bodies: nesting, JSON, the fields acted on (large ones off the main thread). */
+  parser: Pick<BodyParser, 'check'>
   metrics: ApiMetrics
   /** True once this node drains: it takes no new requests. */
   draining: () => boolean
   log: { warn: (o: object, msg: string) => void, debug: (o: object, msg: string) => void }
-}
-
-const ROUTES: Record<string, { required: string, check: (v: unknown) => boolean, expect: string }> = {
-  '/v1/chat/completions': { required: 'messages', check: (v) => Array.isArray(v) && v.length > 0, expect: 'a non-empty array of messages' },
-  '/v1/completions': { required: 'prompt', check: (v) => typeof v === 'string' || Array.isArray(v), expect: 'a string or an array' },
-  '/v1/embeddings': { required: 'input', check: (v) => typeof v === 'string' || Array.isArray(v), expect: 'a string or an array' }
 }
 
 /** Request headers passed to the replica; everything else (cookies, credentials, hop-by-hop) stays here. */
@@ -66,6 +70,20 @@ const FORWARD_REQUEST_HEADERS = new Set(['content-type', 'accept', 'user-agent',
 /** Response headers not passed back (hop-by-hop, or set by us: the request id is the entry node's). */
 const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'server', 'x-meshd-served-by', 'content-length', REQUEST_ID_HEADER])
 const SERVED_BY = 'x-meshd-served-by'
+const BEARER = /^bearer +(\S+) *$/i
+/** A model name is echoed in errors and logged up to this many characters: a client may send a megabyte. */
+const MODEL_ECHO_MAX = 256
+
+/** The model name for the access log, cut to MODEL_ECHO_MAX characters. */
+function shortModel (model: string): string {
+  return model.length <= MODEL_ECHO_MAX ? model : model.slice(0, MODEL_ECHO_MAX)
+}
+
+/** The model name quoted for an error message; a long one cut, saying so. */
+function quoteModel (model: string): string {
+  if (model.length <= MODEL_ECHO_MAX) return JSON.stringify(model)
+  return `${JSON.stringify(model.slice(0, MODEL_ECHO_MAX))}… (truncated: ${model.length} characters)`
+}
 
 export class OpenAIApi {
   private readonly init: ApiInit
@@ -123,8 +141,6 @@ export class OpenAIApi {
       this.retrieveModel(res, access, path.slice(MODEL_PREFIX.length))
       return
     }
-    // allowedMethods() allows POST only on the ROUTES paths.
-    const route = ROUTES[path]!
     if (this.c.draining()) {
       req.resume()
       this.fail(res, access, 'draining', { status: 503, type: 'service_unavailable', code: 'draining', message: 'this node is draining; send requests to another member', retryAfterSeconds: 1 })
@@ -136,31 +152,23 @@ export class OpenAIApi {
       this.fail(res, access, body.error.code, body.error)
       return
     }
-    let doc: unknown
-    try {
-      doc = JSON.parse(body.bytes.toString('utf8'))
-    } catch (err) {
-      this.fail(res, access, 'bad_json', { status: 400, type: 'invalid_request_error', code: 'invalid_json', message: `the body is not valid JSON: ${(err as Error).message}` })
+    const checked = await this.c.parser.check(body.bytes, path)
+    if ('busy' in checked) {
+      this.fail(res, access, 'parser_busy', { status: 503, type: 'service_unavailable', code: 'busy', message: `this node cannot take the request now: ${checked.busy}`, retryAfterSeconds: 1 })
       return
     }
-    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', message: 'the body must be a JSON object' })
+    if ('problem' in checked) {
+      const p = checked.problem
+      this.fail(res, access, p.reason, { status: 400, type: 'invalid_request_error', code: p.code, message: p.message, ...(p.param !== undefined ? { param: p.param } : {}) })
       return
     }
-    const fields = doc as Record<string, unknown>
-    if (typeof fields.model !== 'string' || fields.model === '') {
-      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'missing_model', param: 'model', message: 'you must provide a model parameter' })
+    const fields = checked.facts
+    access.model = shortModel(fields.model)
+    const over = fields.maxTokens !== undefined ? this.tokenLimitProblem(fields.model, fields.maxTokens) : null
+    if (over !== null) {
+      this.fail(res, access, 'max_tokens', over)
       return
     }
-    if (!route.check(fields[route.required])) {
-      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', param: route.required, message: `\`${route.required}\` must be ${route.expect}` })
-      return
-    }
-    if (fields.stream !== undefined && typeof fields.stream !== 'boolean') {
-      this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_request', param: 'stream', message: '`stream` must be a boolean' })
-      return
-    }
-    access.model = fields.model
     access.stream = fields.stream === true
     this.active++
     this.lastActivityAt = Date.now()
@@ -200,13 +208,13 @@ export class OpenAIApi {
       case 'gone':
         return
       case 'no_ready_replica':
-        this.fail(res, access, 'no_ready_replica', { status: 503, type: 'service_unavailable', code: 'no_ready_replica', message: `no member has a ready replica for model "${model}"`, retryAfterSeconds: 5 })
+        this.fail(res, access, 'no_ready_replica', { status: 503, type: 'service_unavailable', code: 'no_ready_replica', message: `no member has a ready replica for model ${quoteModel(model)}`, retryAfterSeconds: 5 })
         return
       case 'unknown_model':
-        this.fail(res, access, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model "${model}" is not served by any member of the mesh` })
+        this.fail(res, access, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model ${quoteModel(model)} is not served by any member of the mesh` })
         return
       case 'saturated':
-        this.fail(res, access, 'saturated', { status: 429, type: 'rate_limit_error', code: 'saturated', message: `every member serving "${model}" is saturated; retry later`, retryAfterSeconds: 2 })
+        this.fail(res, access, 'saturated', { status: 429, type: 'rate_limit_error', code: 'saturated', message: `every member serving ${quoteModel(model)} is saturated; retry later`, retryAfterSeconds: 2 })
         return
       case 'failed': {
         const e = outcome.error
@@ -286,10 +294,10 @@ export class OpenAIApi {
       this.fail(res, access, 'bad_request', { status: 400, type: 'invalid_request_error', code: 'invalid_model_id', message: `the model id in ${access.path} is not valid URL encoding` })
       return
     }
-    access.model = id
+    access.model = shortModel(id)
     const ready = this.c.router.models().get(id)
     if (ready === undefined) {
-      this.fail(res, access, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model "${id}" is not served by any member of the mesh` })
+      this.fail(res, access, 'unknown_model', { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model', message: `the model ${quoteModel(id)} is not served by any member of the mesh` })
       return
     }
     sendJson(res, 200, this.modelObject(id, ready), { [SERVED_BY]: this.init.selfId })
@@ -307,10 +315,26 @@ export class OpenAIApi {
 
   private authorized (req: IncomingMessage): boolean {
     if (this.keys.length === 0) return true
-    const h = req.headers.authorization
-    if (h === undefined || !h.startsWith('Bearer ')) return false
-    const given = Buffer.from(h.slice(7).trim())
+    // The scheme is case-insensitive (RFC 9110, 11.1): `bearer` and `BEARER` are Bearer.
+    const m = BEARER.exec(req.headers.authorization ?? '')
+    if (m === null) return false
+    const given = Buffer.from(m[1]!)
     return this.keys.some((k) => k.length === given.length && timingSafeEqual(k, given))
+  }
+
+  /**
+   * The 400 for a `max_tokens` above the cap for `model`, or null. The cap is
+   * the entry node's config, not the serving member's: the front door that
+   * faces the clients is where an operator bounds what one request may ask
+   * (as max_body_bytes is), it is known before the pick (so the answer is the
+   * same whichever member would serve, and a refused request costs no hop),
+   * and it needs nothing new in the heartbeat. The engine still enforces its
+   * own context length behind it.
+   */
+  private tokenLimitProblem (model: string, asked: NonNullable<BodyFacts['maxTokens']>): OpenAIError | null {
+    const limit = this.init.maxTokensByModel[model] ?? this.init.maxTokens
+    if (asked.value <= limit) return null
+    return { status: 400, type: 'invalid_request_error', code: 'max_tokens_too_large', param: asked.param, message: `\`${asked.param}\` is ${asked.value}, above this mesh's limit of ${limit} for model ${quoteModel(model)}` }
   }
 
   private fail (res: ServerResponse, access: Access, reason: string, err: OpenAIError, headers: Record<string, string> = {}): void {
@@ -333,20 +357,31 @@ function forwardHeaders (req: IncomingMessage, id: string): Array<[string, strin
 type BodyResult = { bytes: Buffer } | { error: OpenAIError & { code: string } }
 
 /**
- * A body larger than the limit is read and thrown away up to this many bytes
- * before the 413 goes out: a client still sending when the server answers and
+ * After an early 413 the rest of the body is read and thrown away, up to this
+ * many bytes in all: a client still sending when the server answers and
  * closes sees a broken pipe instead of the 413. Past it, the connection is cut.
  */
 const DISCARD_LIMIT = 256 * 1024 * 1024
 
-/** Reads the request body within a size and a time limit. */
+/**
+ * Reads the request body within a size and a time limit. A body over the
+ * limit is answered 413 at once: when its declared Content-Length says so,
+ * before a byte of it is read (and with `Expect: 100-continue`, before the
+ * client is told to send it); else as soon as the count passes the limit.
+ * The rest is discarded in the background (discard()).
+ */
 function readBody (req: IncomingMessage, res: ServerResponse, max: number, timeoutMs: number): Promise<BodyResult> {
   const declared = Number(req.headers['content-length'] ?? NaN)
+  if (declared > max) {
+    if (expectsContinue(req) || declared > DISCARD_LIMIT) res.shouldKeepAlive = false // the body will not come, or is not worth reading
+    else discard(req, res, 0, timeoutMs)
+    return Promise.resolve({ error: tooLarge(max) })
+  }
+  if (expectsContinue(req)) res.writeContinue()
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
     let done = false
-    let overflow = declared > max
     const finish = (r: BodyResult): void => {
       if (done) return
       done = true
@@ -358,35 +393,61 @@ function readBody (req: IncomingMessage, res: ServerResponse, max: number, timeo
     }
     const onData = (chunk: Buffer): void => {
       size += chunk.byteLength
-      if (size > max) {
-        overflow = true
-        chunks.length = 0
-        if (size > DISCARD_LIMIT) {
-          res.shouldKeepAlive = false
-          finish({ error: tooLarge(max) })
-          setImmediate(() => { req.destroy() })
-        }
+      if (size <= max) {
+        chunks.push(chunk)
         return
       }
-      if (!overflow) chunks.push(chunk)
+      chunks.length = 0
+      finish({ error: tooLarge(max) })
+      discard(req, res, size, timeoutMs)
     }
-    const onEnd = (): void => {
-      if (overflow) {
-        res.shouldKeepAlive = false
-        finish({ error: tooLarge(max) })
-      } else {
-        finish({ bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) })
-      }
-    }
+    const onEnd = (): void => { finish({ bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }) }
     const onError = (): void => { finish({ error: { status: 400, type: 'invalid_request_error', code: 'body_error', message: 'the request body could not be read' } }) }
     const timer = setTimeout(() => {
       res.shouldKeepAlive = false
-      finish(overflow ? { error: tooLarge(max) } : { error: { status: 408, type: 'invalid_request_error', code: 'body_timeout', message: `the request body did not arrive within ${Math.round(timeoutMs / 1000)} s` } })
+      finish({ error: { status: 408, type: 'invalid_request_error', code: 'body_timeout', message: `the request body did not arrive within ${Math.round(timeoutMs / 1000)} s` } })
     }, timeoutMs)
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onError)
   })
+}
+
+/** Whether the client waits for `100 Continue` before it sends the body (Node then leaves the answer to us). */
+function expectsContinue (req: IncomingMessage): boolean {
+  const e = req.headers.expect
+  return e !== undefined && e.toLowerCase() === '100-continue'
+}
+
+/**
+ * Reads and drops the rest of a body already answered 413, so that the
+ * connection stays usable and the client reads the answer; past DISCARD_LIMIT
+ * bytes or the body timeout, the connection is cut.
+ */
+function discard (req: IncomingMessage, res: ServerResponse, seen: number, timeoutMs: number): void {
+  if (req.complete) return
+  let total = seen
+  const stop = (): void => {
+    clearTimeout(timer)
+    req.off('data', onData)
+    req.off('end', stop)
+    req.off('close', stop)
+  }
+  const cut = (): void => {
+    stop()
+    res.shouldKeepAlive = false
+    // After the 413 has gone out, if it is still being written.
+    if (res.writableFinished) req.socket.destroy()
+    else res.once('finish', () => { req.socket.destroy() })
+  }
+  const onData = (chunk: Buffer): void => {
+    total += chunk.byteLength
+    if (total > DISCARD_LIMIT) cut()
+  }
+  const timer = setTimeout(cut, timeoutMs)
+  req.on('data', onData)
+  req.once('end', stop)
+  req.once('close', stop)
 }
 
 function tooLarge (max: number): OpenAIError & { code: string } {

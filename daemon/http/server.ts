@@ -4,8 +4,13 @@
  * switch on method and path: there are few routes and this is the hot path.
  * Every response carries `x-request-id` (request-id.ts), and every request
  * gets one access-log line when its response is over (access-log.ts).
+ *
+ * Connections are capped (connection-cap.ts); /health answers 503 while the
+ * server is at the cap or the process is out of descriptors (descriptors.ts),
+ * with the reason, whatever the rest of the node says.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Registry } from 'prom-client'
 import { sendError, sendJson } from './errors.ts'
 import { parseHostPort } from './listen.ts'
@@ -14,6 +19,7 @@ import { allowedMethods, allows, methodNotAllowed, sendOptions } from './routes.
 import type { Access, AccessLog } from './access-log.ts'
 import type { Startable } from '../../mesh/startable.ts'
 import { modelLabel, routeLabel } from './request-labels.ts'
+import { ConnectionCap, OVERFLOW_TIMEOUT_MS } from './connection-cap.ts'
 
 export interface Health { ok: boolean, reason: string, detail?: Record<string, unknown> }
 
@@ -23,6 +29,8 @@ export type RouteHandler = (req: IncomingMessage, res: ServerResponse, access: A
 export interface HttpServerInit {
   listen: string
   selfId: string
+  /** http.max_connections. @default 4096 */
+  maxConnections?: number
 }
 
 export interface HttpServerComponents {
@@ -34,6 +42,8 @@ export interface HttpServerComponents {
   api?: RouteHandler
   /** Writes each request's access-log line; absent: none. */
   access?: AccessLog
+  /** Why the process cannot take connections (descriptors exhausted), or null. */
+  descriptors?: { problem: () => string | null }
   log: { warn: (o: object, msg: string) => void }
 }
 
@@ -41,16 +51,33 @@ export class HttpServer implements Startable {
   private readonly init: HttpServerInit
   private readonly c: HttpServerComponents
   private server: Server | undefined
+  readonly cap: ConnectionCap
   port = 0
 
   constructor (init: HttpServerInit, components: HttpServerComponents) {
     this.init = init
     this.c = components
+    this.cap = new ConnectionCap(init.maxConnections ?? 4096, { log: components.log })
   }
 
   async start (): Promise<void> {
     const { host, port } = parseHostPort(this.init.listen)
     const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => { this.route(req, res) })
+    // With `Expect: 100-continue` the front door decides: a request it refuses
+    // (401, 404, 413 ...) is answered before the client sends the body, and
+    // the connection is then closed (the body will not come).
+    server.on('checkContinue', (req, res) => {
+      res.shouldKeepAlive = false
+      this.route(req, res)
+    })
+    server.on('connection', (socket: Socket) => {
+      const a = this.cap.admit(socket)
+      if (a === 'drop') {
+        socket.destroy()
+      } else if (a === 'refuse') {
+        socket.setTimeout(OVERFLOW_TIMEOUT_MS, () => { socket.destroy() })
+      }
+    })
     this.server = server
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -88,6 +115,10 @@ export class HttpServer implements Startable {
     const id = requestIdOf(req.headers[REQUEST_ID_HEADER])
     res.setHeader(REQUEST_ID_HEADER, id)
     const access: Access = this.c.access?.begin(req, res, id, path) ?? { id, method: req.method ?? 'GET', path, started: performance.now() }
+    if (this.cap.refuses(req.socket)) {
+      this.refuseOverCap(req, res, access, path)
+      return
+    }
     try {
       if (path.startsWith('/v1/') && this.c.api !== undefined) {
         this.c.api(req, res, access)
@@ -112,7 +143,7 @@ export class HttpServer implements Startable {
         return
       }
       if (path === '/health') {
-        const h = this.c.health()
+        const h = this.health()
         sendJson(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'unavailable', reason: h.reason, ...h.detail }, { 'x-meshd-served-by': this.init.selfId })
         return
       }
@@ -126,6 +157,26 @@ export class HttpServer implements Startable {
       access.error = 'internal_error'
       sendError(res, { status: 500, type: 'server_error', code: 'internal_error', message: 'internal error' })
     }
+  }
+
+  /** The node's health, unless the front door itself cannot take connections. */
+  private health (): Health {
+    const problem = this.cap.problem() ?? this.c.descriptors?.problem() ?? null
+    return problem !== null ? { ok: false, reason: problem } : this.c.health()
+  }
+
+  /** A request on a connection past the cap: 503 (for /health in its own shape), then the connection closes. */
+  private refuseOverCap (req: IncomingMessage, res: ServerResponse, access: Access, path: string): void {
+    req.resume()
+    res.shouldKeepAlive = false
+    access.error = 'too_many_connections'
+    const reason = `too many connections: http.max_connections is ${this.cap.max}`
+    const headers = { 'x-meshd-served-by': this.init.selfId, 'retry-after': '1' }
+    if (path === '/health') {
+      sendJson(res, 503, { status: 'unavailable', reason }, headers)
+      return
+    }
+    sendError(res, { status: 503, type: 'service_unavailable', code: 'too_many_connections', message: `this node has ${reason}; retry later or use another member` }, headers)
   }
 }
 
