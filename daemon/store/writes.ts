@@ -15,6 +15,9 @@
  *   (RestartPreventExitStatus): restarting on a full disk would fail the
  *   same way, over and over.
  */
+import { statfsSync } from 'node:fs'
+import { dirname } from 'node:path'
+
 export const EXIT_STATE_WRITE = 4
 
 export type DiskProblem = 'full' | 'io_error' | 'read_only'
@@ -75,9 +78,29 @@ export interface DiskCondition {
   at?: number
 }
 
+/**
+ * Below this many free bytes on the state disk the disk counts as full even
+ * when a write just worked: SQLite reuses the space of its WAL after a
+ * checkpoint, so on a full disk some writes go through and the next ones
+ * fail, and /health must not flip to ok in between.
+ */
+export const MIN_FREE_BYTES = 1 << 20
+
+/** Bytes available to this user on the file system holding `path`, or null when it cannot be read. */
+export function freeBytes (path: string): number | null {
+  try {
+    const s = statfsSync(dirname(path))
+    return s.bavail * s.bsize
+  } catch {
+    return null
+  }
+}
+
 export interface StateWritesInit {
   /** The database file, named in every message. */
   path: string
+  /** Free bytes on its disk (tests pass their own). @default freeBytes */
+  free?: (path: string) => number | null
   /** @default 60 s */
   logEveryMs?: number
   now?: () => number
@@ -98,6 +121,7 @@ export class StateWrites {
   private readonly c: StateWritesComponents
   private readonly now: () => number
   private readonly logEveryMs: number
+  private readonly free: (path: string) => number | null
   /** One per kind of write: a failing peer cache must not hide that the join addresses failed too. */
   private readonly throttles = new Map<string, LogThrottle>()
   private failing: { problem: DiskCondition['disk'], error: string, since: number, at: number } | null = null
@@ -108,6 +132,13 @@ export class StateWrites {
     this.c = components
     this.now = init.now ?? Date.now
     this.logEveryMs = init.logEveryMs ?? 60_000
+    this.free = init.free ?? freeBytes
+  }
+
+  /** The disk has less than MIN_FREE_BYTES free (null: unknown, taken as room). */
+  private low (): number | null {
+    const free = this.free(this.init.path)
+    return free !== null && free < MIN_FREE_BYTES ? free : null
   }
 
   /**
@@ -132,7 +163,8 @@ export class StateWrites {
       }
       return false
     }
-    if (this.failing !== null) {
+    // A write that fit in space SQLite had already (its WAL) says nothing about the disk.
+    if (this.failing !== null && this.low() === null) {
       this.c.log.info({ what, path: this.init.path, since: new Date(this.failing.since).toISOString() }, `writes to ${this.init.path} work again`)
       this.failing = null
       this.throttles.clear()
@@ -159,9 +191,11 @@ export class StateWrites {
     throw err
   }
 
-  /** For /health: ok, or what the last failed write said. */
+  /** For /health: ok, what the last failed write said, or a disk too full to write on. */
   condition (): DiskCondition {
-    if (this.failing === null) return { disk: 'ok' }
-    return { disk: this.failing.problem, error: this.failing.error, since: this.failing.since, at: this.failing.at }
+    if (this.failing !== null) return { disk: this.failing.problem, error: this.failing.error, since: this.failing.since, at: this.failing.at }
+    const low = this.low()
+    if (low !== null) return { disk: 'full', error: `${low} bytes free on the state disk (${dirname(this.init.path)})` }
+    return { disk: 'ok' }
   }
 }

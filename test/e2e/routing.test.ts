@@ -31,7 +31,7 @@ t.test('a slot freed at a member goes at once to a request waiting at another en
 
   // A takes the member's only slot with a long stream.
   const ac = new AbortController()
-  const long = await viaA.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'long' }], stream: true, max_tokens: 100_000 }, { signal: ac.signal })
+  const long = await viaA.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'long' }], stream: true, max_tokens: 30_000 }, { signal: ac.signal })
   const it = long[Symbol.asyncIterator]()
   await it.next()
 
@@ -76,7 +76,7 @@ t.test('requests waiting at several entry nodes are served oldest first, whichev
   // entries would give 1 3 2 4 5); then the stream is cut and the five run one by one.
   const at = [0, 0, 0, 1, 1, 0]
   const ac = new AbortController()
-  const holder = await clients[0]!.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hold' }], stream: true, max_tokens: 100_000 }, { signal: ac.signal })
+  const holder = await clients[0]!.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hold' }], stream: true, max_tokens: 30_000 }, { signal: ac.signal })
   const holderIt = holder[Symbol.asyncIterator]()
   await holderIt.next()
   for (let i = 1; i <= 5; i++) {

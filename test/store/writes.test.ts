@@ -6,18 +6,20 @@
  * test/e2e/full-disk.test.ts.
  */
 import t from 'tap'
-import { diskProblem, LogThrottle, StateWrites, EXIT_STATE_WRITE } from '../../daemon/store/writes.ts'
+import { diskProblem, LogThrottle, StateWrites, EXIT_STATE_WRITE, MIN_FREE_BYTES } from '../../daemon/store/writes.ts'
 
 const sqliteError = (code: string, message: string): Error => Object.assign(new Error(message), { code })
 const FULL = sqliteError('SQLITE_FULL', 'database or disk is full')
 
-function harness (): { writes: StateWrites, lines: Array<{ level: string, o: Record<string, unknown>, msg: string }>, exits: number[], clock: { now: number } } {
+function harness (): { writes: StateWrites, lines: Array<{ level: string, o: Record<string, unknown>, msg: string }>, exits: number[], clock: { now: number }, disk: { free: number | null } } {
   const lines: Array<{ level: string, o: Record<string, unknown>, msg: string }> = []
   const exits: number[] = []
   const clock = { now: 0 }
+  // Plenty of room unless a test says otherwise.
+  const disk: { free: number | null } = { free: null }
   const at = (level: string) => (o: object, msg: string): void => { lines.push({ level, o: o as Record<string, unknown>, msg }) }
-  const writes = new StateWrites({ path: '/s/meshd.db', now: () => clock.now }, { log: { info: at('info'), error: at('error'), fatal: at('fatal') }, exit: (code) => { exits.push(code) } })
-  return { writes, lines, exits, clock }
+  const writes = new StateWrites({ path: '/s/meshd.db', now: () => clock.now, free: () => disk.free }, { log: { info: at('info'), error: at('error'), fatal: at('fatal') }, exit: (code) => { exits.push(code) } })
+  return { writes, lines, exits, clock, disk }
 }
 
 t.test('what a failure is', async (t) => {
@@ -66,6 +68,18 @@ t.test('non-essential: logged, throttled, the node goes on; /health sees it unti
   t.same(writes.condition(), { disk: 'ok' }, 'cleared by a write that worked')
   t.match(lines.at(-1), { level: 'info', msg: 'writes to /s/meshd.db work again' })
   t.same(exits, [], 'never exits')
+})
+
+t.test('a full disk stays full in /health while some writes still fit (SQLite reuses its WAL)', async (t) => {
+  const { writes, disk } = harness()
+  disk.free = 4096
+  t.same(writes.condition(), { disk: 'full', error: '4096 bytes free on the state disk (/s)' }, 'a nearly full disk is reported before any write fails')
+  writes.nonEssential('the peer cache', () => { throw FULL })
+  t.equal(writes.nonEssential('the peer cache', () => {}), true, 'a write that fit')
+  t.match(writes.condition(), { disk: 'full', error: /^the peer cache: SQLITE_FULL/ }, 'not cleared while the disk has no room')
+  disk.free = 10 * MIN_FREE_BYTES
+  writes.nonEssential('the peer cache', () => {})
+  t.same(writes.condition(), { disk: 'ok' }, 'cleared by a write once there is room')
 })
 
 t.test('essential: one fatal line, exit 4, and the error thrown on (nothing after it runs)', async (t) => {
