@@ -111,23 +111,32 @@ export function pidExists (pid: number): boolean {
 }
 
 /**
- * The meshd started with this config, found by its command line: a launcher
- * that died between spawning a node and recording its pid leaves it to be
- * found this way. Linux only (elsewhere: null).
+ * The processes started with this config, found by their command lines: a
+ * launcher that died between spawning a node and recording its pid leaves
+ * it to be found this way. Only the outermost of them: bin/meshd is a shell
+ * script, and while it runs a command substitution (`$(uname -m)`) a forked
+ * copy of it shows the same command line for a moment, as a child of the
+ * real one. Linux only (elsewhere: none).
  */
-export function findByConfig (configPath: string): number | null {
-  if (!HAVE_PROC) return null
-  let pids: string[]
+export function pidsByConfig (configPath: string): number[] {
+  if (!HAVE_PROC) return []
+  let names: string[]
   try {
-    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n))
+    names = readdirSync('/proc').filter((n) => /^\d+$/.test(n))
   } catch {
-    return null
+    return []
   }
-  for (const p of pids) {
-    const pid = Number(p)
-    if (pid > 1 && pid !== process.pid && isOurProcess(pid, configPath)) return pid
+  const ours = new Set<number>()
+  for (const n of names) {
+    const pid = Number(n)
+    if (pid > 1 && pid !== process.pid && isOurProcess(pid, configPath)) ours.add(pid)
   }
-  return null
+  return [...ours].filter((pid) => !ours.has(Number(statFields(pid)?.[1])))
+}
+
+/** The meshd started with this config (see pidsByConfig), or null. */
+export function findByConfig (configPath: string): number | null {
+  return pidsByConfig(configPath)[0] ?? null
 }
 
 /** This process's group: never signalled (a bug or a reused pid must not take the launcher down). */

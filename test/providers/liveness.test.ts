@@ -7,9 +7,9 @@
  */
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
-import { identify, isOurProcess, mayBeOurProcess, type Identity } from '../../providers/local/liveness.ts'
+import { commandLine, identify, isOurProcess, mayBeOurProcess, pidsByConfig, type Identity } from '../../providers/local/liveness.ts'
 
 const LINUX = process.platform === 'linux'
 
@@ -74,4 +74,15 @@ t.test('ours, another process, gone', { skip: !LINUX && 'reads /proc' }, async (
   t.equal(identify(2, config), 'other', 'a kernel thread (kthreadd) has no command line and is never ours')
   t.equal(identify(null, config), 'gone')
   t.equal(identify(0, config), 'gone')
+})
+
+t.test('a forked copy of the launcher script (a command substitution) is not a second node', { skip: !LINUX && 'reads /proc' }, async (t) => {
+  const config = `/nonexistent/meshd-liveness-c-${process.pid}.json`
+  // The subshell of $(sleep 2; :) is a fork of the script, with its command line, until sleep ends.
+  const c = await started(config, 'x=$(sleep 2; :); ')
+  t.teardown(() => ended(c))
+  const all = (): number[] => readdirSync('/proc').filter((n) => /^\d+$/.test(n) && commandLine(Number(n))?.includes(config) === true).map(Number)
+  await waitFor(() => all().length === 2, { timeoutMs: 5000, intervalMs: 5, what: 'the forked copy to show' })
+  t.same(pidsByConfig(config), [c.pid], 'only the script itself, not its forked copy')
+  await ended(c)
 })

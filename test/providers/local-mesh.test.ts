@@ -21,7 +21,7 @@ import { validateConfig } from '../../daemon/config/load.ts'
 import type { Teardown } from '../helpers/tmp.ts'
 import { localProvider, type LocalProvider, type LocalProviderInit } from '../../providers/local/index.ts'
 import { readManifest, type Manifest } from '../../providers/local/manifest.ts'
-import { commandLine, findByConfig, isOurProcess, killNode } from '../../providers/local/liveness.ts'
+import { findByConfig, isOurProcess, killNode, pidsByConfig } from '../../providers/local/liveness.ts'
 import type { Instance, LaunchRequest, Offering } from '../../providers/types.ts'
 import { callDaemon } from '../../daemon/admin/client.ts'
 
@@ -77,9 +77,6 @@ function launch (key: string, offering: Offering, peers: string[] = []): LaunchR
   }
 }
 
-function processesWith (config: string): number {
-  return readdirSync('/proc').filter((n) => /^\d+$/.test(n) && commandLine(Number(n))?.includes(config) === true).length
-}
 
 function manifestOf (p: LocalProvider, id: string): Manifest {
   const m = p.manifest(id)
@@ -233,7 +230,7 @@ t.test('separate processes racing to create one key start one node', async (t) =
   const made = await Promise.all(ls.map(async (l) => JSON.parse(await line(l)) as Instance))
   t.same(new Set(made.map((i) => i.id)).size, 1, `one instance id for three processes: ${made[0]!.id}`)
   const m = readManifest(join(workDir, 'race-1'))!
-  t.equal(processesWith(m.config), 1, 'one meshd process runs for the key')
+  t.equal(pidsByConfig(m.config).length, 1, 'one meshd process runs for the key')
   t.ok(ls.some((l) => l.child.pid === m.launcher_pid), 'launched by one of them')
   for (const l of ls) await killed(l.child)
   const p = provider(root, key)

@@ -19,7 +19,7 @@ import type { Teardown } from '../helpers/tmp.ts'
 import { runProviderCompliance } from './compliance.ts'
 import { localProvider, type LocalProvider, type LocalProviderInit } from '../../providers/local/index.ts'
 import { readManifest, writeManifest, type Manifest } from '../../providers/local/manifest.ts'
-import { commandLine, findByConfig, isOurProcess, killNode } from '../../providers/local/liveness.ts'
+import { commandLine, findByConfig, isOurProcess, killNode, pidsByConfig } from '../../providers/local/liveness.ts'
 import { isInsufficientCapacityError, isNotFoundError, isProviderError, type LaunchRequest, type Offering } from '../../providers/types.ts'
 
 /**
@@ -56,10 +56,6 @@ function nodesUnder (root: string): Array<{ pid: number, config: string }> {
   return out
 }
 
-/** How many processes run with this config: the answer to "one process per key". */
-function processesWith (config: string): number {
-  return readdirSync('/proc').filter((n) => /^\d+$/.test(n) && commandLine(Number(n))?.includes(config) === true).length
-}
 
 function provider (root: string, over: Partial<LocalProviderInit> = {}): LocalProvider {
   return localProvider({
@@ -167,14 +163,14 @@ t.test('idempotent by key: concurrent creates (two provider objects) start one p
   const all = await Promise.all([p.create(launch('idem-1', o)), q.create(launch('idem-1', o)), p.create(launch('idem-1', o)), q.create(launch('idem-1', o))])
   t.same(new Set(all.map((i) => i.id)).size, 1, 'one instance id for all four')
   const m = manifestOf(p, all[0]!.id)
-  t.equal(processesWith(m.config), 1, 'one process runs for the key')
+  t.equal(pidsByConfig(m.config).length, 1, 'one process runs for the key')
   t.equal((await q.list()).length, 1, 'listed once')
   await running(p, m.id)
   await q.delete(m.id)
   await gone(p, m.id)
   const again = await p.create(launch('idem-1', o))
   t.match(again, { id: m.id, state: 'terminated' }, 'create after delete: the old instance, terminated')
-  t.equal(processesWith(m.config), 0, 'and no process was started for it')
+  t.equal(pidsByConfig(m.config).length, 0, 'and no process was started for it')
   t.equal(manifestOf(p, m.id).pid, m.pid, 'the manifest still names the first process')
 })
 
@@ -355,7 +351,7 @@ t.test('a damaged manifest is not listed and its key is refused, not reused', as
   t.same(await p.list(), [], 'not listed')
   const e = await rejection(p.create(launch('junk-1', o)))
   t.match(e, { code: 'MESHD_PROVIDER_UNAVAILABLE', message: /damaged/ }, 'create() of its key says what to do')
-  t.equal(processesWith(join(dir, 'meshd.json')), 0, 'and starts nothing')
+  t.equal(pidsByConfig(join(dir, 'meshd.json')).length, 0, 'and starts nothing')
 })
 
 t.test('the launcher\'s MESHD_* overrides are not passed on (they would give every node its ports and socket)', async (t) => {

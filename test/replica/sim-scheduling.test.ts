@@ -165,8 +165,11 @@ t.test('pacing holds with 200 concurrent streams (no drift)', async (t) => {
   const median = spans[spans.length >> 1] ?? NaN
   t.comment(`wall ${wall.toFixed(0)} ms, span min ${spans[0]?.toFixed(1)} median ${median.toFixed(1)} max ${spans.at(-1)?.toFixed(1)} (ideal ${expected})`)
   t.ok(results.every((r) => r.tokens === tokens), 'all tokens arrived')
-  // Client-side stamps: a first token read late shortens a span a little; dumped tokens would make it ~0.
-  t.ok((spans[0] ?? 0) >= expected * 0.8, 'no stream ran faster than tokens_per_second')
+  // Client-side stamps: a first token read late (this client shares a loaded machine) shortens a
+  // span; tokens dumped at once would make every span ~0. So the typical stream must keep the
+  // pace, and none may be faster than a late first read can explain.
+  t.ok(median >= expected * 0.8, 'the typical stream ran no faster than tokens_per_second')
+  t.ok((spans[0] ?? 0) >= expected * 0.4, 'no stream had its tokens dumped at once')
   t.ok(median <= expected + 150, 'typical stream stays on schedule')
   t.ok((spans.at(-1) ?? Infinity) <= expected + 500, 'no stream drifted far behind')
   t.equal(sim.stats().generatedTokens, n * tokens)
@@ -243,6 +246,9 @@ t.test('close() during a drain that cannot finish cuts what is left', async (t) 
   const api = client(sim.url)
   const stream = await api.chat.completions.create({ model: 'm', messages: chat('stuck'), stream: true })
   const it = stream[Symbol.asyncIterator]()
+  // Everything it sends before it stalls: the role chunk, then its one token. Read both, so
+  // a chunk still buffered in the client cannot pass for one sent after the cut.
+  await it.next()
   await it.next()
   const drained = sim.drain()
   const health = await fetch(`${sim.url}/health`)
