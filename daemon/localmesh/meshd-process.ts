@@ -10,13 +10,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
-import { resolve } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { callDaemon } from '../admin/client.ts'
 import type { AdminMethod } from '../admin/protocol.ts'
 import type { StatusDocument } from '../status.ts'
+import { MESHD_ROOT } from '../own-files.ts'
 
-export const MESHD_BIN = resolve(import.meta.dirname, '../../bin/meshd')
+export const MESHD_BIN = join(MESHD_ROOT, 'bin', 'meshd')
 
 export interface DaemonInfo {
   peer: string
