@@ -131,7 +131,7 @@ async function buildJavaScript (root: string, outdir: string): Promise<void> {
     format: 'esm',
     platform: 'node',
     target: 'node24',
-    external: [...NATIVE_PACKAGES, ...OPTIONAL_NATIVE],
+    external: [...NATIVE_PACKAGES, ...OPTIONAL_NATIVE, 'esbuild'],
     // Smaller files parse faster (`meshd status`); identifiers stay, so stack traces still read.
     minifyWhitespace: true,
     minifySyntax: true,

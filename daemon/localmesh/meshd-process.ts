@@ -35,6 +35,8 @@ export interface MeshdProcessInit {
   configPath: string
   /** The daemon's admin socket (from its config). */
   socket: string
+  /** The meshd executable (default: this copy's bin/meshd; a test of an unpacked bundle passes its own). */
+  bin?: string
   /** A file that also gets the output (lines are kept in memory either way). */
   logFile?: string
   env?: Record<string, string | undefined>
@@ -62,7 +64,7 @@ export class MeshdProcess {
     this.stderr = ''
     this.info = undefined
     const prefix = this.init.prefix ?? []
-    const argv = [...prefix, MESHD_BIN, 'start', '--config', this.init.configPath, ...args]
+    const argv = [...prefix, this.init.bin ?? MESHD_BIN, 'start', '--config', this.init.configPath, ...args]
     const proc = spawn(argv[0]!, argv.slice(1), {
       // Its own process group, so that killing the group also takes its
       // replica. Not unref'd, and its output is piped to us.
