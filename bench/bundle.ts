@@ -2,7 +2,7 @@
  * bench/bundle: meshd from a bundle (`meshd bundle`, unpacked away from the
  * checkout) side by side with this checkout (TypeScript run by Node's type
  * stripping): `meshd status` wall time (cold compile cache, then warm),
- * `meshd version` wall time, a daemon's start until its admin socket answers
+ * a daemon's start until its admin socket answers
  * and until its front door serves a chat completion from the simulator, the
  * daemon's RSS at rest, and the bundle's size. Rounds alternate the two, and
  * each figure is the median over rounds. Figures, never pass/fail.
@@ -65,7 +65,7 @@ const variants = [
   { name: 'bundle', bin: join(install, 'bin', 'meshd') }
 ]
 
-interface Sample { statusCold: number, statusWarm: number, version: number, adminUp: number, servesChat: number, rssMb: number }
+interface Sample { statusCold: number, statusWarm: number, adminUp: number, servesChat: number, rssMb: number }
 const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]))
 
 function rssMb (pid: number): number {
@@ -107,7 +107,6 @@ for (let round = 0; round < rounds; round++) {
     const statusCold = await timed(v.bin, ['status', '--config', config], env)
     const warm: number[] = []
     for (let i = 0; i < statusRuns; i++) warm.push(await timed(v.bin, ['status', '--config', config], env))
-    const version = median(await Promise.all([0, 1, 2].map(async () => timed(v.bin, ['version'], env))))
 
     // At rest: nothing asked of it for restMs; the median of one sample a second.
     const rss: number[] = []
@@ -118,7 +117,7 @@ for (let round = 0; round < rounds; round++) {
     }
     await d.stop(10_000)
     daemons.delete(d)
-    samples.get(v.name)!.push({ statusCold, statusWarm: median(warm), version, adminUp, servesChat, rssMb: median(rss) })
+    samples.get(v.name)!.push({ statusCold, statusWarm: median(warm), adminUp, servesChat, rssMb: median(rss) })
   }
 }
 
@@ -130,7 +129,6 @@ console.log('| | checkout | bundle |')
 console.log('|---|---:|---:|')
 console.log(row('`meshd status` (cold compile cache)', 'statusCold', fmtMs))
 console.log(row(`\`meshd status\` (warm, median of ${statusRuns})`, 'statusWarm', fmtMs))
-console.log(row('`meshd version`', 'version', fmtMs))
 console.log(row('start → admin socket answers', 'adminUp', fmtMs))
 console.log(row('start → front door serves a chat completion (sim)', 'servesChat', fmtMs))
 console.log(row(`daemon RSS at rest (${restMs / 1000} s)`, 'rssMb', mb))
