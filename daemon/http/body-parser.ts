@@ -15,6 +15,7 @@
 import { Worker } from 'node:worker_threads'
 import { checkBody, type BodyCheck } from './body-check.ts'
 import type { Startable } from '../../mesh/startable.ts'
+import { entryFile } from '../own-files.ts'
 
 /** Bodies up to this size are checked on the main thread. */
 export const INLINE_MAX = 16 * 1024
@@ -69,7 +70,7 @@ export class BodyParser implements Startable {
 
   private ensureWorker (): Worker {
     if (this.worker !== undefined) return this.worker
-    const w = new Worker(new URL('./parse-worker.ts', import.meta.url))
+    const w = new Worker(entryFile('parse-worker'))
     w.unref()
     w.on('message', (done: ParseDone) => { this.settle(done.id, done.result) })
     w.on('error', (err) => { if (this.worker === w) this.restart(`the body parser failed: ${err.message}`) })

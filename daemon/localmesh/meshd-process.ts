@@ -10,13 +10,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
-import { resolve } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { callDaemon } from '../admin/client.ts'
 import type { AdminMethod } from '../admin/protocol.ts'
 import type { StatusDocument } from '../status.ts'
+import { MESHD_ROOT } from '../own-files.ts'
 
-export const MESHD_BIN = resolve(import.meta.dirname, '../../bin/meshd')
+export const MESHD_BIN = join(MESHD_ROOT, 'bin', 'meshd')
 
 export interface DaemonInfo {
   peer: string
@@ -34,6 +35,8 @@ export interface MeshdProcessInit {
   configPath: string
   /** The daemon's admin socket (from its config). */
   socket: string
+  /** The meshd executable (default: this copy's bin/meshd; a test of an unpacked bundle passes its own). */
+  bin?: string
   /** A file that also gets the output (lines are kept in memory either way). */
   logFile?: string
   env?: Record<string, string | undefined>
@@ -61,7 +64,7 @@ export class MeshdProcess {
     this.stderr = ''
     this.info = undefined
     const prefix = this.init.prefix ?? []
-    const argv = [...prefix, MESHD_BIN, 'start', '--config', this.init.configPath, ...args]
+    const argv = [...prefix, this.init.bin ?? MESHD_BIN, 'start', '--config', this.init.configPath, ...args]
     const proc = spawn(argv[0]!, argv.slice(1), {
       // Its own process group, so that killing the group also takes its
       // replica. Not unref'd, and its output is piped to us.

@@ -4,11 +4,11 @@
  * (a server managed elsewhere). Also the rules the config schema cannot see,
  * as a pure check the config loader can call.
  */
-import { fileURLToPath } from 'node:url'
+import { entryFile } from '../own-files.ts'
 import type { ReplicaConfig } from '../config/schema.ts'
 
 /** The simulator's entry, run with the daemon's own Node. */
-export const SIM_MAIN = fileURLToPath(new URL('./sim/main.ts', import.meta.url))
+export const SIM_MAIN = entryFile('sim')
 
 export type Launch =
   /** The built-in simulator; its URL comes from its `{"event":"listening","port":P}` line. */

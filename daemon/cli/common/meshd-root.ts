@@ -1,7 +1,6 @@
-/** Where this copy of meshd lives (the directory holding bin/, daemon/, systemd/, docs/). */
-import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+/** Where this copy of meshd lives (the directory holding bin/, systemd/, docs/): a checkout or an unpacked bundle. */
+import { MESHD_ROOT } from '../../own-files.ts'
 
 export function meshdRoot (): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+  return MESHD_ROOT
 }
