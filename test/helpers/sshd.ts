@@ -6,7 +6,7 @@
  * and removed at teardown, also when the test fails.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -64,6 +64,8 @@ export interface SshdOptions {
 }
 
 export async function startSshd (t: Teardown, opts: SshdOptions = {}): Promise<Sshd> {
+  // Debian's sshd needs its privilege separation directory (the service unit makes it at boot).
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 })
   const dir = mkdtempSync(join(tmpdir(), 'meshd-sshd-'))
   const host = opts.host ?? '127.0.0.1'
   const port = opts.port ?? (opts.netns === undefined ? await freePort() : 22)
