@@ -18,7 +18,8 @@ export interface Target {
   host: string
   port: number
   user: string
-  identityFile: string
+  /** The private key; null: the SSH agent at $SSH_AUTH_SOCK. */
+  identityFile: string | null
 }
 
 export type Step = 'config' | 'connect' | 'host key' | 'auth' | 'probe' | 'upload' | 'install' | 'configure' | 'start' | 'stop' | 'state' | 'capacity'
@@ -81,7 +82,9 @@ export class Connection {
 
   static async open (target: Target, opts: ConnectOptions): Promise<Connection> {
     const name = targetName(target)
-    const privateKey = readIdentity(name, target.identityFile)
+    const agent = process.env.SSH_AUTH_SOCK
+    if (target.identityFile === null && (agent === undefined || agent === '')) throw new HostStepError(name, 'config', 'no identity_file configured and no SSH agent (SSH_AUTH_SOCK is not set)')
+    const privateKey = target.identityFile === null ? undefined : readIdentity(name, target.identityFile)
     const client = new Client()
     let offered: Buffer | null = null
     let verdict: HostKeyVerdict | null = null
@@ -89,7 +92,7 @@ export class Connection {
       host: target.host,
       port: target.port,
       username: target.user,
-      privateKey,
+      ...(privateKey === undefined ? { agent } : { privateKey }),
       readyTimeout: opts.timeoutMs,
       // Key authentication only: never an agent or a password prompt.
       tryKeyboard: false,
@@ -120,7 +123,7 @@ export class Connection {
         if (offered !== null && verdict !== null && verdict.kind !== 'known') {
           fail(hostKeyError(name, target, opts, verdict, offered))
         } else if (e.level === 'client-authentication') {
-          fail(new HostStepError(name, 'auth', `${target.user}@${name} refused the key in ${target.identityFile} (is its .pub in the host's authorized_keys?)`, { cause: e }))
+          fail(new HostStepError(name, 'auth', `${target.user}@${name} refused ${target.identityFile === null ? 'every key of the SSH agent' : `the key in ${target.identityFile}`} (is its .pub in the host's authorized_keys?)`, { cause: e }))
         } else if (e.level === 'client-timeout') {
           fail(new HostStepError(name, 'connect', `no SSH handshake within ${opts.timeoutMs} ms`, { cause: e }))
         } else {

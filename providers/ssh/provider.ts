@@ -165,8 +165,7 @@ export class SshProvider implements Provider {
       const identityFile = h.identityFile ?? init.identityFile
       const port = h.port ?? 22
       const name = targetName({ host: h.ip, port })
-      if (identityFile === undefined) throw new HostStepError(name, 'config', `no identity_file (set it on the pool ${init.name} or on the host)`)
-      return { name, target: { host: h.ip, port, user: h.user ?? init.user, identityFile }, installDir: h.installDir ?? init.installDir, config: h.config ?? {} }
+      return { name, target: { host: h.ip, port, user: h.user ?? init.user, identityFile: identityFile ?? null }, installDir: h.installDir ?? init.installDir, config: h.config ?? {} }
     })
   }
 
@@ -174,6 +173,10 @@ export class SshProvider implements Provider {
   configProblems (): string[] {
     const out: string[] = []
     for (const f of new Set(this.hosts.map((h) => h.target.identityFile))) {
+      if (f === null) {
+        if ((process.env.SSH_AUTH_SOCK ?? '') === '') out.push('no identity_file configured and no SSH agent (SSH_AUTH_SOCK is not set)')
+        continue
+      }
       try { readIdentity(this.name, f) } catch (e) { out.push((e as Error).message.replace(/^[^:]+: config: /, '')) }
     }
     try { readFileSync(this.init.knownHostsFile) } catch (e) {

@@ -109,11 +109,12 @@ export async function startSshd (t: Teardown, opts: SshdOptions = {}): Promise<S
       s.hostKeyPub = readFileSync(join(dir, 'host_ed25519.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ')
       const argv = [SSHD, '-D', '-e', '-f', config]
       const cmd = opts.netns === undefined ? argv : ['ip', 'netns', 'exec', opts.netns, ...argv]
+      const from = out.length // a restart waits for its own "listening", not the last run's
       const p = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
       s.proc = p
       p.stdout!.on('data', (d: Buffer) => { out += d.toString() })
       p.stderr!.on('data', (d: Buffer) => { out += d.toString() })
-      await waitFor(() => out.includes('Server listening') || p.exitCode !== null, { timeoutMs: 10_000, intervalMs: 20, what: `sshd on ${host}:${port}` })
+      await waitFor(() => out.slice(from).includes('Server listening') || p.exitCode !== null, { timeoutMs: 10_000, intervalMs: 20, what: `sshd on ${host}:${port}` })
       if (p.exitCode !== null) throw new Error(`sshd exited ${p.exitCode}: ${out}`)
     },
     stop: async () => {
