@@ -145,11 +145,14 @@ export class Connection {
     const name = targetName(this.target)
     return await new Promise<ExecResult>((resolve, reject) => {
       let done = false
+      let stdout = ''
+      let stderr = ''
       const timer = setTimeout(() => {
         if (done) return
         done = true
         this.close()
-        reject(new HostStepError(name, step, `no answer within ${opts.timeoutMs} ms`))
+        const said = stderr.trim().split('\n').slice(-2).join(' / ')
+        reject(new HostStepError(name, step, `no answer within ${opts.timeoutMs} ms${said === '' ? '' : ` (it said: ${said})`}`))
       }, opts.timeoutMs)
       this.client.exec(command, (err, ch) => {
         if (err !== undefined && err !== null) {
@@ -159,8 +162,6 @@ export class Connection {
           reject(new HostStepError(name, step, err.message, { cause: err }))
           return
         }
-        let stdout = ''
-        let stderr = ''
         let code: number | null = null
         ch.on('data', (d: Buffer) => { stdout += d.toString('utf8') })
         ch.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8') })

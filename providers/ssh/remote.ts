@@ -154,7 +154,8 @@ if [ -f ${d}/unit ]; then
 else
   p=$(cat ${d}/meshd.pid)
   kill -TERM "$p"
-  setsid sh -c 'sleep ${graceSec}; if kill -0 '"$p"' 2>/dev/null; then kill -KILL -- -'"$p"' 2>/dev/null; kill -KILL '"$p"'; fi' > /dev/null 2>&1 < /dev/null &
+  # The watchdog ends as soon as the node does: nothing of meshd lingers on the host.
+  setsid sh -c 'i=0; while kill -0 '"$p"' 2>/dev/null; do if [ $i -ge ${graceSec} ]; then kill -KILL -- -'"$p"' 2>/dev/null; kill -KILL '"$p"'; break; fi; sleep 1; i=$((i+1)); done' > /dev/null 2>&1 < /dev/null &
 fi
 echo stopping
 `

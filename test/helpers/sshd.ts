@@ -93,6 +93,10 @@ export async function startSshd (t: Teardown, opts: SshdOptions = {}): Promise<S
     'Subsystem sftp internal-sftp',
     'LogLevel VERBOSE',
     'MaxStartups 100:30:200',
+    // bash run by sshd sources ~/.bashrc unless SHLVL says it is nested: the
+    // machine's root .bashrc (pyenv, conda …) is not what is under test, and
+    // a session killed in the middle of it can leave its locks behind.
+    'SetEnv SHLVL=5',
     'MaxSessions 50',
     ''
   ].join('\n'))
