@@ -28,6 +28,8 @@ export type Step = 'config' | 'connect' | 'host key' | 'auth' | 'probe' | 'uploa
 export class HostStepError extends Error {
   readonly host: string
   readonly step: Step
+  /** The message without the host and step. */
+  readonly reason: string
   /** For host key refusals: what known_hosts said and the key offered. */
   readonly hostKey?: { verdict: HostKeyVerdict, fingerprint: string }
   constructor (host: string, step: Step, message: string, extra?: { hostKey?: { verdict: HostKeyVerdict, fingerprint: string }, cause?: unknown }) {
@@ -35,6 +37,7 @@ export class HostStepError extends Error {
     this.name = 'HostStepError'
     this.host = host
     this.step = step
+    this.reason = message
     if (extra?.hostKey !== undefined) this.hostKey = extra.hostKey
   }
 }

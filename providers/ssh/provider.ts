@@ -177,7 +177,7 @@ export class SshProvider implements Provider {
         if ((process.env.SSH_AUTH_SOCK ?? '') === '') out.push('no identity_file configured and no SSH agent (SSH_AUTH_SOCK is not set)')
         continue
       }
-      try { readIdentity(this.name, f) } catch (e) { out.push((e as Error).message.replace(/^[^:]+: config: /, '')) }
+      try { readIdentity(this.name, f) } catch (e) { out.push(e instanceof HostStepError ? e.reason : (e as Error).message) }
     }
     try { readFileSync(this.init.knownHostsFile) } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') out.push(`known_hosts ${this.init.knownHostsFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
@@ -381,7 +381,14 @@ export class SshProvider implements Provider {
     try {
       await c.upload(file, upload, 0o600, this.init.uploadTimeoutMs ?? 600_000)
     } catch (e) {
-      try { await c.exec('upload', `rm -f '${upload}'`, { timeoutMs: this.cmdMs() }) } catch {}
+      // SFTP says only "Failure" for a full disk: say how much room there is.
+      let free = ''
+      try {
+        const r = await c.exec('upload', `rm -f '${upload}'; df -Pk '${host.installDir}' | awk 'NR==2{print $4}'`, { timeoutMs: this.cmdMs() })
+        const kb = Number(r.stdout.trim())
+        if (r.stdout.trim() !== '' && Number.isFinite(kb)) free = ` (${kb} KB free in ${host.installDir}; the bundle is ${Math.ceil(statSync(file).size / 1024)} KB)`
+      } catch {}
+      if (e instanceof HostStepError && free !== '') throw new HostStepError(host.name, 'upload', `${e.reason}${free}`, { cause: e })
       throw e
     }
     await c.run('install', unpackScript(host.installDir, upload, sha, tag), { timeoutMs: this.init.uploadTimeoutMs ?? 600_000 })

@@ -54,7 +54,7 @@ tar -xzf ${f} -C ${nu} || { echo "unpacking failed (disk full?): $(df -Pk . | aw
 if [ -d releases/${S} ]; then rm -rf ${nu}; else mv ${nu} releases/${S}; fi
 ln -sfn releases/${S} .current-${tag}
 mv -T .current-${tag} current
-v=$(sed -n 's/^ *"version": *"\\([^"]*\\)".*/\\1/p' current/package.json 2>/dev/null | head -n 1)
+v=$(sed -n 's/.*"version": *"\\([^"]*\\)".*/\\1/p' current/package.json 2>/dev/null | head -n 1)
 printf '{"sha256":"%s","version":"%s","installed_at":%s}\\n' ${S} "\${v:-?}" "$(date +%s)" > .installed-${tag}
 mv .installed-${tag} installed.json
 `
