@@ -87,6 +87,13 @@ t.test('burst --count 2 through an SSH pool of two hosts in namespaces', { skip 
   t.pass(`burst to two ready members in ${Math.round(performance.now() - t0)} ms`)
   for (const h of lan.hosts) t.equal(meshdIn(h.ns), 1, `one burst meshd runs on ${h.ip}`)
 
+  const check = await meshd(['pool', 'check', '--json', '--config', nodes[0]!.configPath])
+  t.equal(check.code, 0, check.stderr)
+  const rows = (JSON.parse(check.stdout) as { pools: Array<{ hosts: Array<{ host: string, facts: { installed: unknown } | null, nodes: Array<{ state: string }> }> }> }).pools[0]!.hosts
+  t.same(rows.map((h) => h.nodes.map((n) => n.state)), [['running'], ['running']], 'pool check lists each host with its running burst node')
+  t.ok(rows.every((h) => h.facts?.installed !== null), 'and meshd installed')
+  t.ok(check.ms < 5_000, `pool check in under 5 s (${Math.round(check.ms)} ms)`)
+
   const client = new OpenAI({ baseURL: `${nodes[2]!.url}/v1`, apiKey: 'x', maxRetries: 0 })
   const served = new Set<string>()
   await Promise.all(Array.from({ length: 16 }, async () => {
@@ -100,6 +107,9 @@ t.test('burst --count 2 through an SSH pool of two hosts in namespaces', { skip 
 
   const term = await meshd(['burst', '--terminate', '--all', '--json', '--config', nodes[0]!.configPath], { timeoutMs: 90_000 })
   t.equal(term.code, 0, term.stderr)
+  const secret = readFileSync(pool.swarmKey, 'utf8').trim().split('\n').pop()!
+  t.notOk(nodes.some((n) => JSON.stringify(n.logs).includes(secret)), 'the swarm key is in no voter log')
+  t.notOk(nodes.some((n) => JSON.stringify(n.logs).includes(readFileSync(pool.identityFile, 'utf8').split('\n')[1]!)), 'nor the identity file')
   const { ms } = await waitFor(() => lan.hosts.every((h) => leftIn(h.ns).length === 0), { timeoutMs: 90_000, intervalMs: 200, what: 'no meshd (nor its stop watchdog) left on the pool hosts' })
   t.pass(`nothing of meshd keeps running on the hosts (${Math.round(ms)} ms after terminate)`)
 })
