@@ -156,6 +156,12 @@ export class SshProvider implements Provider {
   private readonly launching = new Set<string>()
   private readonly cooling = new Map<string, { until: number, error: HostStepError }>()
   private readonly shaCache = new Map<string, { stamp: string, sha: string }>()
+  /**
+   * Launches of this object that failed and could not be cleaned up (the
+   * connection was cut): removed the next time their host answers. Another
+   * process sees such a claim as a launch under way until LAUNCH_STALE_MS.
+   */
+  private readonly abandoned = new Set<string>()
 
   constructor (init: SshProviderInit) {
     this.init = init
@@ -188,7 +194,7 @@ export class SshProvider implements Provider {
   /** Hosts cooling down after a failure, with why (for status and pool check). */
   coolingDown (): Array<{ host: string, until: number, step: Step, message: string }> {
     const now = this.now()
-    return [...this.cooling.entries()].filter(([, c]) => c.until > now).map(([host, c]) => ({ host, until: c.until, step: c.error.step, message: c.error.message }))
+    return [...this.cooling.entries()].filter(([, c]) => c.until > now).map(([host, c]) => ({ host, until: c.until, step: c.error.step, message: c.error.reason }))
   }
 
   private offering (free: number): Offering {
@@ -356,7 +362,10 @@ export class SshProvider implements Provider {
         try {
           if (started) await c.run('stop', killScript(host.installDir, dir, false), { timeoutMs: this.cmdMs() })
           await c.run('state', releaseScript(host.installDir, dir), { timeoutMs: this.cmdMs() })
-        } catch {}
+        } catch {
+          // The host went away mid-launch: clean up the next time it answers.
+          this.abandoned.add(`${host.name}/${dir}`)
+        }
       }
       throw e
     } finally {
@@ -448,6 +457,12 @@ export class SshProvider implements Provider {
     const out: Observed[] = []
     for (const s of parseState(await c.run('state', stateScript(host.installDir), { timeoutMs: this.cmdMs() }))) {
       if (s.rec === null) continue
+      if (this.abandoned.has(`${host.name}/${s.dir}`) && s.rec.started_at === null) {
+        if (s.alive) await c.run('stop', killScript(host.installDir, s.dir, false), { timeoutMs: this.cmdMs() })
+        await c.run('state', releaseScript(host.installDir, s.dir), { timeoutMs: this.cmdMs() })
+        this.abandoned.delete(`${host.name}/${s.dir}`)
+        continue
+      }
       out.push(await this.observe(c, host, s))
     }
     return out

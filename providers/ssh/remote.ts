@@ -30,6 +30,8 @@ export function installedScript (installDir: string, sha: string): string {
   const I = shq(installDir)
   return `cur=$(sed -n 's/.*"sha256":"\\([0-9a-f]*\\)".*/\\1/p' ${I}/installed.json 2>/dev/null)
 if [ "$cur" = ${shq(sha)} ] && [ -x ${I}/current/bin/meshd ]; then echo up-to-date; else mkdir -p ${I} && echo need; fi
+# Uploads cut with their connection (nobody left to remove them), once surely dead.
+find ${I} -maxdepth 1 -name '.upload-*' -mmin +30 -exec rm -f {} + 2>/dev/null; find ${I}/releases -maxdepth 1 -name '.new-*' -mmin +30 -exec rm -rf {} + 2>/dev/null; true
 `
 }
 

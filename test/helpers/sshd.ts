@@ -6,7 +6,7 @@
  * and removed at teardown, also when the test fails.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -126,7 +126,9 @@ export async function startSshd (t: Teardown, opts: SshdOptions = {}): Promise<S
       if (p === null) return
       s.proc = null
       if (p.exitCode === null && p.signalCode === null) {
-        // The group: the listener and every session it forked (ours run in it until they setsid).
+        // Every connection's sshd runs in its own session (sshd calls setsid),
+        // so the group alone would leave them: kill its descendants too.
+        for (const pid of descendants(p.pid!)) { try { process.kill(pid, 'SIGKILL') } catch {} }
         try { process.kill(-p.pid!, 'SIGKILL') } catch {}
         await new Promise<void>((resolve) => { if (p.exitCode !== null || p.signalCode !== null) resolve(); else p.once('exit', () => { resolve() }) })
       }
@@ -145,6 +147,23 @@ export async function startSshd (t: Teardown, opts: SshdOptions = {}): Promise<S
   })
   await s.start()
   return s
+}
+
+/** Pids of every process below `root` (by parent pid), deepest last. */
+function descendants (root: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const n of readdirSync('/proc')) {
+    if (!/^\d+$/.test(n)) continue
+    try {
+      const stat = readFileSync(`/proc/${n}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(n)])
+    } catch {}
+  }
+  const out: number[] = []
+  const walk = (pid: number): void => { for (const c of children.get(pid) ?? []) { out.push(c); walk(c) } }
+  walk(root)
+  return out
 }
 
 /** A known_hosts line for this server, as `ssh-keyscan` / `meshd pool trust` would write it. */

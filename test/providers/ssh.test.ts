@@ -12,7 +12,7 @@ import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { isInsufficientCapacityError, type Instance, type LaunchRequest } from '../../providers/types.ts'
 import { validateConfig } from '../../daemon/config/load.ts'
 import { sshdAvailable, type Sshd } from '../helpers/sshd.ts'
-import { standInBundle, startPool, type Pool } from '../helpers/ssh-pool.ts'
+import { REPO, standInBundle, startPool, type Pool } from '../helpers/ssh-pool.ts'
 import { runProviderCompliance } from './compliance.ts'
 import { sshProvider, type SshProvider, type SshProviderInit } from '../../providers/ssh/index.ts'
 
@@ -41,7 +41,7 @@ function poolProvider (pool: Pool, installTag: string, over: Partial<SshProvider
   })
 }
 
-t.test('compliance', { skip: skip || (process.env.SKIP_COMPLIANCE === '1' ? 'SKIP_COMPLIANCE' : false) }, async (t) => {
+t.test('compliance', { skip }, async (t) => {
   const pool = await startPool(t, 3)
   let n = 0
   await runProviderCompliance(t, () => {
@@ -139,4 +139,70 @@ t.test('a full disk: the install fails at its step, the host is left clean and c
   const cool = p.coolingDown()
   t.equal(cool.length, 1, 'the host is cooling down')
   t.equal((await p.offerings())[0]?.capacity, 0, 'and not offered meanwhile')
+})
+
+t.test('a new leader adopts through list(): the same key gives the same node; a claim whose launcher died is closed', { skip }, async (t) => {
+  const pool = await startPool(t, 2)
+  const first = poolProvider(pool, 'adopt')
+  const a = await launchOne(first, 'adopt-1')
+  // Another provider object (a new leader, nothing in memory) on the same pool.
+  const second = poolProvider(pool, 'adopt')
+  const listed = await second.list()
+  t.same(listed.map((i) => i.id), [a.id], 'the new leader lists the node')
+  const again = await launchOne(second, 'adopt-1')
+  t.equal(again.id, a.id, 'creating the same key again gives that node, not a second one')
+  t.equal((await second.list()).length, 1, 'still one')
+
+  // A launcher that died right after claiming a key on h2 (no process was started).
+  const dir = join(pool.root, 'adopt-h2', 'burst', 'adopt-2')
+  mkdirSync(dir, { recursive: true })
+  const h2 = `${pool.servers[1]!.host}:${pool.servers[1]!.port}`
+  const rec = { v: 1, key: 'adopt-2', id: `${h2}/adopt-2`, cluster: 'compliance', provider: 'pool', region: 'hel1', node_name: 'burst-adopt-2', host: h2, launched_at: Date.now(), price_per_hour: 0, stop_grace_ms: 60_000, started_at: null, stop_requested_at: null, killed_at: null, terminated_at: null, address: null, note: null }
+  writeFileSync(join(dir, 'key.json'), JSON.stringify(rec))
+  t.equal((await second.get(rec.id)).state, 'pending', 'a fresh claim is a launch under way (pending)')
+  const later = poolProvider(pool, 'adopt', { now: () => Date.now() + 16 * 60_000 })
+  t.notOk((await later.list()).some((i) => i.id === rec.id), 'once stale, it is not listed')
+  t.match(JSON.parse(readFileSync(join(dir, 'key.json'), 'utf8')), { terminated_at: Number, note: 'the launch did not finish' }, 'closed as terminated on the host')
+  const re = await launchOne(later, 'adopt-2')
+  t.equal(re.state, 'terminated', 'and its key is never launched again')
+  await stopAndWait(second, a.id)
+})
+
+t.test('a connection cut mid-upload: the old install keeps working; the next launch completes the upgrade', { skip }, async (t) => {
+  const pool = await startPool(t, 1)
+  const s = pool.servers[0]!
+  const dir = join(pool.root, 'cut-h1')
+  let bundle = pool.bundle
+  // No cool-down: the host is used again as soon as it is back.
+  const p = poolProvider(pool, 'cut', { bundleFor: async () => bundle, cooldownMs: 0 })
+  const a = await launchOne(p, 'cut-1')
+  await stopAndWait(p, a.id)
+  const before = readlinkSync(join(dir, 'current'))
+  // A big v2 (random bytes do not compress), so the upload takes a while.
+  const src = join(pool.root, 'bundle-src-v2big')
+  mkdirSync(join(src, 'bin'), { recursive: true })
+  writeFileSync(join(src, 'bin', 'meshd'), `#!/bin/sh\nexec ${REPO}/bin/meshd "$@"\n`, { mode: 0o755 })
+  writeFileSync(join(src, 'package.json'), '{"version":"0.1.0-v2big"}\n')
+  writeFileSync(join(src, 'payload'), randomBytes(64 * 1024 * 1024))
+  bundle = join(pool.root, 'v2big.tar.gz')
+  execFileSync('tar', ['-czf', bundle, '-C', src, '.'])
+  const launching = launchOne(p, 'cut-2').then(() => null, (e: unknown) => e)
+  await waitFor(() => readdirSync(dir).some((n) => n.startsWith('.upload-')), { timeoutMs: 30_000, intervalMs: 5, what: 'the upload to begin' })
+  await s.stop() // the cable pulled: sshd and every session killed
+  const err = await launching
+  t.ok(isInsufficientCapacityError(err), `the launch fails: ${String(err)}`)
+  t.match(String((err as Error).message), /upload/, 'at the upload step')
+  t.equal(readlinkSync(join(dir, 'current')), before, 'current still points at the old release')
+  t.ok(existsSync(join(dir, before, 'bin', 'meshd')), 'which is whole')
+  t.same(readdirSync(join(dir, 'releases')).filter((n) => n.startsWith('.')), [], 'no half-unpacked release')
+  const leftover = readdirSync(dir).filter((n) => n.startsWith('.upload-'))
+  t.equal(leftover.length, 1, 'the cut upload is left behind (no one to remove it) …')
+  for (const f of leftover) execFileSync('touch', ['-d', '1 hour ago', join(dir, f)])
+  t.ok(existsSync(join(dir, 'burst', 'cut-2')), 'so is its claim (to another leader: a launch under way, for 15 min) …')
+  await s.start()
+  const b = await launchOne(p, 'cut-3')
+  t.notOk(existsSync(join(dir, 'burst', 'cut-2')), '… which the leader that made it removes once the host answers again')
+  t.match(JSON.parse(readFileSync(join(dir, 'installed.json'), 'utf8')), { version: '0.1.0-v2big' }, 'the next launch completes the upgrade')
+  t.same(readdirSync(dir).filter((n) => n.startsWith('.upload-')), [], '… and removed by the next install once stale')
+  await stopAndWait(p, b.id)
 })
