@@ -48,7 +48,7 @@ export function expandHome (path: string): string {
 }
 
 /** The ssh provider of a `kind: ssh` entry (also what `meshd pool` drives). */
-export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ssh' }>): SshProvider {
+export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ssh' }>, timeouts: { connectTimeoutMs?: number, commandTimeoutMs?: number } = {}): SshProvider {
   const bundle = p.bundle === undefined ? undefined : expandHome(p.bundle)
   return sshProvider({
     name: p.name,
@@ -74,7 +74,8 @@ export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ss
     },
     swarmKeyFile: config.swarm_key_file,
     validateConfig,
-    defaults: burstDefaults(config)
+    defaults: burstDefaults(config),
+    ...timeouts
   })
 }
 

@@ -9,6 +9,7 @@ import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { createServer, type Socket } from 'node:net'
 import { stringify } from 'yaml'
 import { meshd } from '../helpers/cli.ts'
 import { sshdAvailable } from '../helpers/sshd.ts'
@@ -157,6 +158,22 @@ t.test('a missing identity file is named at once; a key the host refuses is name
   const h = (JSON.parse(w.stdout) as { pools: Array<{ hosts: Array<{ error: { step: string, message: string } }> }> }).pools[0]!.hosts[0]!
   t.equal(h.error.step, 'auth')
   t.match(h.error.message, other, 'names the key that was refused')
+})
+
+t.test('a hung host (accepts, never speaks SSH) does not hold pool check', { skip }, async (t) => {
+  const pool = await startPool(t, 1)
+  const hung = createServer(() => {}) // accepts and says nothing
+  await new Promise<void>((resolve) => { hung.listen(0, '127.0.0.1', resolve) })
+  const sockets = new Set<Socket>()
+  hung.on('connection', (c) => { sockets.add(c) })
+  t.teardown(async () => { for (const c of sockets) c.destroy(); await new Promise((resolve) => { hung.close(resolve) }) })
+  const port = (hung.address() as { port: number }).port
+  const cfg = writeConfig(pool, { hosts: [{ ip: '127.0.0.1', port: pool.servers[0]!.port, install_dir: join(pool.root, 'opt-h1') }, { ip: '127.0.0.1', port, install_dir: join(pool.root, 'opt-h2') }] })
+  const r = await meshd(['pool', 'check', '--json', '--config', cfg], { timeoutMs: 30_000 })
+  const hosts = (JSON.parse(r.stdout) as { pools: Array<{ hosts: Array<{ reachable: boolean, error: { step: string, message: string } | null }> }> }).pools[0]!.hosts
+  t.equal(hosts[0]?.reachable, true, 'the good host answers')
+  t.equal(hosts[1]?.error?.step, 'connect', `the hung one is reported: ${hosts[1]?.error?.message}`)
+  t.ok(r.ms < 8_000, `within its deadline (${Math.round(r.ms)} ms)`)
 })
 
 t.test('a host that is down is reported and skipped: the launch goes to the next host', { skip }, async (t) => {

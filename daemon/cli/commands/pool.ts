@@ -24,7 +24,7 @@ check   one row per host of each pool (or of pool NAME): reachable, host key
         (known / unknown / CHANGED), OS and architecture, CPUs, memory, GPUs,
         free disk where install_dir is, the meshd installed there and its
         version, the burst node running there. Hosts are asked in parallel,
-        each within 10 s. Exit 1 when a host is unreachable or refused.
+        each within 5 s per step. Exit 1 when a host is unreachable or refused.
 trust   connects to HOST (its ip, or ip:port, as in the pool) without logging
         in, shows its host key's fingerprint (SHA256:..., compare it with
         \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on the host) and
@@ -32,6 +32,9 @@ trust   connects to HOST (its ip, or ip:port, as in the pool) without logging
         another key is refused: remove its old line first.`
 
 type SshConfig = Extract<ProviderConfig, { kind: 'ssh' }>
+
+/** A host that does not answer is reported within these, not waited for. */
+const CHECK_TIMEOUTS = { connectTimeoutMs: 5_000, commandTimeoutMs: 5_000 }
 
 export async function run (argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('pool', argv, {}, true)
@@ -70,7 +73,7 @@ async function check (file: string, config: Config, list: SshConfig[], json: boo
     if (problems.length > 0) throw new ConfigError(file, `providers[${p.name}]`, problems.join('; '), 1, 'cannot be used')
   }
   await Promise.all(list.map(async (p) => {
-    const provider = buildSsh(config, p)
+    const provider = buildSsh(config, p, CHECK_TIMEOUTS)
     const hosts = await provider.check()
     out.push({ pool: p.name, hosts })
   }))
