@@ -70,6 +70,8 @@ export interface SshProviderInit {
   commandTimeoutMs?: number
   /** Per bundle upload. @default 10 min */
   uploadTimeoutMs?: number
+  /** list() / offerings(): each host's whole read, then it is reported as failing. @default 20 s (under the leader's 30 s) */
+  scanTimeoutMs?: number
   /** A host that failed a step is not used for this long. @default 5 min */
   cooldownMs?: number
   /** SIGTERM → SIGKILL. @default the node's http.drain_timeout + 60 s */
@@ -436,14 +438,25 @@ export class SshProvider implements Provider {
 
   /** Every host, in parallel, each within its deadlines; a host that fails is reported, not fatal. */
   private async scanAll (): Promise<Array<{ host: Host, observed: Observed[], error: HostStepError | null }>> {
+    const limit = this.init.scanTimeoutMs ?? 20_000
     return await Promise.all(this.hosts.map(async (host) => {
+      let conn: Connection | null = null
+      let timer: NodeJS.Timeout | undefined
       try {
-        const c = await this.connect(host)
-        try {
-          return { host, observed: await this.readHost(c, host), error: null }
-        } finally { c.close() }
+        // One deadline for the whole host, under the leader's own for list()
+        // (30 s): a host that hangs is reported, the others still answer.
+        const expired = new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => { conn?.close(); reject(new HostStepError(host.name, 'state', `no answer within ${limit} ms`)) }, limit)
+        })
+        return await Promise.race([expired, (async () => {
+          conn = await this.connect(host)
+          return { host, observed: await this.readHost(conn, host), error: null }
+        })()])
       } catch (e) {
         return { host, observed: [], error: e instanceof HostStepError ? e : new HostStepError(host.name, 'state', (e as Error).message) }
+      } finally {
+        clearTimeout(timer)
+        ;(conn as Connection | null)?.close()
       }
     }))
   }
