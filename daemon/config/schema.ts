@@ -97,6 +97,7 @@ const sshHost = z.strictObject({
   port: z.number().int().min(1).max(65535).optional(),
   user: z.string().optional(),
   identity_file: z.string().optional(),
+  install_dir: z.string().min(1).optional(),
   config: z.record(z.string(), z.unknown()).default({})
 })
 
@@ -130,6 +131,8 @@ export const providerSchema = z.discriminatedUnion('kind', [
     identity_file: z.string().optional(),
     known_hosts: z.string().default('/etc/meshd/known_hosts'),
     install_dir: z.string().default('/opt/meshd'),
+    /** The bundle (tar.gz from `meshd bundle`) installed on the hosts. */
+    bundle: z.string().min(1).optional(),
     region: z.string().default('ssh'),
     hosts: z.array(sshHost).min(1)
   }),

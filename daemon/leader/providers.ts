@@ -1,14 +1,16 @@
 /**
- * The providers of a daemon's config, as Provider objects. `local` is
- * implemented here; `ssh` and `aws` come as their own folders under
- * providers/. Until one exists, its entry is an unavailable provider that
+ * The providers of a daemon's config, as Provider objects: `local` and `ssh`
+ * (providers/local, providers/ssh); `aws` comes as its own folder under
+ * providers/. Until it exists, its entry is an unavailable provider that
  * says so on every call, so a config naming it still validates and the
  * leader answers "refused: no offering" rather than crashing.
  */
 import type { Config, ProviderConfig } from '../config/schema.ts'
 import { ProviderUnavailableError, type Instance, type Offering, type Provider, type ProviderKind } from '../../providers/types.ts'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { localProvider } from '../../providers/local/index.ts'
+import { sshProvider, type SshProvider } from '../../providers/ssh/index.ts'
 import { MESHD_BIN } from '../localmesh/meshd-process.ts'
 import { validateConfig } from '../config/load.ts'
 
@@ -33,14 +35,57 @@ function build (config: Config, p: ProviderConfig): Provider {
       swarmKeyFile: config.swarm_key_file,
       meshdBin: MESHD_BIN,
       validateConfig,
-      defaults: {
-        log: { level: config.log.level },
-        burst: { ttl: `${Math.round(config.burst.ttl / 1000)}s`, idle_timeout: `${Math.round(config.burst.idle_timeout / 1000)}s`, lost_mesh_grace: `${Math.round(config.burst.lost_mesh_grace / 1000)}s` },
-        mesh: { heartbeat_ms: config.mesh.heartbeat_ms }
-      }
+      defaults: burstDefaults(config)
     })
   }
-  return new UnavailableProvider(p.name, p.kind, `the ${p.kind} provider is not implemented in this version of meshd (only local is)`)
+  if (p.kind === 'ssh') return buildSsh(config, p)
+  return new UnavailableProvider(p.name, p.kind, `the ${p.kind} provider is not implemented in this version of meshd (only local and ssh are)`)
+}
+
+/** `~/` in a configured path is the home directory (ssh's own convention, and the README's example). */
+export function expandHome (path: string): string {
+  return path === '~' ? homedir() : path.startsWith('~/') ? join(homedir(), path.slice(2)) : path
+}
+
+/** The ssh provider of a `kind: ssh` entry (also what `meshd pool` drives). */
+export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ssh' }>, timeouts: { connectTimeoutMs?: number, commandTimeoutMs?: number } = {}): SshProvider {
+  const bundle = p.bundle === undefined ? undefined : expandHome(p.bundle)
+  return sshProvider({
+    name: p.name,
+    cluster: config.cluster,
+    user: p.user,
+    ...(p.identity_file === undefined ? {} : { identityFile: expandHome(p.identity_file) }),
+    knownHostsFile: expandHome(p.known_hosts),
+    installDir: p.install_dir,
+    region: p.region,
+    costPerHour: p.cost_per_hour,
+    maxInstances: p.max_instances,
+    hosts: p.hosts.map((h) => ({
+      ip: h.ip,
+      ...(h.port === undefined ? {} : { port: h.port }),
+      ...(h.user === undefined ? {} : { user: h.user }),
+      ...(h.identity_file === undefined ? {} : { identityFile: expandHome(h.identity_file) }),
+      ...(h.install_dir === undefined ? {} : { installDir: h.install_dir }),
+      config: h.config
+    })),
+    bundleFor: async (arch) => {
+      if (bundle === undefined) throw new Error(`providers[${p.name}].bundle is not set: build one with \`meshd bundle --arch ${arch}\` and set it`)
+      return bundle
+    },
+    swarmKeyFile: config.swarm_key_file,
+    validateConfig,
+    defaults: burstDefaults(config),
+    ...timeouts
+  })
+}
+
+/** What every launched node gets from the launching daemon: its log level, burst lifetimes, heartbeat. */
+function burstDefaults (config: Config): Record<string, unknown> {
+  return {
+    log: { level: config.log.level },
+    burst: { ttl: `${Math.round(config.burst.ttl / 1000)}s`, idle_timeout: `${Math.round(config.burst.idle_timeout / 1000)}s`, lost_mesh_grace: `${Math.round(config.burst.lost_mesh_grace / 1000)}s` },
+    mesh: { heartbeat_ms: config.mesh.heartbeat_ms }
+  }
 }
 
 /** A provider kind this version cannot drive: every call says so. */

@@ -13,4 +13,4 @@ export {
   type ValidateNodeConfig
 } from './provider.ts'
 export { readManifest, type Manifest } from './manifest.ts'
-export { nodeConfig, replicaSection, deepMerge } from './node-config.ts'
+export { nodeConfig, replicaSection, deepMerge } from '../node-config.ts'

@@ -58,7 +58,8 @@ import {
 } from '../types.ts'
 import { MANIFEST, MANIFEST_VERSION, claimManifest, manifestPath, readManifestFile, writeManifest, type Manifest } from './manifest.ts'
 import { findByConfig, killNode, mayBeOurProcess, pidExists, signal } from './liveness.ts'
-import { DEFAULT_DRAIN_MS, nodeConfig } from './node-config.ts'
+import { DEFAULT_DRAIN_MS, nodeConfig } from '../node-config.ts'
+import { addressFromLog } from '../started-line.ts'
 
 export interface LocalProviderInit {
   /** providers[].name */
@@ -571,19 +572,7 @@ function readAddress (log: string): string | null {
   } catch {
     return null
   }
-  for (const line of text.split('\n')) {
-    if (!line.includes('"meshd started"')) continue
-    try {
-      const entry = JSON.parse(line) as { peer?: unknown, addrs?: unknown }
-      const addrs = Array.isArray(entry.addrs) ? entry.addrs.filter((a): a is string => typeof a === 'string') : []
-      const a = addrs.find((x) => x.includes('/tcp/')) ?? addrs[0]
-      if (a === undefined) return null
-      return a.includes('/p2p/') || typeof entry.peer !== 'string' ? a : `${a}/p2p/${entry.peer}`
-    } catch {
-      return null
-    }
-  }
-  return null
+  return addressFromLog(text)
 }
 
 async function sleep (ms: number): Promise<void> {

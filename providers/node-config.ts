@@ -1,11 +1,11 @@
 /**
- * The config file of a launched local node, as a pure function of the launch
- * request and the provider's settings. Layers, each merged over the one
+ * The config file of a launched burst node (local process or pool host), as
+ * a pure function of the launch request and the provider's settings. Layers, each merged over the one
  * before (objects merge key by key, anything else — lists included — is
  * replaced):
  *
- *   1. what a node on this machine needs: loopback listeners on OS-chosen
- *      ports, its own state dir and admin socket, the launcher's swarm key,
+ *   1. what a burst node needs: listeners on OS-chosen ports (loopback
+ *      for a local node, the host's address for a pool host), its own state dir and admin socket, the launcher's swarm key,
  *      bootstrap peers, the replica, price and placement;
  *   2. the provider's `defaults` (burst ttl / idle_timeout, log level …);
  *   3. the request's `node.config` (providers[].config plus what the leader
@@ -15,7 +15,7 @@
  * `cluster`, `state_dir`, `admin.socket`, `voter: false` (a burst node never
  * votes) and `instance` (provider, id, key, launched_at).
  */
-import type { LaunchRequest, ReplicaSpec } from '../types.ts'
+import type { LaunchRequest, ReplicaSpec } from './types.ts'
 
 export interface NodeConfigInput {
   /** The provider's config name. */
@@ -29,6 +29,8 @@ export interface NodeConfigInput {
   launchedAt: number
   req: LaunchRequest
   defaults: Record<string, unknown>
+  /** Where it listens. @default loopback, OS-chosen ports (a node on the launcher's machine) */
+  listen?: { mesh: string[], http: string }
 }
 
 /** How long the node may take to stop after SIGTERM when its config does not say (meshd's http.drain_timeout default). */
@@ -92,8 +94,8 @@ export function nodeConfig (i: NodeConfigInput): Record<string, unknown> {
     region: i.region,
     spot: false,
     cost_per_hour: i.costPerHour,
-    mesh: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [...i.req.bootstrap.peers] },
-    http: { listen: '127.0.0.1:0' },
+    mesh: { listen: [...(i.listen?.mesh ?? ['/ip4/127.0.0.1/tcp/0'])], bootstrap: [...i.req.bootstrap.peers] },
+    http: { listen: i.listen?.http ?? '127.0.0.1:0' },
     replica: replicaSection(i.req.replica)
   }
   const merged = deepMerge(deepMerge(base, i.defaults), i.req.node.config)
