@@ -56,6 +56,7 @@ import {
   type Offering,
   type Provider
 } from '../types.ts'
+import { instanceOf } from '../instance-record.ts'
 import { MANIFEST, MANIFEST_VERSION, claimManifest, manifestPath, readManifestFile, writeManifest, type Manifest } from './manifest.ts'
 import { findByConfig, killNode, mayBeOurProcess, pidExists, signal } from './liveness.ts'
 import { DEFAULT_DRAIN_MS, nodeConfig } from '../node-config.ts'
@@ -513,19 +514,7 @@ export class LocalProvider implements Provider {
   }
 
   private instance (o: Observed): Instance {
-    const out: Instance = {
-      id: o.m.id,
-      key: o.m.key,
-      provider: this.name,
-      region: o.m.region,
-      spot: false,
-      state: o.state === 'launching' ? 'pending' : o.state,
-      launchedAt: o.m.launched_at,
-      // What this machine costs now (the config's cost_per_hour): the leader re-prices from list().
-      pricePerHour: o.state === 'terminated' ? o.m.price_per_hour : this.init.costPerHour
-    }
-    if (o.m.address !== null) out.address = o.m.address
-    return out
+    return instanceOf(this.name, o.m, o.state, this.init.costPerHour)
   }
 
   /** File system trouble (a full disk, permissions) is the provider being unavailable: the leader retries. */

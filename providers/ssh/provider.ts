@@ -27,6 +27,7 @@ import {
   type Offering,
   type Provider
 } from '../types.ts'
+import { instanceOf } from '../instance-record.ts'
 import { DEFAULT_DRAIN_MS, deepMerge, nodeConfig } from '../node-config.ts'
 import { addressFromLog } from '../started-line.ts'
 import { Connection, HostStepError, readIdentity, targetName, type Step, type Target } from './connection.ts'
@@ -586,18 +587,7 @@ export class SshProvider implements Provider {
   }
 
   private instance (o: Observed): Instance {
-    const out: Instance = {
-      id: o.rec.id,
-      key: o.rec.key,
-      provider: this.name,
-      region: o.rec.region,
-      spot: false,
-      state: o.state === 'launching' ? 'pending' : o.state,
-      launchedAt: o.rec.launched_at,
-      pricePerHour: o.state === 'terminated' ? o.rec.price_per_hour : this.init.costPerHour
-    }
-    if (o.rec.address !== null) out.address = o.rec.address
-    return out
+    return instanceOf(this.name, o.rec, o.state, this.init.costPerHour)
   }
 }
 
