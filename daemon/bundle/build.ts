@@ -135,8 +135,12 @@ async function buildJavaScript (root: string, outdir: string): Promise<void> {
     // Smaller files parse faster (`meshd status`); identifiers stay, so stack traces still read.
     minifyWhitespace: true,
     minifySyntax: true,
-    // CommonJS dependencies call require(); an ES module has none of its own.
-    banner: { js: "import { createRequire as __meshdCreateRequire } from 'node:module'; const require = __meshdCreateRequire(import.meta.url);" },
+    // CommonJS dependencies call require() and read __dirname / __filename (ssh2's
+    // emscripten-built poly1305 does, at load); an ES module has none of them.
+    banner: {
+      js: "import { createRequire as __meshdCreateRequire } from 'node:module'; import { fileURLToPath as __meshdFileURLToPath } from 'node:url'; import { dirname as __meshdDirname } from 'node:path'; " +
+        'const require = __meshdCreateRequire(import.meta.url); const __filename = __meshdFileURLToPath(import.meta.url); const __dirname = __meshdDirname(__filename);'
+    },
     legalComments: 'linked',
     logLevel: 'silent'
   })
