@@ -5,7 +5,37 @@
  * providers agree on what a launching or terminated record looks like to
  * the leader.
  */
+import { z } from 'zod'
 import type { Instance, InstanceState } from './types.ts'
+
+/**
+ * The fields of a launch record that every provider keeps (spread into each
+ * provider's own versioned schema beside what only it records).
+ */
+export const launchRecordShape = {
+  key: z.string(),
+  id: z.string(),
+  cluster: z.string(),
+  /** The provider's config name when it was launched. */
+  provider: z.string(),
+  region: z.string(),
+  node_name: z.string(),
+  /** Epoch ms (the provider's clock): billing starts here. */
+  launched_at: z.number(),
+  price_per_hour: z.number().nonnegative(),
+  /** After SIGTERM, how long the node may take to drain and exit before it is SIGKILLed. */
+  stop_grace_ms: z.number().nonnegative(),
+  /** Set by the first delete(): SIGTERM was sent (exactly once: a second SIGTERM makes meshd exit without draining). */
+  stop_requested_at: z.number().nullable(),
+  /** Last SIGKILL sent after the grace ran out. */
+  killed_at: z.number().nullable(),
+  /** Set once the process is known gone; the record stays (the key is remembered). */
+  terminated_at: z.number().nullable(),
+  /** Its mesh address (multiaddr with /p2p/), once it runs. */
+  address: z.string().nullable(),
+  /** Why it never ran or how it ended, for people reading the file. */
+  note: z.string().nullable()
+}
 
 /** What every provider's launch record keeps (snake_case: it is stored as JSON). */
 export interface LaunchRecord {

@@ -20,6 +20,7 @@ import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, wr
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { z } from 'zod'
+import { launchRecordShape } from '../instance-record.ts'
 
 export const MANIFEST_VERSION = 1
 export const MANIFEST = 'instance.json'
@@ -28,13 +29,7 @@ const exitSchema = z.object({ code: z.number().nullable(), signal: z.string().nu
 
 export const manifestSchema = z.object({
   v: z.literal(MANIFEST_VERSION),
-  key: z.string(),
-  id: z.string(),
-  cluster: z.string(),
-  /** The provider's config name when it was launched. */
-  provider: z.string(),
-  region: z.string(),
-  node_name: z.string(),
+  ...launchRecordShape,
   /** The process that claimed the key and starts the node; while pid is null its liveness tells a launch under way from a dead one. */
   launcher_pid: z.number().int(),
   /** The node's meshd (also its process group and session id); null until it is spawned. */
@@ -44,25 +39,10 @@ export const manifestSchema = z.object({
   log: z.string(),
   socket: z.string(),
   state_dir: z.string(),
-  /** Epoch ms (the provider's clock): billing starts here. */
-  launched_at: z.number(),
-  price_per_hour: z.number().nonnegative(),
-  /** After SIGTERM, how long the node may take to drain and exit before it is SIGKILLed. */
-  stop_grace_ms: z.number().nonnegative(),
   /** First seen answering on its admin socket. */
   running_at: z.number().nullable(),
-  /** Set by the first delete(): SIGTERM was sent (exactly once: a second SIGTERM makes meshd exit without draining). */
-  stop_requested_at: z.number().nullable(),
-  /** Last SIGKILL sent after the grace ran out. */
-  killed_at: z.number().nullable(),
-  /** Set once the process is known gone; the manifest stays (the key is remembered). */
-  terminated_at: z.number().nullable(),
   /** How it exited, when the process that launched it saw it (only a parent learns the exit status). */
   exit: exitSchema.nullable(),
-  /** Its mesh address (multiaddr with /p2p/), read from its log once it runs. */
-  address: z.string().nullable(),
-  /** Why it never ran or how it ended, for people reading the file. */
-  note: z.string().nullable(),
   /** Its state dir, config and log were removed (a while after it ended). */
   pruned_at: z.number().nullable()
 })

@@ -27,7 +27,7 @@ import {
   type Offering,
   type Provider
 } from '../types.ts'
-import { instanceOf } from '../instance-record.ts'
+import { instanceOf, launchRecordShape } from '../instance-record.ts'
 import { DEFAULT_DRAIN_MS, deepMerge, nodeConfig } from '../node-config.ts'
 import { addressFromLog } from '../started-line.ts'
 import { Connection, HostStepError, readIdentity, targetName, type Step, type Target } from './connection.ts'
@@ -83,23 +83,10 @@ export interface SshProviderInit {
 export const KEY_RECORD_VERSION = 1
 const keyRecordSchema = z.object({
   v: z.literal(KEY_RECORD_VERSION),
-  key: z.string(),
-  id: z.string(),
-  cluster: z.string(),
-  provider: z.string(),
-  region: z.string(),
-  node_name: z.string(),
+  ...launchRecordShape,
   host: z.string(),
-  launched_at: z.number(),
-  price_per_hour: z.number().nonnegative(),
-  stop_grace_ms: z.number().nonnegative(),
   /** Set once the process was started (a record without it and no process is a launch under way, or one that died). */
-  started_at: z.number().nullable(),
-  stop_requested_at: z.number().nullable(),
-  killed_at: z.number().nullable(),
-  terminated_at: z.number().nullable(),
-  address: z.string().nullable(),
-  note: z.string().nullable()
+  started_at: z.number().nullable()
 })
 export type KeyRecord = z.output<typeof keyRecordSchema>
 
