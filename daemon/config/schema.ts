@@ -147,7 +147,42 @@ export const providerSchema = z.discriminatedUnion('kind', [
     security_group_ids: z.array(z.string()).default([]),
     spot: z.boolean().default(true),
     spot_recovery: z.enum(['FAILOVER', 'EAGER_NEXT_REGION']).default('FAILOVER'),
-    endpoint: z.url().nullable().default(null)
+    endpoint: z.url().nullable().default(null),
+    /** Zones to launch in, per region; a region not listed: every zone EC2 says is available there. */
+    zones: z.record(z.string(), z.array(z.string().min(1)).min(1)).default({}),
+    /** Where a new instance fetches the meshd bundle (https, or http on a private network): a public or presigned S3 object URL. */
+    bundle_url: z.url({ protocol: /^https?$/ }).optional(),
+    /** The bundle's sha256; the instance refuses a download that differs. */
+    bundle_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected the 64 hex digits `meshd bundle` prints').optional(),
+    install_dir: z.string().min(1).default('/opt/meshd'),
+    /**
+     * How an instance gets the swarm key: in its user data (readable by anyone
+     * who may DescribeInstanceAttribute on it; README says the risk), or from
+     * SSM Parameter Store / Secrets Manager with the instance's role.
+     */
+    swarm_key: z.strictObject({
+      from: z.enum(['user_data', 'ssm', 'secrets_manager']).default('user_data'),
+      /** The SSM parameter (a SecureString) holding the key, with `from: ssm`. */
+      parameter: z.string().min(1).optional(),
+      /** The Secrets Manager secret holding the key, with `from: secrets_manager`. */
+      secret_id: z.string().min(1).optional()
+    }).superRefine((k, ctx) => {
+      if (k.from === 'ssm' && k.parameter === undefined) ctx.addIssue({ code: 'custom', path: ['parameter'], message: 'expected the SSM parameter name with `from: ssm`' })
+      if (k.from === 'secrets_manager' && k.secret_id === undefined) ctx.addIssue({ code: 'custom', path: ['secret_id'], message: 'expected the secret id with `from: secrets_manager`' })
+    }).prefault({}),
+    /** The instance profile (name or ARN) launched instances get: it needs only what swarm_key's source requires. */
+    iam_instance_profile: z.string().min(1).optional(),
+    key_name: z.string().min(1).optional(),
+    /** On-demand $/h per instance type, over the table shipped with meshd (providers/aws/on-demand-prices.ts). */
+    on_demand_prices: z.record(z.string(), money).default({}),
+    /** How often spot prices are read again (DescribeSpotPriceHistory). */
+    price_refresh: duration.prefault('5m'),
+    /** An offering EC2 refused for capacity is not tried again for this long (Karpenter: 3 min). */
+    unavailable_for: duration.prefault('3m')
+  }).superRefine((p, ctx) => {
+    // Both may be given: the template's settings with image_id's AMI (CreateFleet overrides it).
+    if (p.image_id === undefined && p.launch_template === undefined) ctx.addIssue({ code: 'custom', path: [], message: 'expected image_id (an AMI) or launch_template (or both: the template with image_id\'s AMI)' })
+    if ((p.bundle_url === undefined) !== (p.bundle_sha256 === undefined)) ctx.addIssue({ code: 'custom', path: [p.bundle_url === undefined ? 'bundle_url' : 'bundle_sha256'], message: 'expected bundle_url and bundle_sha256 together (`meshd bundle` prints the sha256)' })
   })
 ])
 
@@ -169,7 +204,13 @@ export const configSchema = z.strictObject({
     provider: z.string(),
     id: z.string(),
     key: z.string().optional(),
-    launched_at: z.number().int().nonnegative()
+    launched_at: z.number().int().nonnegative(),
+    /**
+     * Where this node learns it is about to be taken away: `ec2` polls the
+     * instance metadata (IMDSv2) for spot interruption notices and rebalance
+     * recommendations. Set by the aws provider's boot.
+     */
+    notices: z.enum(['none', 'ec2']).default('none')
   }).optional(),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')

@@ -61,6 +61,16 @@ export const heartbeatSchema = z.object({
   load: z.object({ cpu: ratio, mem: ratio }),
   replica: replicaLoadSchema.nullable(),
   instance: instanceSchema.nullable(),
+  /**
+   * The provider warned that this node will be taken away (EC2 spot): a
+   * rebalance recommendation (`at` = when it was noticed; the node keeps
+   * serving) or an interruption notice (`at` = when it goes; the node drains).
+   * Absent when there is none. The leader launches a replacement on either.
+   */
+  notice: z.object({
+    kind: z.enum(['rebalance', 'interruption']),
+    at: count
+  }).optional(),
   /** The sender's view of the election, when it takes part (added by the election service). */
   election: z.object({
     /** The consensus group (Raft cluster) it belongs to; null while fresh. */

@@ -145,7 +145,7 @@ const MINIMAL: Record<string, unknown> = {
   'replica.readiness_probe': {},
   'providers[local]': { name: 'p', kind: 'local', replica: { models: ['m'] } },
   'providers[ssh]': { name: 'p', kind: 'ssh', replica: { models: ['m'] }, hosts: [{ ip: '10.0.0.1' }] },
-  'providers[aws]': { name: 'p', kind: 'aws', replica: { models: ['m'] }, regions: ['us-east-1'], instance_types: ['c7a.large'] },
+  'providers[aws]': { name: 'p', kind: 'aws', replica: { models: ['m'] }, regions: ['us-east-1'], instance_types: ['c7a.large'], image_id: 'ami-1' },
   'providers[ssh].hosts[]': { ip: '10.0.0.1' },
   'providers[aws].launch_template': { id: 'lt-1' }
 }

@@ -14,7 +14,7 @@ const config = configSchema.parse({
   service: { min_replicas: 2, max_replicas: 9, target_qps_per_replica: 3, upscale_delay_seconds: 60, downscale_delay_seconds: 600, base_ondemand_fallback_replicas: 1, dynamic_ondemand_fallback: true },
   providers: [
     { name: 'workstation', kind: 'local', max_instances: 4, cost_per_hour: 0.3, replica: { command: 'sim', models: ['llama3'], slots: 4 } },
-    { name: 'aws-spot', kind: 'aws', regions: ['us-east-1'], instance_types: ['c7a.4xlarge'], spot: true, max_instances: 20, replica: { command: 'llama-server', models: ['llama3'], slots: 8 }, config: { http: { listen: '0.0.0.0:8080' } } }
+    { name: 'aws-spot', kind: 'aws', regions: ['us-east-1'], instance_types: ['c7a.4xlarge'], image_id: 'ami-1', spot: true, max_instances: 20, replica: { command: 'llama-server', models: ['llama3'], slots: 8 }, config: { http: { listen: '0.0.0.0:8080' } } }
   ]
 })
 
