@@ -130,7 +130,7 @@ export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ss
 }
 
 /** What every launched node gets from the launching daemon: its log level, burst lifetimes, heartbeat. */
-function burstDefaults (config: Config): Record<string, unknown> {
+export function burstDefaults (config: Config): Record<string, unknown> {
   return {
     log: { level: config.log.level },
     burst: { ttl: `${Math.round(config.burst.ttl / 1000)}s`, idle_timeout: `${Math.round(config.burst.idle_timeout / 1000)}s`, lost_mesh_grace: `${Math.round(config.burst.lost_mesh_grace / 1000)}s` },
