@@ -17,6 +17,7 @@ const COMMANDS: Record<string, { summary: string, load: () => Promise<CommandMod
   burst: { summary: 'ask the leader for N more burst replicas, or --terminate some', load: async () => import('./commands/burst.ts') },
   voters: { summary: 'the voter set (names, ids); remove a voter that will not return; reset --force on a survivor', load: async () => import('./commands/voters.ts') },
   pool: { summary: 'SSH pools: check every host (reachable, host key, facts, meshd, burst node); trust a host key', load: async () => import('./commands/pool.ts') },
+  providers: { summary: 'cloud providers: check EC2 permissions per region (DryRun); print a launch template\'s user data', load: async () => import('./commands/providers.ts') },
   config: { summary: 'config check: validate the config (file and MESHD_* variables) without starting', load: async () => import('./commands/config.ts') },
   demo: { summary: 'a self-contained local mesh that shows the whole job on this machine', load: async () => import('./commands/demo.ts') },
   'install-service': { summary: 'install the systemd unit, a meshd user and the directories', load: async () => import('./commands/install-service.ts') },

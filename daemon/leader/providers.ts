@@ -1,12 +1,13 @@
 /**
- * The providers of a daemon's config, as Provider objects: `local` and `ssh`
- * (providers/local, providers/ssh); `aws` comes as its own folder under
- * providers/. Until it exists, its entry is an unavailable provider that
- * says so on every call, so a config naming it still validates and the
- * leader answers "refused: no offering" rather than crashing.
+ * The providers of a daemon's config, as Provider objects: `local`, `ssh`
+ * and `aws` (providers/local, providers/ssh, providers/aws). A kind this
+ * version cannot drive is an unavailable provider that says so on every
+ * call, so a config naming it still validates and the leader answers
+ * "refused: no offering" rather than crashing.
  */
 import type { Config, ProviderConfig } from '../config/schema.ts'
 import { ProviderUnavailableError, type Instance, type Offering, type Provider, type ProviderKind } from '../../providers/types.ts'
+import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { localProvider } from '../../providers/local/index.ts'
@@ -39,7 +40,56 @@ function build (config: Config, p: ProviderConfig): Provider {
     })
   }
   if (p.kind === 'ssh') return buildSsh(config, p)
-  return new UnavailableProvider(p.name, p.kind, `the ${p.kind} provider is not implemented in this version of meshd (only local and ssh are)`)
+  if (p.kind === 'aws') return buildAws(config, p)
+  // Every kind of the schema is handled above; a kind added to the schema first lands here.
+  const other: { name: string, kind: ProviderKind } = p
+  return new UnavailableProvider(other.name, other.kind, `the ${other.kind} provider is not implemented in this version of meshd`)
+}
+
+/**
+ * The aws provider of a `kind: aws` entry. The AWS SDK is heavy (seconds of
+ * start-up on a small machine), so it is loaded on the provider's first call:
+ * a node that never launches on EC2 never loads it.
+ */
+export function buildAws (config: Config, p: Extract<ProviderConfig, { kind: 'aws' }>): Provider {
+  let made: Promise<Provider> | null = null
+  const load = async (): Promise<Provider> => {
+    made ??= import('../../providers/aws/index.ts').then((aws) => aws.awsProvider({
+      name: p.name,
+      cluster: config.cluster,
+      regions: p.regions,
+      instanceTypes: p.instance_types,
+      ...(p.image_id === undefined ? {} : { imageId: p.image_id }),
+      ...(p.launch_template === undefined ? {} : { launchTemplate: p.launch_template }),
+      subnetIds: p.subnet_ids,
+      securityGroupIds: p.security_group_ids,
+      spot: p.spot,
+      endpoint: p.endpoint,
+      zones: p.zones,
+      bundle: p.bundle_url === undefined || p.bundle_sha256 === undefined ? null : { url: p.bundle_url, sha256: p.bundle_sha256 },
+      installDir: p.install_dir,
+      swarmKey: p.swarm_key,
+      swarmKeyText: () => readFileSync(config.swarm_key_file, 'utf8'),
+      ...(p.iam_instance_profile === undefined ? {} : { iamInstanceProfile: p.iam_instance_profile }),
+      ...(p.key_name === undefined ? {} : { keyName: p.key_name }),
+      onDemandPrices: p.on_demand_prices,
+      priceRefreshMs: p.price_refresh,
+      unavailableForMs: p.unavailable_for,
+      defaults: burstDefaults(config),
+      validateConfig
+    }))
+    made.catch(() => { made = null })
+    return await made
+  }
+  return {
+    name: p.name,
+    kind: 'aws',
+    offerings: async () => await (await load()).offerings(),
+    create: async (req) => await (await load()).create(req),
+    delete: async (id) => { await (await load()).delete(id) },
+    get: async (id) => await (await load()).get(id),
+    list: async () => await (await load()).list()
+  }
 }
 
 /** `~/` in a configured path is the home directory (ssh's own convention, and the README's example). */
@@ -80,7 +130,7 @@ export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ss
 }
 
 /** What every launched node gets from the launching daemon: its log level, burst lifetimes, heartbeat. */
-function burstDefaults (config: Config): Record<string, unknown> {
+export function burstDefaults (config: Config): Record<string, unknown> {
   return {
     log: { level: config.log.level },
     burst: { ttl: `${Math.round(config.burst.ttl / 1000)}s`, idle_timeout: `${Math.round(config.burst.idle_timeout / 1000)}s`, lost_mesh_grace: `${Math.round(config.burst.lost_mesh_grace / 1000)}s` },

@@ -16,10 +16,10 @@
  *       meshd.log, state/, admin.sock
  */
 
-/** Single-quotes a string for sh. */
-export function shq (s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`
-}
+import { shq } from '../install-script.ts'
+
+// Shared with the EC2 user data (providers/install-script.ts); re-exported for the ssh provider's callers.
+export { shq, unpackScript } from '../install-script.ts'
 
 export function burstDir (installDir: string, dir: string): string {
   return `${installDir.replace(/\/+$/, '')}/burst/${dir}`
@@ -32,33 +32,6 @@ export function installedScript (installDir: string, sha: string): string {
 if [ "$cur" = ${shq(sha)} ] && [ -x ${I}/current/bin/meshd ]; then echo up-to-date; else mkdir -p ${I} && echo need; fi
 # Uploads cut with their connection (nobody left to remove them), once surely dead.
 find ${I} -maxdepth 1 -name '.upload-*' -mmin +30 -exec rm -f {} + 2>/dev/null; find ${I}/releases -maxdepth 1 -name '.new-*' -mmin +30 -exec rm -rf {} + 2>/dev/null; true
-`
-}
-
-/**
- * Checks the uploaded file, unpacks it into a new directory, then switches
- * `current` with a rename: a failed or cut upload never leaves a broken
- * install (the old `current` stays), and nothing half-written remains.
- */
-export function unpackScript (installDir: string, upload: string, sha: string, tag: string): string {
-  const I = shq(installDir)
-  const S = shq(sha)
-  const f = shq(upload)
-  const nu = shq(`releases/.new-${tag}`)
-  return `set -e
-cd ${I}
-trap 'rm -rf ${f} ${nu} .current-${tag} .installed-${tag}' EXIT
-echo ${S}"  "${f} | sha256sum -c --quiet >/dev/null 2>&1 || { echo "the uploaded bundle is damaged (sha256 differs: a cut connection?)" >&2; exit 1; }
-mkdir -p releases
-mkdir ${nu}
-tar -xzf ${f} -C ${nu} || { echo "unpacking failed (disk full?): $(df -Pk . | awk 'NR==2{print $4}') KB free in ${installDir}" >&2; exit 1; }
-[ -x ${nu}/bin/meshd ] || { echo "the bundle has no executable bin/meshd" >&2; exit 1; }
-if [ -d releases/${S} ]; then rm -rf ${nu}; else mv ${nu} releases/${S}; fi
-ln -sfn releases/${S} .current-${tag}
-mv -T .current-${tag} current
-v=$(sed -n 's/.*"version": *"\\([^"]*\\)".*/\\1/p' current/package.json 2>/dev/null | head -n 1)
-printf '{"sha256":"%s","version":"%s","installed_at":%s}\\n' ${S} "\${v:-?}" "$(date +%s)" > .installed-${tag}
-mv .installed-${tag} installed.json
 `
 }
 
