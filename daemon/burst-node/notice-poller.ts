@@ -36,9 +36,14 @@ export interface NoticePollerComponents {
 
 export class NoticePoller implements Startable {
   private readonly intervalMs: number
-  private readonly md: MetadataService
+  /** Fetches IMDSv2 session tokens (PUT /latest/api/token). */
+  private readonly tokens: MetadataService
+  /** Reads with the token this poller holds (the SDK would otherwise fetch a new token for every read). */
+  private readonly reads: MetadataService
   private readonly c: NoticePollerComponents
   private state: NoticeState = initialNotices()
+  private token: { value: string, until: number } | null = null
+  private fetching: Promise<string> | undefined
   private timer: NodeJS.Timeout | undefined
   private running = false
   private polling: Promise<void> | undefined
@@ -46,14 +51,16 @@ export class NoticePoller implements Startable {
   constructor (init: NoticePollerInit, components: NoticePollerComponents) {
     this.intervalMs = init.intervalMs ?? 5000
     this.c = components
-    // No retries inside a poll (the next poll is the retry) and never IMDSv1:
-    // the SDK would otherwise drop the token after a 403/404 on PUT.
-    this.md = new MetadataService({
+    // No retries inside a poll (the next poll is the retry). The token client
+    // never falls back to IMDSv1; the read client sends the token it is given
+    // (disableFetchToken), so every read is IMDSv2 all the same.
+    const common = {
       ...(init.endpoint !== undefined ? { endpoint: init.endpoint } : {}),
       retries: 0,
-      ec2MetadataV1Disabled: true,
       httpOptions: { timeout: init.timeoutMs ?? Math.min(2000, this.intervalMs) }
-    })
+    }
+    this.tokens = new MetadataService({ ...common, ec2MetadataV1Disabled: true, tokenTtl: TOKEN_TTL_S })
+    this.reads = new MetadataService({ ...common, disableFetchToken: true })
   }
 
   start (): void {
@@ -111,11 +118,28 @@ export class NoticePoller implements Startable {
 
   private async read (path: string): Promise<Reading> {
     try {
-      return { status: 'body', body: await this.md.request(path, {}) }
+      const token = await this.session()
+      return { status: 'body', body: await this.reads.request(path, { headers: { 'x-aws-ec2-metadata-token': token } }) }
     } catch (err) {
       const e = err as { $metadata?: { httpStatusCode?: number }, statusCode?: number, message?: string }
-      if ((e.$metadata?.httpStatusCode ?? e.statusCode) === 404) return { status: 'none' }
+      const status = e.$metadata?.httpStatusCode ?? e.statusCode
+      if (status === 404) return { status: 'none' }
+      if (status === 401) this.token = null // expired or unknown (IMDS restarted): a new one next time
       return { status: 'error', error: e.message ?? String(err) }
     }
   }
+
+  /** The session token, fetched again a minute before it expires (AWS: reuse tokens, do not fetch one per read). */
+  private async session (): Promise<string> {
+    if (this.token !== null && Date.now() < this.token.until) return this.token.value
+    // Both reads of a poll share one fetch.
+    this.fetching ??= this.tokens.fetchMetadataToken().then((value) => {
+      this.token = { value, until: Date.now() + (TOKEN_TTL_S - 60) * 1000 }
+      return value
+    }).finally(() => { this.fetching = undefined })
+    return this.fetching
+  }
 }
+
+/** IMDSv2 session tokens live this long (seconds; IMDS allows up to 6 h). */
+const TOKEN_TTL_S = 3600

@@ -47,6 +47,7 @@ t.test('notices reach the node once each, through the SDK over IMDSv2', async (t
   await waitFor(() => (imds.hits.get('/latest/meta-data/spot/instance-action') ?? 0) >= polls + 3, { timeoutMs: 5000, what: 'more polls' })
   t.equal(seen.length, 2, 'each notice once')
   t.same(counted, ['rebalance', 'interruption'])
+  t.equal(imds.hits.get('/latest/api/token'), 1, `one IMDSv2 token for ${imds.hits.get('/latest/meta-data/spot/instance-action') ?? 0} polls`)
   t.equal(lines.filter((l) => /spot interruption notice/.test(l.msg)).length, 1, 'the interruption logged once')
   t.equal(lines.filter((l) => /rebalance recommendation/.test(l.msg)).length, 1, 'the rebalance logged once')
 })
