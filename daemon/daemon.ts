@@ -36,6 +36,8 @@ import { failureTiming } from '../mesh/membership/constants.ts'
 import { nameClashes, describeClash } from '../mesh/membership/names.ts'
 import { requestIdPattern } from './leader/ledger/entries.ts'
 import { binding } from './startup/listen-errors.ts'
+import { NoticePoller } from './burst-node/notice-poller.ts'
+import { drainBudgetMs, INTERRUPTION_MARGIN_MS, type Notice } from './burst-node/notices.ts'
 
 export interface DaemonOptions {
   log?: Log
@@ -69,6 +71,11 @@ export class Daemon {
   api!: OpenAIApi
   coordination!: Coordination
   private admin!: AdminServer
+  /** On an EC2 burst node (instance.notices: ec2): reads spot notices from the instance metadata. */
+  private notices: NoticePoller | undefined
+  /** When EC2 takes this instance (an interruption notice), or null. */
+  private interruptionAt: number | null = null
+  private interruptionTimer: NodeJS.Timeout | undefined
   /** Checks request bodies; large ones in a worker thread, off the loop that runs the mesh's timers. */
   private readonly bodies = new BodyParser()
   private descriptors: DescriptorWatch | undefined
@@ -209,6 +216,13 @@ export class Daemon {
     })
     this.admin = new AdminServer({ socketPath: c.admin.socket, idleTimeoutMs: c.admin.idle_timeout, log: this.log.child({ svc: 'admin' }) })
     this.registerAdmin()
+    if (c.instance?.notices === 'ec2') {
+      this.notices = new NoticePoller({ intervalMs: c.instance.notice_poll }, {
+        log: this.log.child({ svc: 'notices' }),
+        count: (kind) => { this.metrics.spotNotices.inc({ kind }) },
+        onNotice: (n) => { this.onNotice(n) }
+      })
+    }
 
     this.load.start()
     await this.node.start()
@@ -225,6 +239,7 @@ export class Daemon {
     }
     await binding('http.listen', [c.http.listen], async () => { await this.http.start() })
     await binding('admin.socket', [c.admin.socket], async () => { await this.admin.start() })
+    this.notices?.start()
     this.lifecycle = 'running'
     this.log.info({
       peer: this.peerId,
@@ -254,9 +269,11 @@ export class Daemon {
       // requests), refuse new ones, let those in flight finish.
       this.lifecycle = 'draining'
       await this.membership.publishNow().catch(() => {})
-      await this.serving.drain(this.config.http.drain_timeout)
+      await this.serving.drain(drainBudgetMs(Date.now(), this.config.http.drain_timeout, this.interruptionAt))
     }
     this.lifecycle = 'stopping'
+    clearTimeout(this.interruptionTimer)
+    await this.notices?.stop()
     await this.admin?.stop().catch(() => {})
     await this.http?.stop().catch(() => {})
     await this.descriptors?.stop()
@@ -275,6 +292,31 @@ export class Daemon {
     this.db?.close()
     this.lifecycle = 'stopped'
     this.log.info({ reason }, 'meshd stopped')
+  }
+
+  /**
+   * A notice from EC2 (notice-poller.ts): the next heartbeat carries it, at
+   * once. An interruption drains this node now (no new requests; those in
+   * flight go on) and stops it INTERRUPTION_MARGIN_MS before the termination
+   * time, cutting what is still running: EC2 would cut it anyway, and this
+   * way the node says it left.
+   */
+  private onNotice (n: Notice): void {
+    if (n.kind === 'interruption') {
+      this.interruptionAt = n.at
+      if (!this.serving.isDraining) this.serving.startDraining()
+      clearTimeout(this.interruptionTimer)
+      const cutIn = drainBudgetMs(Date.now(), 0, n.at)
+      this.interruptionTimer = setTimeout(() => {
+        this.log.warn({ at: new Date(n.at).toISOString(), requests: this.serving.busy() }, `stopping ${INTERRUPTION_MARGIN_MS} ms before the spot interruption`)
+        this.stop('retire').then(() => { this.opts.onExit?.(0) }, (err: unknown) => {
+          this.log.error({ err }, 'stopping before the interruption failed')
+          this.opts.onExit?.(1)
+        })
+      }, cutIn)
+      this.interruptionTimer.unref()
+    }
+    void this.membership.publishNow().catch(() => {})
   }
 
   /** The status document; released members (left, or terminated by the ledger) only with `all`. */
@@ -324,7 +366,7 @@ export class Daemon {
     const self: SelfDescription = {
       name: c.node_name,
       version: MESHD_VERSION,
-      state: this.lifecycle === 'draining' || this.lifecycle === 'stopping' ? 'draining' : 'alive',
+      state: this.lifecycle === 'draining' || this.lifecycle === 'stopping' || this.serving?.isDraining === true ? 'draining' : 'alive',
       voter: c.voter && !this.leavingVoterSet,
       provider: c.provider,
       region: c.region,
@@ -338,6 +380,8 @@ export class Daemon {
       instance: c.instance === undefined ? null : { provider: c.instance.provider, id: c.instance.id, ...(c.instance.key !== undefined ? { key: c.instance.key } : {}), launched_at: c.instance.launched_at }
     }
     if (c.zone !== undefined) self.zone = c.zone
+    const notice = this.notices?.notice ?? null
+    if (notice !== null) self.notice = notice
     return self
   }
 

@@ -48,7 +48,8 @@ export function createMetrics (init: MetricsInit) {
     rejected: new Counter({ name: 'meshd_requests_rejected_total', help: 'Requests answered with an error by the front door, by reason', labelNames: ['reason'] as const, registers: r }),
     inflight: new Gauge({ name: 'meshd_requests_inflight', help: 'Requests this front door is relaying now', registers: r }),
     queueLength: new Gauge({ name: 'meshd_entry_queue_length', help: 'Requests waiting at this entry node for a member with room', registers: r }),
-    replicaInflight: new Gauge({ name: 'meshd_replica_inflight', help: 'Requests at the local replica (from any entry node)', registers: r })
+    replicaInflight: new Gauge({ name: 'meshd_replica_inflight', help: 'Requests at the local replica (from any entry node)', registers: r }),
+    spotNotices: noticeCounter(r)
   }
 }
 
@@ -118,6 +119,17 @@ export const REFUSAL_REASONS = ['swarm_key', 'cluster'] as const
 function refusedCounter (registers: Registry[]): Counter<'reason'> {
   const c = new Counter({ name: 'meshd_peers_refused_total', help: 'Connections refused: the peer holds another swarm key (reason swarm_key) or is of another cluster (reason cluster)', labelNames: ['reason'] as const, registers })
   for (const reason of REFUSAL_REASONS) c.inc({ reason }, 0)
+  return c
+}
+
+/**
+ * Notices EC2 gave this burst node (instance.notices: ec2), each counted once:
+ * `interruption` (it goes at the notice's time) or `rebalance` (a
+ * recommendation). Both series exist from the start, at 0.
+ */
+function noticeCounter (registers: Registry[]): Counter<'kind'> {
+  const c = new Counter({ name: 'meshd_spot_notices_total', help: 'Spot notices this node read from the instance metadata (instance.notices: ec2), by kind: interruption, rebalance', labelNames: ['kind'] as const, registers })
+  for (const kind of ['interruption', 'rebalance']) c.inc({ kind }, 0)
   return c
 }
 

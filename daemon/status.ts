@@ -25,6 +25,8 @@ export interface MemberStatus {
   version: string
   burst?: true
   instance?: { provider: string, id: string, launched_at: number }
+  /** The provider warned that this member will be taken away (EC2 spot: a rebalance recommendation, or an interruption at `at`). */
+  notice?: { kind: 'rebalance' | 'interruption', at: number }
   /**
    * Released: it announced its departure (`left`), or it is a burst member
    * that is no longer alive and whose instance the ledger has terminated (or
@@ -64,7 +66,8 @@ export function memberStatus (m: Member, now: number): MemberStatus {
     region: hb.region,
     spot: hb.spot,
     cost_per_hour: hb.cost_per_hour,
-    draining: hb.state === 'draining',
+    // A member drained by the leader says so in its replica's load only (older nodes).
+    draining: hb.state === 'draining' || (hb.replica?.draining ?? false),
     replica: hb.replica === null
       ? null
       : { ready: hb.replica.ready, models: hb.replica.models, slots: hb.replica.slots, inflight: hb.replica.inflight, queued: hb.replica.queued, qps: hb.replica.qps },
@@ -79,6 +82,7 @@ export function memberStatus (m: Member, now: number): MemberStatus {
     out.burst = true
     out.instance = { provider: hb.instance.provider, id: hb.instance.id, launched_at: hb.instance.launched_at }
   }
+  if (hb.notice !== undefined) out.notice = { kind: hb.notice.kind, at: hb.notice.at }
   return out
 }
 

@@ -210,7 +210,9 @@ export const configSchema = z.strictObject({
      * instance metadata (IMDSv2) for spot interruption notices and rebalance
      * recommendations. Set by the aws provider's boot.
      */
-    notices: z.enum(['none', 'ec2']).default('none')
+    notices: z.enum(['none', 'ec2']).default('none'),
+    /** With `notices: ec2`: how often the instance metadata is read (AWS suggests every 5 s; tests compress it). */
+    notice_poll: duration.pipe(z.number().min(100, 'expected at least 100ms: every poll is two metadata reads')).prefault('5s')
   }).optional(),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')

@@ -17,7 +17,12 @@
  *  5. spend so far (total, today, this month) never goes down;
  *  6. every instance that runs is in the ledger as billing (no untracked
  *     spend) after a round in which every provider could be observed;
- *  7. decide() is deterministic, and its entries rebuild its ledger.
+ *  7. decide() is deterministic, and its entries rebuild its ledger;
+ *  8. spot notices (rebalance, interruption; EC2 takes an interrupted
+ *     instance two minutes later): a spot intent never goes to a zone that
+ *     saw an interruption recently while the same provider offers spot in
+ *     another zone, available, at no more;
+ *  9. one replacement per notice (besides launches that failed outright).
  */
 import t from 'tap'
 import fc from 'fast-check'
@@ -35,6 +40,7 @@ type Op =
   | { t: 'fail', provider: string, verb: 'create' | 'delete' | 'list' | 'offerings', kind: FailKind }
   | { t: 'kill', pick: number }
   | { t: 'interrupt', pick: number }
+  | { t: 'notice', pick: number, kind: 'rebalance' | 'interruption' }
   | { t: 'leave', pick: number }
   | { t: 'busy', pick: number, inflight: number }
   | { t: 'hang' }
@@ -69,7 +75,8 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
   dynamic: fc.boolean(),
   ttl: fc.constantFrom(0, 2 * HOUR),
   idle: fc.constantFrom(0, 30 * MIN),
-  minCloud: fc.integer({ min: 0, max: 2 })
+  minCloud: fc.integer({ min: 0, max: 2 }),
+  eager: fc.boolean()
 }).map((s) => {
   const replica = { models: ['m'], slots: 4, command: 'sim' }
   const policy: Policy = {
@@ -93,9 +100,9 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
     },
     service: { ...defaults.service, minReplicas: 1, maxReplicas: 12, targetQpsPerReplica: 5, upscaleDelayMs: 0, downscaleDelayMs: 10 * MIN, baseOndemandFallbackReplicas: s.base, dynamicOndemandFallback: s.dynamic },
     providers: [
-      { name: 'pool', kind: 'ssh', maxInstances: s.poolMax, costPerHour: 0, spot: false, replica, config: {} },
-      { name: 'ws', kind: 'local', maxInstances: s.wsMax, costPerHour: s.wsPrice, spot: false, replica, config: {} },
-      { name: 'aws', kind: 'aws', maxInstances: s.awsMax, costPerHour: 0, spot: true, replica, config: {} }
+      { name: 'pool', kind: 'ssh', maxInstances: s.poolMax, costPerHour: 0, spot: false, spotRecovery: 'FAILOVER', replica, config: {} },
+      { name: 'ws', kind: 'local', maxInstances: s.wsMax, costPerHour: s.wsPrice, spot: false, spotRecovery: 'FAILOVER', replica, config: {} },
+      { name: 'aws', kind: 'aws', maxInstances: s.awsMax, costPerHour: 0, spot: true, spotRecovery: s.eager ? 'EAGER_NEXT_REGION' : 'FAILOVER', replica, config: {} }
     ]
   }
   const offerings: Offering[] = [
@@ -123,6 +130,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ t: fc.constant('fail' as const), provider: providerArb, verb: fc.constantFrom('create' as const, 'delete' as const, 'list' as const, 'offerings' as const), kind: fc.constantFrom('ice' as const, 'quota' as const, 'unavailable' as const) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('kill' as const), pick: fc.nat(20) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('interrupt' as const), pick: fc.nat(20) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('notice' as const), pick: fc.nat(20), kind: fc.constantFrom('rebalance' as const, 'interruption' as const) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('leave' as const), pick: fc.nat(20) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('busy' as const), pick: fc.nat(20), inflight: fc.integer({ min: 0, max: 5 }) }) },
   { weight: 1, arbitrary: fc.constant({ t: 'hang' as const }) },
@@ -151,6 +159,7 @@ async function step (w: World, op: Op): Promise<void> {
     case 'fail': w.inject(op.provider, op.verb, op.kind); break
     case 'kill': { const i = w.pick(op.pick); if (i !== undefined && !w.killedAt.has(i.key)) w.killedAt.set(i.key, w.now); break }
     case 'interrupt': { const i = w.pick(op.pick); if (i !== undefined) w.providers.get(i.provider)!.interrupt(i.id); break }
+    case 'notice': { const spot = w.alive().filter((i) => i.spot); const i = spot.length === 0 ? undefined : spot[op.pick % spot.length]; if (i !== undefined) w.notice(i, op.kind); break }
     case 'leave': { const i = w.pick(op.pick); if (i !== undefined) w.left.add(i.key); break }
     case 'busy': { const i = w.pick(op.pick); if (i !== undefined) w.busy.set(i.key, op.inflight); break }
     case 'hang': w.hangNext = true; break
@@ -163,7 +172,7 @@ async function step (w: World, op: Op): Promise<void> {
   await w.tick(crash)
 }
 
-const totals = { runs: 0, compactions: 0, decisions: 0, launches: 0, fallbacks: 0, launchFailures: 0, terminates: 0, drains: 0, crashes: 0, granted: 0, cut: 0, refused: 0, refusedOutcomes: 0 }
+const totals = { runs: 0, compactions: 0, decisions: 0, launches: 0, fallbacks: 0, launchFailures: 0, terminates: 0, drains: 0, crashes: 0, granted: 0, cut: 0, refused: 0, refusedOutcomes: 0, notices: 0, replacements: 0 }
 
 t.test('the budget, the limits and idempotency hold over random histories with leader changes', async (t) => {
   await fc.assert(
@@ -183,4 +192,5 @@ t.test('the budget, the limits and idempotency hold over random histories with l
   t.comment(`exercised: ${JSON.stringify(totals)}`)
   t.ok(totals.launches > 100 && totals.crashes > 50 && totals.cut + totals.refused > 20 && totals.drains > 10, 'the histories exercised launches, leader changes, cuts and drains')
   t.ok(totals.fallbacks > 5 && totals.launchFailures > 20, 'the launcher (daemon/leader/launcher.ts) fell back on capacity errors and recorded failed launches')
+  t.ok(totals.notices > 20 && totals.replacements > 10, 'members announced spot notices and the leader replaced them')
 })

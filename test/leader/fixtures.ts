@@ -15,7 +15,7 @@ export const HOUR = 3_600_000
 export const T0 = Date.UTC(2026, 2, 15, 12, 0, 0)
 
 export function provider (name: string, kind: ProviderPolicy['kind'], over: Partial<ProviderPolicy> = {}): ProviderPolicy {
-  return { name, kind, maxInstances: 20, costPerHour: 0, spot: false, replica: { models: ['m'], slots: 4, command: 'sim' }, config: {}, ...over }
+  return { name, kind, maxInstances: 20, costPerHour: 0, spot: false, spotRecovery: 'FAILOVER', replica: { models: ['m'], slots: 4, command: 'sim' }, config: {}, ...over }
 }
 
 /** The policy of a config that sets nothing: the config schema's defaults, the one place they are written. */

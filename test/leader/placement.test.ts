@@ -111,3 +111,18 @@ t.test('allocate: the cheapest provider with room, then the next', async (t) => 
   t.same(a.slots.map((s) => s.offering.provider), ['ws', 'ws'], 'the pool is full (1 held): the workstation')
   t.equal(a.reason, 'pool max_instances 1 full; ws max_instances 2 allows 2', 'every limit that stopped it, best choice first')
 })
+
+t.test('rank: recent preemptions last within a provider (the interrupted offering last of all); spot_recovery orders regions for a replacement', async (t) => {
+  const aws = provider('aws', 'aws', { maxInstances: 10, spot: true })
+  const o = (region: string, zone: string, price: number, type = 'c7a'): Offering => offering('aws', 'aws', price, { region, zone, instanceType: type, spot: true })
+  const offerings = [o('us-east-1', 'a', 0.2), o('us-east-1', 'a', 0.25, 'm7a'), o('us-east-1', 'b', 0.3), o('us-west-2', 'a', 0.2)]
+  const base = { providers: [aws], offerings, refused: new Set<string>(), placed: [], staticOnDemand: 0, baseOndemandFallbackReplicas: 0, dynamicOndemandFallback: false }
+  const zonesOf = (r: ReturnType<typeof rank>): string[] => r.choices.map((c) => `${c.offering.region}/${c.offering.zone ?? ''} ${c.offering.instanceType ?? ''}`)
+  t.same(zonesOf(rank(base)), ['us-east-1/a c7a', 'us-west-2/a c7a', 'us-east-1/a m7a', 'us-east-1/b c7a'], 'no preemption: the cheapest first')
+  const burnt = { offerings: new Set([offeringId(offerings[0]!)]), zones: new Set(['aws/us-east-1/a']) }
+  t.same(zonesOf(rank({ ...base, preempted: burnt })), ['us-west-2/a c7a', 'us-east-1/b c7a', 'us-east-1/a m7a', 'us-east-1/a c7a'], 'zones free of preemptions first, cheapest first; the preempted zone after; the interrupted offering last')
+  const failover = rank({ ...base, preempted: burnt }, { away: { provider: 'aws', region: 'us-east-1' } })
+  t.same(zonesOf(failover).slice(0, 2), ['us-east-1/b c7a', 'us-west-2/a c7a'], 'FAILOVER: the same region\'s other zone first, though dearer')
+  const eager = rank({ ...base, providers: [{ ...aws, spotRecovery: 'EAGER_NEXT_REGION' as const }], preempted: burnt }, { away: { provider: 'aws', region: 'us-east-1' } })
+  t.same(zonesOf(eager)[0], 'us-west-2/a c7a', 'EAGER_NEXT_REGION: another region first')
+})

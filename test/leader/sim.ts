@@ -11,6 +11,10 @@
  * entries committed, and what those calls returned is lost. The new leader
  * rebuilds the ledger from the committed log alone, with an empty memory.
  *
+ * Spot notices: a member may announce a rebalance recommendation, or an
+ * interruption (it drains itself at once, and its provider takes the
+ * instance at the notice's time).
+ *
  * After every decision `check` asserts the invariants (see the property test).
  * MESHD_SIM_DEBUG=1 prints the leader's log lines to stderr.
  */
@@ -25,7 +29,8 @@ import {
   type Offering
 } from '../../providers/types.ts'
 import { decide, type DecideResult } from '../../daemon/leader/plan/decide.ts'
-import { applyChecked, emptyLedger, getRecord, isLive, mayBill, projectedPerHour, rebuild, records, type LedgerState } from '../../daemon/leader/ledger/ledger.ts'
+import { applyChecked, capacityRefused, emptyLedger, getRecord, isLive, mayBill, preempted, projectedPerHour, rebuild, records, zoneKey, type LedgerState } from '../../daemon/leader/ledger/ledger.ts'
+import { offeringId } from '../../providers/types.ts'
 import { parseEntry, type LedgerEntry } from '../../daemon/leader/ledger/entries.ts'
 import type { LeaderMemory } from '../../daemon/leader/plan/memory.ts'
 import { micros } from '../../daemon/leader/plan/money.ts'
@@ -73,6 +78,8 @@ export class World {
   readonly busy = new Map<string, number>()
   staticQps = 0
   staticQueue = 0
+  /** Notices members announce, by key: an interrupted instance is taken by its provider at `at`. */
+  readonly notices = new Map<string, { kind: 'rebalance' | 'interruption', at: number }>()
 
   // The shell's state.
   log: LedgerEntry[] = []
@@ -84,7 +91,7 @@ export class World {
   private requestSerial = 0
   private lastSpend: { total: number, today: number, month: number, at: number } = { total: 0, today: 0, month: 0, at: 0 }
   /** Stats, for the test's own sanity (the property must exercise things). */
-  readonly stats = { decisions: 0, launches: 0, fallbacks: 0, launchFailures: 0, terminates: 0, drains: 0, crashes: 0, sheds: 0, adopted: 0, refusedOutcomes: 0, granted: 0, cut: 0, refused: 0 }
+  readonly stats = { decisions: 0, launches: 0, fallbacks: 0, launchFailures: 0, terminates: 0, drains: 0, crashes: 0, sheds: 0, adopted: 0, refusedOutcomes: 0, granted: 0, cut: 0, refused: 0, notices: 0, replacements: 0 }
 
   constructor (policy: Policy, offerings: Offering[], now: number) {
     this.policy = policy
@@ -113,6 +120,7 @@ export class World {
     for (const i of this.alive()) {
       if (this.hung.has(i.key) || this.now - i.launchedAt < BOOT_MS) continue
       const killed = this.killedAt.get(i.key)
+      const notice = this.notices.get(i.key)
       const drainStart = this.drainingSince.get(i.key)
       const draining = drainStart !== undefined
       const inflight = draining && this.now - drainStart >= DRAIN_MS ? 0 : this.busy.get(i.key) ?? 0
@@ -128,10 +136,20 @@ export class World {
         costPerHour: i.pricePerHour,
         voter: false,
         instance: { provider: i.provider, id: i.id, key: i.key, launchedAt: i.launchedAt },
-        replica: { ready: true, models: ['m'], slots: 4, inflight, queued: 0, qps: inflight > 0 ? 1 : 0 }
+        replica: { ready: true, models: ['m'], slots: 4, inflight, queued: 0, qps: inflight > 0 ? 1 : 0 },
+        ...(notice !== undefined ? { notice } : {})
       })
     }
     return out
+  }
+
+  /** The member of this spot instance announces a notice; an interruption drains it at once and takes it two minutes later. */
+  notice (i: Instance, kind: 'rebalance' | 'interruption'): void {
+    const had = this.notices.get(i.key)
+    if (!i.spot || had?.kind === 'interruption') return
+    this.notices.set(i.key, { kind, at: kind === 'interruption' ? this.now + 2 * 60_000 : this.now })
+    if (kind === 'interruption' && !this.drainingSince.has(i.key)) this.drainingSince.set(i.key, this.now)
+    this.stats.notices += 1
   }
 
   inject (provider: string, verb: 'create' | 'delete' | 'list' | 'offerings', kind: FailKind): void {
@@ -164,6 +182,11 @@ export class World {
 
   /** One round: observe, decide, check, commit, act. */
   async tick (crash: Crash | null): Promise<DecideResult> {
+    // EC2 takes interrupted instances at their notice's time.
+    for (const i of this.alive()) {
+      const n = this.notices.get(i.key)
+      if (n?.kind === 'interruption' && n.at <= this.now) this.providers.get(i.provider)!.interrupt(i.id)
+    }
     let observedAll = true
     const prices: Offering[] = []
     const listings: ProviderListing[] = []
@@ -177,7 +200,7 @@ export class World {
     const r = decide(input)
     const again = decide(input)
     if (!isDeepStrictEqual(r, again)) fail('decide() is not deterministic')
-    this.checkDecision(before, r)
+    this.checkDecision(before, r, prices)
     this.stats.decisions += 1
 
     const answered = new Set(r.answers.map((a) => a.id))
@@ -276,7 +299,7 @@ export class World {
   // -- invariants -----------------------------------------------------------
 
   /** What must hold of every decision, before anything of it is committed. */
-  private checkDecision (before: LedgerState, r: DecideResult): void {
+  private checkDecision (before: LedgerState, r: DecideResult, prices: readonly Offering[]): void {
     const b = this.policy.burst
     const budget = micros(b.costBudget)
     const maxOf = new Map(this.policy.providers.map((p) => [p.name, p.maxInstances]))
@@ -300,10 +323,23 @@ export class World {
 
     // (3) Intent first: at the moment each intent would commit (any prefix of
     // the entries), everything that may bill, that intent included, fits.
+    // (8) Preempted zones are avoided while others exist: a spot intent in a
+    // zone that saw an interruption recently, while the same provider offered
+    // spot in another zone, available, not refused for capacity, at no more.
     let s = before
     for (const e of r.entries) {
+      const prior = s
       s = applyChecked(s, e).state
       if (e.type !== 'instance.intent') continue
+      if (e.offering.spot) {
+        const burnt = preempted(prior, this.now, b.preemptionMemoryMs)
+        const refused = capacityRefused(prior, this.now, b.capacityErrorTtlMs)
+        if (burnt.zones.has(zoneKey(e.offering))) {
+          const better = prices.find((o) => o.provider === e.offering.provider && o.spot && o.available && !refused.has(offeringId(o)) && !burnt.zones.has(zoneKey(o)) && micros(o.pricePerHour) <= micros(e.pricePerHour))
+          if (better !== undefined) fail(`intent ${e.key} in preempted zone ${zoneKey(e.offering)} while ${offeringId(better)} was free of preemptions at no more`)
+        }
+      }
+      if (e.replaces !== undefined && getRecord(prior, e.replaces)?.notice != null) this.stats.replacements += 1
       const billing = records(s).filter(mayBill)
       const m = billing.reduce((a, x) => a + micros(x.pricePerHour), 0)
       if (m > budget) fail(`intent ${e.key}: ${m / 1e6}/h may bill > cost_budget ${b.costBudget}/h`)
@@ -324,6 +360,14 @@ export class World {
       for (const o of a.fallbacks) if (micros(o.pricePerHour) > micros(rec.pricePerHour)) fail(`fallback dearer than the reservation for ${a.key}`)
     }
     if (r.actions.filter((a) => a.op === 'launch').length !== new Set(r.actions.filter((a) => a.op === 'launch').map((a) => a.key)).size) fail('two launches of one key in one decision')
+
+    // (9) One replacement per notice: of the launches for an instance under a
+    // notice, at most one that did not fail outright.
+    for (const x of records(r.ledger)) {
+      if (x.notice === null) continue
+      const replacements = records(r.ledger).filter((y) => y.replaces === x.key && y.state !== 'failed')
+      if (replacements.length > 1) fail(`${replacements.length} replacements for the notice of ${x.key}: ${replacements.map((y) => y.key).join(', ')}`)
+    }
 
     // (5) Answers are consistent.
     for (const a of r.answers) {

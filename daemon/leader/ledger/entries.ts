@@ -103,7 +103,7 @@ export const intentEntry = z.object({
   pricePerHour: money,
   /** Placed on on-demand because spot could not be had (dynamic_ondemand_fallback). */
   fallback: z.boolean(),
-  /** A spot launch meant to replace this fallback on-demand instance once ready. */
+  /** The instance this launch replaces once ready: an on-demand fallback (back to spot), or one its provider warned about (instance.notice). */
   replaces: key.optional(),
   reason: text
 })
@@ -169,6 +169,24 @@ export const vanishedEntry = z.object({
 })
 
 /**
+ * The instance's provider warned that it will be taken away (its member's
+ * heartbeat `notice`): a spot interruption (`at` = when it goes) or a
+ * rebalance recommendation (`at` = when EC2 noticed the risk). Recorded once
+ * per kind (an interruption may follow a rebalance), so every leader knows
+ * which offerings were preempted and which instance a replacement is for.
+ */
+export const noticeEntry = z.object({
+  ...common,
+  type: z.literal('instance.notice'),
+  key,
+  kind: z.enum(['rebalance', 'interruption']),
+  noticeAt: count,
+  /** Whether it calls for a replacement: it was serving (not already on its way out for another reason). */
+  replace: z.boolean(),
+  reason: text
+})
+
+/**
  * Forget finished instances and decisions older than `before` (clipped to the
  * start of the UTC month of `at`, so this month's spend stays exact); their
  * spend is kept in a running total.
@@ -179,7 +197,7 @@ export const compactEntry = z.object({
   before: count
 })
 
-export const entrySchema = z.discriminatedUnion('type', [decisionEntry, intentEntry, launchedEntry, stateEntry, priceEntry, adoptedEntry, vanishedEntry, compactEntry])
+export const entrySchema = z.discriminatedUnion('type', [decisionEntry, intentEntry, launchedEntry, stateEntry, priceEntry, adoptedEntry, vanishedEntry, noticeEntry, compactEntry])
 
 export type LedgerEntry = z.output<typeof entrySchema>
 export type DecisionEntry = z.output<typeof decisionEntry>
@@ -189,6 +207,7 @@ export type StateEntry = z.output<typeof stateEntry>
 export type PriceEntry = z.output<typeof priceEntry>
 export type AdoptedEntry = z.output<typeof adoptedEntry>
 export type VanishedEntry = z.output<typeof vanishedEntry>
+export type NoticeEntry = z.output<typeof noticeEntry>
 export type CompactEntry = z.output<typeof compactEntry>
 /** An answer as the ledger records it (plan/types.ts `Answer` is the same shape). */
 export type RecordedAnswer = z.output<typeof answerSchema>

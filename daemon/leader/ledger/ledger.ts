@@ -12,7 +12,7 @@
  * older term) is refused deterministically: every node refuses it the same
  * way, so ledgers never diverge, and `applyChecked` says why.
  */
-import type { Offering } from '../../../providers/types.ts'
+import { offeringId, type Offering } from '../../../providers/types.ts'
 import {
   LEDGER_VERSION,
   type AdoptedEntry,
@@ -21,6 +21,7 @@ import {
   type IntentEntry,
   type LaunchedEntry,
   type LedgerEntry,
+  type NoticeEntry,
   type PriceEntry,
   type RecordedAnswer,
   type RecordState,
@@ -58,8 +59,14 @@ export interface InstanceRecord {
   pricePerHour: number
   /** On-demand because spot could not be had (dynamic_ondemand_fallback); replaced by spot when it can. */
   fallback: boolean
-  /** The fallback instance this spot launch replaces, once ready. */
+  /** The instance this launch replaces once ready: a fallback on-demand one, or one its provider warned about. */
   replaces: string | null
+  /**
+   * The provider warned that it will be taken away: `at` is when it goes
+   * (interruption) or when the risk was noticed (rebalance); `recordedAt` when
+   * the leader recorded it. An interruption is never replaced by a rebalance.
+   */
+  notice: { kind: 'rebalance' | 'interruption', at: number, recordedAt: number, replace: boolean } | null
   state: RecordState
   reason: string
   stateAt: number
@@ -154,6 +161,7 @@ function reduce (state: LedgerState, e: LedgerEntry): LedgerState | string {
     case 'instance.price': return onPrice(state, e)
     case 'instance.adopted': return onAdopted(state, e)
     case 'instance.vanished': return onVanished(state, e)
+    case 'instance.notice': return onNotice(state, e)
     case 'ledger.compact': return onCompact(state, e)
   }
 }
@@ -179,6 +187,7 @@ function onIntent (state: LedgerState, e: IntentEntry): LedgerState | string {
     pricePerHour: e.pricePerHour,
     fallback: e.fallback,
     replaces: e.replaces ?? null,
+    notice: null,
     state: 'provisioning',
     reason: e.reason,
     stateAt: e.at,
@@ -267,6 +276,7 @@ function onAdopted (state: LedgerState, e: AdoptedEntry): LedgerState | string {
     pricePerHour: e.pricePerHour,
     fallback: false,
     replaces: null,
+    notice: null,
     state: 'starting',
     reason: e.reason,
     stateAt: e.at,
@@ -287,6 +297,17 @@ function onVanished (state: LedgerState, e: VanishedEntry): LedgerState | string
   if (rec === undefined) return `vanished: unknown key ${e.key}`
   if (rec.state === 'terminated') return `vanished: ${e.key} is already terminated`
   return withRecord(state, { ...rec, state: 'terminated', reason: e.reason, stateAt: e.at, endedAt: rec.endedAt ?? e.at, term: e.term })
+}
+
+function onNotice (state: LedgerState, e: NoticeEntry): LedgerState | string {
+  const rec = own(state.instances, e.key)
+  if (rec === undefined) return `notice: unknown key ${e.key}`
+  if (isFinished(rec)) return `notice: ${e.key} is ${rec.state}`
+  if (rec.notice !== null && (rec.notice.kind === 'interruption' || e.kind === 'rebalance')) return `notice: ${e.key} already has a${rec.notice.kind === 'interruption' ? 'n interruption' : ' rebalance'} notice`
+  // Whether a replacement is due was settled by the first notice (an
+  // interruption after a rebalance does not ask for a second one).
+  const replace = rec.notice === null ? e.replace : rec.notice.replace
+  return withRecord(state, { ...rec, notice: { kind: e.kind, at: e.noticeAt, recordedAt: e.at, replace }, term: e.term })
 }
 
 function onCompact (state: LedgerState, e: CompactEntry): LedgerState | string {
@@ -371,6 +392,26 @@ export function answerFor (state: LedgerState, requestId: string): RecordedAnswe
   const d = own(state.requests, requestId)
   if (d === undefined) return null
   return own(state.decisions, d)?.answer ?? null
+}
+
+/**
+ * Spot offerings (and their zones) whose instances were interrupted within
+ * `ttlMs` before `now`: placement ranks them last (plan/placement.ts).
+ */
+export function preempted (state: LedgerState, now: number, ttlMs: number): { offerings: Set<string>, zones: Set<string> } {
+  const offerings = new Set<string>()
+  const zones = new Set<string>()
+  for (const r of Object.values(state.instances)) {
+    if (r.notice?.kind !== 'interruption' || now - r.notice.recordedAt >= ttlMs) continue
+    offerings.add(offeringId(r.offering))
+    zones.add(zoneKey(r.offering))
+  }
+  return { offerings, zones }
+}
+
+/** provider/region/zone: what a correlated spot reclaim hits. */
+export function zoneKey (p: { provider: string, region: string, zone?: string }): string {
+  return `${p.provider}/${p.region}/${p.zone ?? '-'}`
 }
 
 /** Offering ids that answered InsufficientCapacity within `ttlMs` before `now`. */

@@ -13,12 +13,18 @@
  *  1. reconciliation with each provider's list(): adopt, record, vanish;
  *  2. prices: instances whose offering's price changed are re-priced
  *     (adopted ones included, in the same call);
+ *  3a. notices (notices.ts): a member that announces a spot interruption
+ *     or a rebalance recommendation has it recorded; an interrupted one is
+ *     drained until its termination time;
  *  3. lifecycle of every instance (lifecycle.ts): ready, launch timeouts,
  *     ttl, idle_timeout, dead members, drains finishing, re-issues;
  *  4. the budget: if what we keep costs more than cost_budget (prices rose,
  *     an orphan was adopted), shed the most expensive at once;
  *  5. counts above max_cloud_instances / max_instances (lowered in the
  *     config): drain the least useful;
+ *  5a. a replacement for each instance under a notice that has none, within
+ *     the budget, away from preempted zones (notices.ts); a rebalanced
+ *     instance drained once its replacement is ready;
  *  6. manual terminate requests, then manual burst requests, in order;
  *  7. dynamic_ondemand_fallback: spot back? launch a spot replacement for
  *     each fallback on-demand instance, drain the fallback once it is ready;
@@ -35,6 +41,7 @@ import { limitsOf, shed } from './budget.ts'
 import { committedPerHour, getRecord, isFinished, liveRecords, own, projectedPerHour, records, type InstanceRecord, type LedgerState } from '../ledger/ledger.ts'
 import { instanceSchema, offeringSchema, type LedgerEntry } from '../ledger/entries.ts'
 import { lifecycle, type Step } from './lifecycle.ts'
+import { recordNotices, replaceNoticed } from './notices.ts'
 import { clone, memoryFor, prune, type LeaderMemory } from './memory.ts'
 import { micros, perHour } from './money.ts'
 import { indexMembers, isBusy, memberOf, type MemberIndex } from './observe.ts'
@@ -128,9 +135,11 @@ export function decide (input: DecideInput): DecideResult {
   const tickEntries = (): number => w.entries.length
   const listed = reconcileAll(w, observations, policy, prices)
   repriceAll(w, prices)
+  recordNotices(w, policy, index)
   lifecycleAll(w, policy, index, listed)
   shedOverBudget(w, policy)
   drainOverCount(w, policy, index)
+  replaceNoticed(w, ctx, tick)
   compactMonthly(w)
   let upkeepEntries = tickEntries()
 

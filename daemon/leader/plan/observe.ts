@@ -27,6 +27,7 @@ export function observeMember (m: Member): MemberObservation {
       : { ready: hb.replica.ready, models: hb.replica.models, slots: hb.replica.slots, inflight: hb.replica.inflight, queued: hb.replica.queued, qps: hb.replica.qps }
   }
   if (hb.zone !== undefined) out.zone = hb.zone
+  if (hb.notice !== undefined) out.notice = { kind: hb.notice.kind, at: hb.notice.at }
   return out
 }
 

@@ -11,6 +11,13 @@
  *   zone, not a provider.
  * - Skip offerings marked unavailable and those that recently answered
  *   InsufficientCapacity (the caller passes their ids).
+ * - Spot reclaims (SkyServe's dynamic-fallback placer): within a provider,
+ *   zones that saw no preemption recently come first and the very offering
+ *   (type, zone, spot) that was interrupted last; avoided, not excluded, so
+ *   they are still used when nothing else is left. A replacement for an
+ *   interrupted instance (`want.away`) tries, per its provider's
+ *   `spot_recovery`, the same region's other zones first (FAILOVER) or other
+ *   regions first (EAGER_NEXT_REGION).
  * - Markets, as SkyServe's spot policy: a provider launches on its own market
  *   (`spot: true` providers on spot). `base_ondemand_fallback_replicas` keeps
  *   that many replicas on on-demand capacity at all times (always-on members,
@@ -25,6 +32,7 @@
  */
 import { offeringId, type Offering } from '../../../providers/types.ts'
 import { micros } from './money.ts'
+import { zoneKey } from '../ledger/ledger.ts'
 import type { ProviderPolicy } from './types.ts'
 
 /** An instance already placed (live or planned), for spreading and the on-demand base. */
@@ -42,6 +50,8 @@ export interface PlacementContext {
   offerings: readonly Offering[]
   /** Offering ids that answered InsufficientCapacity recently. */
   refused: ReadonlySet<string>
+  /** Spot offering ids and zones (ledger.ts zoneKey) interrupted recently: ranked last within their provider. */
+  preempted?: { offerings: ReadonlySet<string>, zones: ReadonlySet<string> }
   /** Burst instances live or planned. */
   placed: readonly Placed[]
   /** Always-on members serving on on-demand capacity (not burst). */
@@ -54,6 +64,8 @@ export interface Want {
   provider?: string
   /** true: spot only; false: on-demand only; absent: the policy decides. */
   spot?: boolean
+  /** A replacement for an instance interrupted here: its provider's spot_recovery orders that provider's regions. */
+  away?: { provider: string, region: string }
 }
 
 export interface Choice {
@@ -74,10 +86,6 @@ export interface Ranking {
 export function tier (o: Offering): number {
   if (o.spot) return 1
   return o.kind === 'local' || o.kind === 'ssh' || o.kind === 'k8s' ? 0 : 2
-}
-
-function zoneOf (p: { provider: string, region: string, zone?: string }): string {
-  return `${p.provider}/${p.region}/${p.zone ?? '-'}`
 }
 
 function describe (o: Offering): string {
@@ -127,7 +135,14 @@ export function rank (ctx: PlacementContext, want: Want = {}): Ranking {
   }
 
   const perZone = new Map<string, number>()
-  for (const p of ctx.placed) perZone.set(zoneOf(p), (perZone.get(zoneOf(p)) ?? 0) + 1)
+  for (const p of ctx.placed) perZone.set(zoneKey(p), (perZone.get(zoneKey(p)) ?? 0) + 1)
+  // Spot only (an on-demand instance is not reclaimed): 0 fine, 1 its zone
+  // saw a preemption, 2 the offering itself was interrupted.
+  const burnt = (o: Offering): number => ctx.preempted === undefined || !o.spot ? 0 : ctx.preempted.offerings.has(offeringId(o)) ? 2 : ctx.preempted.zones.has(zoneKey(o)) ? 1 : 0
+  // 0 the region spot_recovery tries first, 1 the others (only for a replacement of an interrupted instance).
+  const away = want.away
+  const recovery = away === undefined ? undefined : policyOf.get(away.provider)?.spotRecovery
+  const regionFirst = (o: Offering): number => away === undefined || o.provider !== away.provider ? 0 : (o.region === away.region) === (recovery !== 'EAGER_NEXT_REGION') ? 0 : 1
   const order = new Map(ctx.providers.map((p, i) => [p.name, i]))
 
   // Providers by their cheapest candidate within the same group (the
@@ -154,9 +169,16 @@ export function rank (ctx: PlacementContext, want: Want = {}): Ranking {
     const pa = providerRank(a)
     const pb = providerRank(b)
     for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!
-    // Same provider: the emptiest zone, then the cheapest there.
-    const za = perZone.get(zoneOf(a.offering)) ?? 0
-    const zb = perZone.get(zoneOf(b.offering)) ?? 0
+    // Same provider: away from recent preemptions, the region spot_recovery
+    // says, the emptiest zone, then the cheapest there.
+    const ba = burnt(a.offering)
+    const bb = burnt(b.offering)
+    if (ba !== bb) return ba - bb
+    const ga = regionFirst(a.offering)
+    const gb = regionFirst(b.offering)
+    if (ga !== gb) return ga - gb
+    const za = perZone.get(zoneKey(a.offering)) ?? 0
+    const zb = perZone.get(zoneKey(b.offering)) ?? 0
     if (za !== zb) return za - zb
     const d = micros(a.offering.pricePerHour) - micros(b.offering.pricePerHour)
     if (d !== 0) return d

@@ -20,7 +20,14 @@ export const LEADER_TIMINGS = {
   /** A provider call that has not been confirmed in a minute is retried (all are idempotent). */
   actionRetryMs: 60_000,
   /** Karpenter keeps an offering that answered InsufficientCapacity out for 3 minutes. */
-  capacityErrorTtlMs: 3 * 60_000
+  capacityErrorTtlMs: 3 * 60_000,
+  /**
+   * SkyServe's dynamic-fallback placer keeps a preempted zone out until a
+   * launch there succeeds; here it is ranked last for half an hour (spot
+   * reclaims come in waves over minutes, and a zone that calmed down is
+   * worth its price again).
+   */
+  preemptionMemoryMs: 30 * 60_000
 } as const
 
 export function providerPolicy (p: ProviderConfig): ProviderPolicy {
@@ -32,6 +39,7 @@ export function providerPolicy (p: ProviderConfig): ProviderPolicy {
     maxInstances: p.max_instances,
     costPerHour: p.cost_per_hour,
     spot: p.kind === 'aws' ? p.spot : false,
+    spotRecovery: p.kind === 'aws' ? p.spot_recovery : 'FAILOVER',
     replica,
     config: p.config
   }

@@ -8,7 +8,7 @@
 import { offeringId } from '../../../providers/types.ts'
 import { allocate, type Allocation, type Slot } from './allocate.ts'
 import { limitsOf, type Held } from './budget.ts'
-import { answerFor, liveRecords, mayBill, records, capacityRefused, type LedgerState } from '../ledger/ledger.ts'
+import { answerFor, liveRecords, mayBill, records, capacityRefused, preempted, type LedgerState } from '../ledger/ledger.ts'
 import { requestIdPattern } from '../ledger/entries.ts'
 import { perHour, priceRange } from './money.ts'
 import { memberOf, staticReplicas, type MemberIndex } from './observe.ts'
@@ -44,6 +44,7 @@ export function placementOf (w: Work, c: RequestContext): PlacementContext {
     providers: c.policy.providers,
     offerings: c.prices,
     refused: capacityRefused(w.ledger, w.now, c.policy.burst.capacityErrorTtlMs),
+    preempted: preempted(w.ledger, w.now, c.policy.burst.preemptionMemoryMs),
     placed,
     staticOnDemand: staticReplicas(c.members).filter((m) => !m.spot).length,
     baseOndemandFallbackReplicas: c.policy.service.baseOndemandFallbackReplicas,

@@ -41,6 +41,8 @@ export interface BurstPolicy {
   actionRetryMs: number
   /** An offering that answered InsufficientCapacity is skipped this long (Karpenter's ICE cache: 3 min). */
   capacityErrorTtlMs: number
+  /** A spot offering (and its zone) interrupted this recently is placed last (SkyServe's dynamic-fallback placer). */
+  preemptionMemoryMs: number
 }
 
 /** SkyServe's replica_policy (`service:`), same names and meaning. */
@@ -66,6 +68,12 @@ export interface ProviderPolicy {
   costPerHour: number
   /** Which market this provider launches on by default: true for an aws provider with `spot: true`. */
   spot: boolean
+  /**
+   * `providers[aws].spot_recovery`: where a replacement for an interrupted
+   * instance goes first: the same region's other zones (FAILOVER) or another
+   * region (EAGER_NEXT_REGION). FAILOVER for providers without regions.
+   */
+  spotRecovery: 'FAILOVER' | 'EAGER_NEXT_REGION'
   /** What a launched node serves. */
   replica: ReplicaSpec
   /** Merged into each launched node's meshd config. */
@@ -102,6 +110,8 @@ export interface MemberObservation {
   voter: boolean
   /** Set on burst members: which instance it is. `key` ties it to the ledger. */
   instance: { provider: string, id: string, key?: string, launchedAt?: number } | null
+  /** The provider warned that it will be taken away (heartbeat `notice`): rebalance (at = noticed) or interruption (at = when it goes). */
+  notice?: { kind: 'rebalance' | 'interruption', at: number }
   replica: { ready: boolean, models: string[], slots: number, inflight: number, queued: number, qps: number } | null
 }
 
@@ -206,8 +216,8 @@ export const DECISION_REASONS = [
   'nothing_to_terminate',
   /** A terminate granted as asked. */
   'requested',
-  /** Ticks: the autoscaler launched or drained; a spot replacement for an on-demand fallback; anything else the leader keeps up (reconciliation, lifecycle, prices). */
-  'autoscale', 'spot_return', 'upkeep'
+  /** Ticks: a replacement for an instance its provider warned about (spot interruption, rebalance); the autoscaler launched or drained; a spot replacement for an on-demand fallback; anything else the leader keeps up (reconciliation, lifecycle, prices). */
+  'spot_notice', 'autoscale', 'spot_return', 'upkeep'
 ] as const
 export type DecisionReason = typeof DECISION_REASONS[number]
 

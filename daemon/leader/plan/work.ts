@@ -95,13 +95,14 @@ export function canDrain (r: InstanceRecord, member: MemberObservation | undefin
   return member !== undefined && member.state === 'alive' && DRAINABLE.includes(r.state)
 }
 
-export function drain (w: Work, key: string, member: MemberObservation | undefined, burst: BurstPolicy, reason: string): 'drain' | 'terminate' {
+/** `until`: terminate by then even if still busy (default now + drain_timeout; an interruption's termination time). */
+export function drain (w: Work, key: string, member: MemberObservation | undefined, burst: BurstPolicy, reason: string, until = w.now + burst.drainTimeoutMs): 'drain' | 'terminate' {
   const r = record(w, key)
   if (member === undefined || !canDrain(r, member)) {
     terminate(w, key, reason)
     return 'terminate'
   }
-  setState(w, key, 'draining', reason, { drainDeadline: w.now + burst.drainTimeoutMs })
+  setState(w, key, 'draining', reason, { drainDeadline: Math.max(w.now, until) })
   act(w, { op: 'drain', key, member: member.id, reason })
   return 'drain'
 }
