@@ -141,7 +141,8 @@ export const providerSchema = z.discriminatedUnion('kind', [
     kind: z.literal('aws'),
     regions: z.array(z.string().min(1)).min(1),
     instance_types: z.array(z.string().min(1)).min(1),
-    image_id: z.string().optional(),
+    /** The AMI: one id for every region, or one per region (AMI ids are regional). */
+    image_id: z.union([z.string().min(1), z.record(z.string(), z.string().min(1))]).optional(),
     launch_template: z.strictObject({ id: z.string(), version: z.string().default('$Latest') }).optional(),
     subnet_ids: z.record(z.string(), z.string()).default({}),
     security_group_ids: z.array(z.string()).default([]),
@@ -181,6 +182,10 @@ export const providerSchema = z.discriminatedUnion('kind', [
     unavailable_for: duration.prefault('3m')
   }).superRefine((p, ctx) => {
     // Both may be given: the template's settings with image_id's AMI (CreateFleet overrides it).
+    if (typeof p.image_id === 'object') {
+      for (const r of p.regions) if (p.image_id[r] === undefined) ctx.addIssue({ code: 'custom', path: ['image_id'], message: `expected an AMI for region ${r} (AMI ids are regional; have ${Object.keys(p.image_id).join(', ') || 'none'})` })
+    }
+    if (p.launch_template !== undefined && p.regions.length > 1) ctx.addIssue({ code: 'custom', path: ['launch_template'], message: `expected one region with launch_template (a launch template belongs to one region), got ${p.regions.length}: give one aws provider per region, or use image_id` })
     if (p.image_id === undefined && p.launch_template === undefined) ctx.addIssue({ code: 'custom', path: [], message: 'expected image_id (an AMI) or launch_template (or both: the template with image_id\'s AMI)' })
     if ((p.bundle_url === undefined) !== (p.bundle_sha256 === undefined)) ctx.addIssue({ code: 'custom', path: [p.bundle_url === undefined ? 'bundle_url' : 'bundle_sha256'], message: 'expected bundle_url and bundle_sha256 together (`meshd bundle` prints the sha256)' })
   })

@@ -51,6 +51,13 @@ function build (config: Config, p: ProviderConfig): Provider {
  * start-up on a small machine), so it is loaded on the provider's first call:
  * a node that never launches on EC2 never loads it.
  */
+/** region → AMI of an aws entry: one id for every region, or the per-region mapping as given. */
+export function imageIds (p: Extract<ProviderConfig, { kind: 'aws' }>): Record<string, string> {
+  if (p.image_id === undefined) return {}
+  const one = p.image_id
+  return typeof one === 'string' ? Object.fromEntries(p.regions.map((r) => [r, one])) : { ...one }
+}
+
 export function buildAws (config: Config, p: Extract<ProviderConfig, { kind: 'aws' }>): Provider {
   let made: Promise<Provider> | null = null
   const load = async (): Promise<Provider> => {
@@ -59,7 +66,7 @@ export function buildAws (config: Config, p: Extract<ProviderConfig, { kind: 'aw
       cluster: config.cluster,
       regions: p.regions,
       instanceTypes: p.instance_types,
-      ...(p.image_id === undefined ? {} : { imageId: p.image_id }),
+      imageIds: imageIds(p),
       ...(p.launch_template === undefined ? {} : { launchTemplate: p.launch_template }),
       subnetIds: p.subnet_ids,
       securityGroupIds: p.security_group_ids,

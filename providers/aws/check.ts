@@ -39,7 +39,8 @@ export interface CheckInput {
   regions: readonly string[]
   instanceTypes: readonly string[]
   spot: boolean
-  imageId?: string
+  /** region → AMI. */
+  imageIds: Readonly<Record<string, string>>
   launchTemplate?: { id: string, version: string }
   /** region → zones from the config (else a zone named `<region>a` stands in for the dry run). */
   zones: Readonly<Record<string, readonly string[]>>
@@ -69,7 +70,7 @@ function probes (i: CheckInput, region: string): Array<{ action: string, send: (
           offering: { provider: i.name, kind: 'aws', region, zone, instanceType: type, spot: i.spot, pricePerHour: 0, available: true },
           types: [{ instanceType: type, pricePerHour: 0 }],
           template: meshdTemplate ? { name: templateName } : i.launchTemplate!,
-          ...(i.imageId !== undefined && !meshdTemplate ? { imageId: i.imageId } : {})
+          ...(i.imageIds[region] !== undefined && !meshdTemplate ? { imageId: i.imageIds[region] } : {})
         }),
         DryRun: true
       }), o)
@@ -78,7 +79,7 @@ function probes (i: CheckInput, region: string): Array<{ action: string, send: (
   ]
   if (meshdTemplate) {
     out.push(
-      { action: 'ec2:CreateLaunchTemplate', send: async (c, o) => await c.send(new CreateLaunchTemplateCommand({ DryRun: true, LaunchTemplateName: templateName, LaunchTemplateData: { ImageId: i.imageId! } }), o) },
+      { action: 'ec2:CreateLaunchTemplate', send: async (c, o) => await c.send(new CreateLaunchTemplateCommand({ DryRun: true, LaunchTemplateName: templateName, LaunchTemplateData: { ImageId: i.imageIds[region]! } }), o) },
       { action: 'ec2:DeleteLaunchTemplate', send: async (c, o) => await c.send(new DeleteLaunchTemplateCommand({ DryRun: true, LaunchTemplateName: templateName }), o) }
     )
   }

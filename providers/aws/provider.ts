@@ -59,7 +59,8 @@ export interface AwsProviderInit {
   cluster: string
   regions: string[]
   instanceTypes: string[]
-  imageId?: string
+  /** The AMI per region (AMI ids are regional). */
+  imageIds?: Record<string, string>
   launchTemplate?: { id: string, version: string }
   /** zone → subnet. */
   subnetIds?: Record<string, string>
@@ -135,7 +136,10 @@ export class AwsProvider implements Provider {
   private lastNotes = ''
 
   constructor (init: AwsProviderInit) {
-    if (init.imageId === undefined && init.launchTemplate === undefined) throw new Error(`${init.name}: expected image_id or launch_template`)
+    if (init.launchTemplate === undefined) {
+      const missing = init.regions.filter((r) => init.imageIds?.[r] === undefined)
+      if (missing.length > 0) throw new Error(`${init.name}: expected image_id (or launch_template) for ${missing.join(', ')}`)
+    }
     this.init = init
     this.name = init.name
     this.now = init.now ?? Date.now
@@ -276,7 +280,7 @@ export class AwsProvider implements Provider {
       offering: o,
       types,
       template,
-      ...(this.init.launchTemplate !== undefined && this.init.imageId !== undefined ? { imageId: this.init.imageId } : {}),
+      ...(this.init.launchTemplate !== undefined && this.init.imageIds?.[o.region] !== undefined ? { imageId: this.init.imageIds[o.region] } : {}),
       ...(subnetId === undefined ? {} : { subnetId })
     })
     let out
@@ -381,7 +385,7 @@ export class AwsProvider implements Provider {
     return templateSpec({
       cluster: req.cluster,
       provider: this.name,
-      imageId: this.init.imageId!,
+      imageId: this.init.imageIds![region]!,
       userData: encodeUserData(script),
       ...(this.init.iamInstanceProfile === undefined ? {} : { iamInstanceProfile: this.init.iamInstanceProfile }),
       ...(this.init.keyName === undefined ? {} : { keyName: this.init.keyName }),

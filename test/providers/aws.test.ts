@@ -59,7 +59,7 @@ function provider (over: Partial<AwsProviderInit> = {}): AwsProvider {
     cluster: 'test',
     regions: ['us-east-1', 'us-west-2'],
     instanceTypes: ['c7a.4xlarge', 'r7a.4xlarge', 'm7a.4xlarge'],
-    imageId: 'ami-0123456789abcdef0',
+    imageIds: { 'us-east-1': 'ami-0123456789abcdef0', 'us-west-2': 'ami-0fedcba9876543210' },
     subnetIds: { 'us-east-1a': 'subnet-aaa' },
     securityGroupIds: ['sg-1'],
     zones: { 'us-west-2': ['us-west-2a'] },
@@ -212,7 +212,12 @@ t.test('create: one CreateFleet, overrides of every no-dearer type in the zone, 
   const od = await offeringOf(p, 'us-east-1b', 'r7a.4xlarge', false)
   await p.create(req('d7-1', od))
   t.equal((await m.calls(CreateLaunchTemplateCommand)).length, 1, 'the template is made once')
-  const second = (await m.calls(CreateFleetCommand))[1]!.input
+  // Another region: its own template, with that region's AMI (AMI ids are regional).
+  await p.create(req('d7-2', await offeringOf(p, 'us-west-2a', 'c7a.4xlarge', true)))
+  const made2 = (await m.calls(CreateLaunchTemplateCommand))
+  t.equal(made2.length, 2, 'a template per region')
+  t.equal(made2[1]!.input.LaunchTemplateData!.ImageId, 'ami-0fedcba9876543210', "us-west-2's AMI")
+  const second = (await m.calls(CreateFleetCommand))[1]!.input // d7-1, the on-demand one
   t.same(second.OnDemandOptions, { AllocationStrategy: 'lowest-price' })
   t.equal(second.SpotOptions, undefined)
   t.same(second.TargetCapacitySpecification, { TotalTargetCapacity: 1, DefaultTargetCapacityType: 'on-demand' })

@@ -12,7 +12,7 @@ import { renderTable } from '../common/table.ts'
 import { loadConfig, resolveConfigPath } from '../../config/load.ts'
 import { ConfigError } from '../../config/errors.ts'
 import type { Config, ProviderConfig } from '../../config/schema.ts'
-import { burstDefaults } from '../../leader/providers.ts'
+import { burstDefaults, imageIds } from '../../leader/providers.ts'
 
 export const help = `usage: meshd providers check [NAME] [--json]
        meshd providers user-data NAME [--peer MULTIADDR]...
@@ -81,7 +81,7 @@ async function check (file: string, config: Config, name: string | undefined, js
         regions: p.regions,
         instanceTypes: p.instance_types,
         spot: p.spot,
-        ...(p.image_id === undefined ? {} : { imageId: p.image_id }),
+        imageIds: imageIds(p),
         ...(p.launch_template === undefined ? {} : { launchTemplate: p.launch_template }),
         zones: p.zones,
         clients
