@@ -194,10 +194,14 @@ export class NetnsMachines extends BareMachines {
     ip('-n', ns, 'addr', 'add', `${privateIp}/24`, 'dev', 'eth0')
     ip('-n', ns, 'link', 'set', 'eth0', 'up')
     ip('-n', ns, 'link', 'set', 'lo', 'up')
-    return { privateIp, ready: this.boot(inst, box, privateIp) }
+    const booted = this.boot(inst, box, privateIp)
+    // Known at once (a test may wait for it before the machine is up); null when the machine never came up.
+    box.userData = booted.then(async (b) => b.exit, () => null)
+    return { privateIp, ready: booted.then(() => {}) }
   }
 
-  private async boot (inst: InstanceRecord, box: Box, privateIp: string): Promise<void> {
+  /** Sets the machine up and starts its user data; resolves (when it runs) to the user data's exit. */
+  private async boot (inst: InstanceRecord, box: Box, privateIp: string): Promise<{ exit: Promise<number | null> }> {
     await this.imds(inst, box, privateIp, this.hostIp)
     const dir = join(this.root, inst.id)
     mkdirSync(join(dir, 'disk'), { recursive: true })
@@ -225,7 +229,7 @@ export class NetnsMachines extends BareMachines {
     }
     const ud = spawn('nsenter', ['-t', String(keeper.pid), '-m', '-n', '--', 'sh', file], { cwd: '/', env, stdio: ['ignore', out, out], detached: true })
     closeSync(out)
-    box.userData = new Promise((resolve) => { ud.on('exit', (code) => { resolve(code) }); ud.on('error', () => { resolve(null) }) })
+    return { exit: new Promise((resolve) => { ud.on('exit', (code) => { resolve(code) }); ud.on('error', () => { resolve(null) }) }) }
   }
 
   override async stop (id: string, graceMs = this.graceMs): Promise<void> {
