@@ -21,6 +21,7 @@ const COMMANDS: Record<string, { summary: string, load: () => Promise<CommandMod
   config: { summary: 'config check: validate the config (file and MESHD_* variables) without starting', load: async () => import('./commands/config.ts') },
   demo: { summary: 'a self-contained local mesh that shows the whole job on this machine', load: async () => import('./commands/demo.ts') },
   'install-service': { summary: 'install the systemd unit, a meshd user and the directories', load: async () => import('./commands/install-service.ts') },
+  'boot-ec2': { summary: 'on an EC2 burst node (its user data runs it): read the instance metadata, write the config and swarm key, start meshd', load: async () => import('./commands/boot-ec2.ts') },
   bundle: { summary: 'build one archive with meshd, its native addons and its Node for a bare Linux host', load: async () => import('./commands/bundle.ts') },
   version: { summary: 'meshd, Node.js and libp2p versions', load: async () => import('./commands/version.ts') }
 }

@@ -10,9 +10,11 @@
  * - every `GET /latest/...` needs `X-aws-ec2-metadata-token` with a live token:
  *   none, unknown or expired → 401 (the instance requires IMDSv2).
  * - meta-data: instance-id, instance-type, ami-id, local-ipv4,
+ *   instance-life-cycle (spot | on-demand),
  *   placement/availability-zone, placement/region, tags/instance (keys, one
  *   per line; needs InstanceMetadataTags enabled, which the caller decides by
- *   passing tags), tags/instance/<key>; user-data; dynamic/instance-identity/document.
+ *   passing tags), tags/instance/<key>; user-data; dynamic/instance-identity/document
+ *   (with pendingTime, the launch time).
  * - spot/instance-action: 404 until an interruption is announced, then
  *   `{"action":"terminate","time":"<ISO 8601>"}`; events/recommendations/rebalance:
  *   404 until announced, then `{"noticeTime":"<ISO 8601>"}`.
@@ -36,6 +38,10 @@ export interface ImdsInstance {
   tags?: Record<string, string>
   /** Raw user data (as launched, not base64). */
   userData?: string
+  /** instance-life-cycle. @default 'on-demand' */
+  lifeCycle?: 'spot' | 'on-demand'
+  /** When it was launched (epoch ms): the identity document's pendingTime. @default when the IMDS started */
+  launchedAt?: number
 }
 
 export interface Imds {
@@ -61,12 +67,14 @@ export async function startImds (inst: ImdsInstance, opts: { host?: string, now?
   let rebalanceAt: number | null = null
 
   const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+  const launchedAt = inst.launchedAt ?? now()
   const metaData = (path: string): string | null => {
     switch (path) {
       case 'instance-id': return inst.instanceId
       case 'instance-type': return inst.instanceType
       case 'ami-id': return inst.imageId ?? 'ami-00000000000000000'
       case 'local-ipv4': return inst.localIpv4 ?? '127.0.0.1'
+      case 'instance-life-cycle': return inst.lifeCycle ?? 'on-demand'
       case 'placement/availability-zone': return inst.zone
       case 'placement/region': return inst.region
       case 'spot/instance-action': return interruption === null ? null : JSON.stringify({ action: interruption.action, time: iso(interruption.at) })
@@ -106,7 +114,7 @@ export async function startImds (inst: ImdsInstance, opts: { host?: string, now?
     if (path.startsWith('/latest/meta-data/')) body = metaData(path.slice('/latest/meta-data/'.length).replace(/\/$/, ''))
     else if (path === '/latest/user-data') body = inst.userData ?? null
     else if (path === '/latest/dynamic/instance-identity/document') {
-      body = JSON.stringify({ instanceId: inst.instanceId, instanceType: inst.instanceType, region: inst.region, availabilityZone: inst.zone, imageId: inst.imageId ?? 'ami-00000000000000000', privateIp: inst.localIpv4 ?? '127.0.0.1' })
+      body = JSON.stringify({ instanceId: inst.instanceId, instanceType: inst.instanceType, region: inst.region, availabilityZone: inst.zone, imageId: inst.imageId ?? 'ami-00000000000000000', privateIp: inst.localIpv4 ?? '127.0.0.1', pendingTime: iso(launchedAt), accountId: '123456789012', architecture: process.arch === 'arm64' ? 'arm64' : 'x86_64', version: '2017-09-30' })
     }
     return body === null ? send(404) : send(200, body)
   }
