@@ -151,6 +151,8 @@ t.test('capacity refusals are remembered for a while', async (t) => {
   const s = rebuild([E.intent('k'), { ...at(T0 + MIN), type: 'instance.state', key: 'k', state: 'failed', reason: 'ice', error: { code: 'insufficient_capacity', refused: ['aws/us-east-1/a/-/spot'] } }])
   t.same([...capacityRefused(s, T0 + 2 * MIN, 3 * MIN)], ['aws/us-east-1/a/-/spot'])
   t.same([...capacityRefused(s, T0 + 4 * MIN, 3 * MIN)], [], 'forgotten after the ttl')
+  t.same([...capacityRefused(s, T0 + 4 * MIN, (p) => p === 'aws' ? 5 * MIN : 1)], ['aws/us-east-1/a/-/spot'], "a provider's own ttl (aws unavailable_for)")
+  t.same([...capacityRefused(s, T0 + 2 * MIN, (p) => p === 'aws' ? MIN : 3 * MIN)], [], 'a shorter one forgets sooner')
 })
 
 t.test('spend: price over lifetime, clipped to UTC day and month', async (t) => {

@@ -415,10 +415,12 @@ export function zoneKey (p: { provider: string, region: string, zone?: string })
 }
 
 /** Offering ids that answered InsufficientCapacity within `ttlMs` before `now`. */
-export function capacityRefused (state: LedgerState, now: number, ttlMs: number): Set<string> {
+export function capacityRefused (state: LedgerState, now: number, ttlMs: number | ((provider: string) => number)): Set<string> {
   const out = new Set<string>()
+  // An offering id starts with its provider's name (which has no "/").
+  const ttl = (o: string): number => typeof ttlMs === 'number' ? ttlMs : ttlMs(o.slice(0, o.indexOf('/')))
   for (const r of Object.values(state.instances)) {
-    if (r.capacityErrors !== null && now - r.capacityErrors.at < ttlMs) for (const o of r.capacityErrors.refused) out.add(o)
+    if (r.capacityErrors !== null) for (const o of r.capacityErrors.refused) if (now - r.capacityErrors.at < ttl(o)) out.add(o)
   }
   return out
 }

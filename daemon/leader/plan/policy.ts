@@ -40,6 +40,7 @@ export function providerPolicy (p: ProviderConfig): ProviderPolicy {
     costPerHour: p.cost_per_hour,
     spot: p.kind === 'aws' ? p.spot : false,
     spotRecovery: p.kind === 'aws' ? p.spot_recovery : 'FAILOVER',
+    ...(p.kind === 'aws' ? { unavailableForMs: p.unavailable_for } : {}),
     replica,
     config: p.config
   }

@@ -43,7 +43,8 @@ export function placementOf (w: Work, c: RequestContext): PlacementContext {
   return {
     providers: c.policy.providers,
     offerings: c.prices,
-    refused: capacityRefused(w.ledger, w.now, c.policy.burst.capacityErrorTtlMs),
+    // A provider's own `unavailable_for` (aws) over the leader's default: both sides forget a refusal together.
+    refused: capacityRefused(w.ledger, w.now, (p) => c.policy.providers.find((x) => x.name === p)?.unavailableForMs ?? c.policy.burst.capacityErrorTtlMs),
     preempted: preempted(w.ledger, w.now, c.policy.burst.preemptionMemoryMs),
     placed,
     staticOnDemand: staticReplicas(c.members).filter((m) => !m.spot).length,

@@ -74,6 +74,8 @@ export interface ProviderPolicy {
    * region (EAGER_NEXT_REGION). FAILOVER for providers without regions.
    */
   spotRecovery: 'FAILOVER' | 'EAGER_NEXT_REGION'
+  /** `providers[aws].unavailable_for`: how long an offering refused for capacity is skipped; absent: the leader's capacityErrorTtlMs. */
+  unavailableForMs?: number
   /** What a launched node serves. */
   replica: ReplicaSpec
   /** Merged into each launched node's meshd config. */
