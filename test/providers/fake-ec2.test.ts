@@ -271,3 +271,20 @@ t.test('SSM and Secrets Manager through their SDK clients; files', async (t) => 
   t.equal(await res.text(), 'bundle bytes')
   t.equal((await fetch(`${fake.url}/files/other`)).status, 404)
 })
+
+t.test('held answers: the action is carried out, its answer waits until released', async (t) => {
+  const fake = await startFakeEc2(t)
+  const ec2 = client(fake)
+  await template(ec2)
+  const hold = fake.holdAnswers('CreateFleet')
+  let answered = false
+  const pending = ec2.send(new CreateFleetCommand(fleet('held-0', [{ type: 'c7a.large', zone: 'us-east-1a' }]))).then((r) => { answered = true; return r })
+  await waitFor(() => hold.held() === 1, { timeoutMs: 5_000, what: 'the CreateFleet answer held' })
+  t.equal(fake.instances().length, 1, 'the instance exists while its answer is held')
+  t.notOk(answered, 'the caller has no answer yet')
+  hold.release()
+  const r = await pending
+  t.equal(r.Instances?.[0]?.InstanceIds?.[0], fake.instances()[0]!.id, 'released: the caller learns the instance')
+  await ec2.send(new CreateFleetCommand(fleet('held-1', [{ type: 'c7a.large', zone: 'us-east-1a' }])))
+  t.equal(fake.instances().length, 2, 'after release, answers go out at once again')
+})

@@ -89,6 +89,13 @@ export interface FakeEc2 {
   restore: (rule?: CapacityRule) => void
   throttleNext: (count: number) => void
   throttleRate: (limit: { perSecond: number, burst: number, actions?: string[] } | null) => void
+  /**
+   * From now on, this action is carried out but its answer is held back (a
+   * caller that dies meanwhile never learns the outcome: the case of a leader
+   * killed between CreateFleet and its ledger entry). `release()` sends what
+   * was held and stops holding; `held()` counts answers waiting.
+   */
+  holdAnswers: (action: string) => { held: () => number, release: () => void }
   /** UnauthorizedOperation for this action (DryRun or not). */
   deny: (action: string) => void
   /** The spot interruption notice on its IMDS now; the instance is terminated at `at` (epoch ms). */
@@ -111,6 +118,7 @@ export interface FakeEc2 {
 export async function startFakeEc2 (t: Teardown, opts: FakeEc2Options = {}): Promise<FakeEc2> {
   const root = mkdtempSync(join(tmpdir(), 'ec2f-'))
   const files = new Map<string, string>()
+  const holding = new Map<string, Array<() => void>>()
   const secrets = new Secrets()
   let closed = false
   let machines: BareMachines | NetnsMachines
@@ -164,8 +172,14 @@ export async function startFakeEc2 (t: Teardown, opts: FakeEc2Options = {}): Pro
     const p = parseForm(body)
     const action = str(p, 'Action') ?? ''
     const send = (status: number, xml: string): void => {
-      res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'content-length': Buffer.byteLength(xml) })
-      res.end(xml)
+      const answer = (): void => {
+        if (res.destroyed) return
+        res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'content-length': Buffer.byteLength(xml) })
+        res.end(xml)
+      }
+      const queue = holding.get(action)
+      if (queue === undefined) answer()
+      else queue.push(answer)
     }
     try {
       const region = signedRegion(req.headers.authorization) ?? 'us-east-1'
@@ -205,6 +219,17 @@ export async function startFakeEc2 (t: Teardown, opts: FakeEc2Options = {}): Pro
     restore: (rule) => { e.restore(rule) },
     throttleNext: (count) => { e.throttleNext(count) },
     throttleRate: (limit) => { e.throttleRate(limit) },
+    holdAnswers: (action) => {
+      if (!holding.has(action)) holding.set(action, [])
+      return {
+        held: () => holding.get(action)?.length ?? 0,
+        release: () => {
+          const q = holding.get(action) ?? []
+          holding.delete(action)
+          for (const a of q) a()
+        }
+      }
+    },
     deny: (action) => { e.denied.add(action) },
     interrupt: (id, at) => { e.interrupt(id, at) },
     rebalance: (id, at) => { e.rebalance(id, at) },
