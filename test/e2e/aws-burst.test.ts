@@ -1,0 +1,93 @@
+/**
+ * The leader bursts onto EC2 — the fake EC2 endpoint of test/helpers/fake-ec2,
+ * driven through the real @aws-sdk/client-ec2, whose instances are network
+ * and mount namespaces that really run their user data: download the bundle,
+ * check it, `meshd boot-ec2`, join. Three voters on the fake's bridge.
+ *
+ * - `burst --count 2 --provider aws-spot --wait --json` is granted; two spot
+ *   instances carry the tags; both join, become ready and take traffic
+ *   through a voter's front door; `burst --terminate --all` leaves none.
+ * - A leader killed between CreateFleet and its ledger entry for the outcome
+ *   (the fake holds CreateFleet's answers until the leader is dead): after
+ *   failover exactly the decided number of instances exists.
+ */
+import t from 'tap'
+import OpenAI from 'openai'
+import { tempDir } from '../helpers/tmp.ts'
+import { meshd } from '../helpers/cli.ts'
+import { netnsMachinesAvailable } from '../helpers/fake-ec2/index.ts'
+import { buildBundle, liveInstances, startAwsMesh, type Bundle } from '../helpers/aws-mesh.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
+
+const skip = netnsMachinesAvailable()
+
+let bundle: Bundle | null = null
+t.before(async () => {
+  if (skip !== false) return
+  bundle = await buildBundle(tempDir(t, 'meshd-aws-e2e-bundle-'))
+})
+
+t.test('burst --count 2 on spot: granted, tagged, joined, serving; terminate --all leaves none', { skip }, async (t) => {
+  const { fake, nodes } = await startAwsMesh(t, tempDir(t), { bundle: bundle! })
+  const t0 = performance.now()
+  const r = await meshd(['burst', '--count', '2', '--provider', 'aws-spot', '--wait', '--json', '--config', nodes[1]!.configPath], { timeoutMs: 240_000 })
+  t.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+  t.match(JSON.parse(r.stdout), { decision: 'granted', granted: 2, provider: 'aws-spot' })
+  const { value: burst } = await waitFor(async () => {
+    const s = await nodes[0]!.status()
+    const b = s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true)
+    return b.length === 2 ? b : null
+  }, { timeoutMs: 120_000, what: 'two burst members alive and ready' })
+  t.pass(`burst to two ready members in ${Math.round(performance.now() - t0)} ms`)
+
+  const live = liveInstances(fake)
+  t.equal(live.length, 2, 'two instances at EC2')
+  for (const i of live) {
+    t.equal(i.market, 'spot', `${i.id} is spot`)
+    t.match(i.tags, { 'meshd:cluster': 'test', 'meshd:provider': 'aws-spot', 'meshd:key': /^d\d+-/, 'meshd:decision': /^d\d+/ }, `${i.id} carries the tags`)
+  }
+  t.same(new Set(burst.map((m) => m.instance?.id)), new Set(live.map((i) => i.id)), 'the members are those instances')
+
+  const client = new OpenAI({ baseURL: `${nodes[2]!.url}/v1`, apiKey: 'x', maxRetries: 0 })
+  const served = new Set<string>()
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    for (let i = 0; i < 4; i++) {
+      const { response } = await client.chat.completions.create({ model: 'llama3', messages: [{ role: 'user', content: 'hi' }] }).withResponse()
+      served.add(response.headers.get('x-meshd-served-by') ?? '')
+    }
+  }))
+  const ids = burst.map((m) => m.id)
+  t.ok(ids.some((id) => served.has(id)), `burst instances take traffic (${ids.filter((id) => served.has(id)).length} of 2 served)`)
+
+  const term = await meshd(['burst', '--terminate', '--all', '--json', '--config', nodes[0]!.configPath], { timeoutMs: 90_000 })
+  t.equal(term.code, 0, term.stderr)
+  const { ms } = await waitFor(() => fake.instances().every((i) => i.state === 'terminated'), { timeoutMs: 120_000, intervalMs: 200, what: 'every instance terminated' })
+  t.pass(`every instance terminated ${Math.round(ms)} ms after terminate --all`)
+  t.same(live.flatMap((i) => fake.pids(i.id)), [], 'nothing runs in the instances')
+  const secret = (await import('node:fs')).readFileSync(nodes[0]!.spec.swarmKeyFile, 'utf8').trim().split('\n').pop()!
+  t.notOk(nodes.some((n) => JSON.stringify(n.logs).includes(secret)), 'the swarm key is in no voter log')
+})
+
+t.test('a leader killed between CreateFleet and its ledger entry: after failover exactly the decided instances exist', { skip }, async (t) => {
+  const { fake, leader } = await startAwsMesh(t, tempDir(t), { bundle: bundle! })
+  const old = await leader()
+  const hold = fake.holdAnswers('CreateFleet')
+  const r = await meshd(['burst', '--count', '2', '--provider', 'aws-spot', '--json', '--config', old.configPath], { timeoutMs: 60_000 })
+  t.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+  t.match(JSON.parse(r.stdout), { decision: 'granted', granted: 2 })
+  await waitFor(() => hold.held() === 2, { timeoutMs: 60_000, what: 'both CreateFleet calls carried out, their answers held' })
+  t.equal(liveInstances(fake).length, 2, 'two instances exist; the leader has not heard of them')
+  old.kill('SIGKILL')
+  await waitFor(() => !old.running, { timeoutMs: 10_000, what: 'the old leader gone' })
+  hold.release() // to a dead socket: the outcome is lost with the leader
+  const next = await leader()
+  t.not(next.peerId, old.peerId, 'another voter leads')
+
+  const { value: burst } = await waitFor(async () => {
+    const s = await next.status()
+    const b = s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true)
+    return b.length === 2 ? b : null
+  }, { timeoutMs: 180_000, what: 'two burst members ready after failover' })
+  t.equal(fake.instances().length, 2, `exactly two instances were ever launched (${fake.calls('CreateFleet')} CreateFleet calls)`)
+  t.same(new Set(burst.map((m) => m.instance?.id)), new Set(fake.instances().map((i) => i.id)), 'and they are the members')
+})
