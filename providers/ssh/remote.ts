@@ -6,15 +6,17 @@
  * On the host:
  *
  *   <install_dir>/
- *     releases/<sha256>/        one unpacked bundle each (bin/meshd, …)
- *     current -> releases/<sha> switched atomically (symlink + rename)
- *     installed.json            {"sha256","version","installed_at"}: what `current` is
+ *     releases/<digest>/        one unpacked bundle each (bin/meshd, meshd-bundle.json …),
+ *                               named by its manifest's contents_sha256; current and the one before kept
+ *     current -> releases/<digest> switched atomically (symlink + rename)
+ *     installed.json            {"sha256","contents_sha256","version","installed_at"}: what `current` is
  *     burst/<dir>/              one launch (dir: the key, made safe)
  *       key.json                the launch's record: its idempotency key (the claim: mkdir of the dir)
  *       meshd.json, swarm.key   mode 0600
  *       meshd.pid | unit        how its process is found (setsid nohup | systemd-run)
  *       meshd.log, state/, admin.sock
  */
+import { BUNDLE_MANIFEST_FILE } from './bundle-manifest.ts'
 
 /** Single-quotes a string for sh. */
 export function shq (s: string): string {
@@ -25,11 +27,15 @@ export function burstDir (installDir: string, dir: string): string {
   return `${installDir.replace(/\/+$/, '')}/burst/${dir}`
 }
 
-/** Prints `up-to-date` when `sha` is installed and runnable, else `need`. */
-export function installedScript (installDir: string, sha: string): string {
+/**
+ * Prints the manifest of the installed bundle (`current/meshd-bundle.json`)
+ * when `current` is runnable, else nothing: the caller compares its digest
+ * with the bundle it holds (bundle-manifest.ts `needsUpload`).
+ */
+export function installedScript (installDir: string): string {
   const I = shq(installDir)
-  return `cur=$(sed -n 's/.*"sha256":"\\([0-9a-f]*\\)".*/\\1/p' ${I}/installed.json 2>/dev/null)
-if [ "$cur" = ${shq(sha)} ] && [ -x ${I}/current/bin/meshd ]; then echo up-to-date; else mkdir -p ${I} && echo need; fi
+  return `mkdir -p ${I}
+if [ -x ${I}/current/bin/meshd ] && [ -r ${I}/current/${BUNDLE_MANIFEST_FILE} ]; then cat ${I}/current/${BUNDLE_MANIFEST_FILE}; fi
 # Uploads cut with their connection (nobody left to remove them), once surely dead.
 find ${I} -maxdepth 1 -name '.upload-*' -mmin +30 -exec rm -f {} + 2>/dev/null; find ${I}/releases -maxdepth 1 -name '.new-*' -mmin +30 -exec rm -rf {} + 2>/dev/null; true
 `
@@ -39,10 +45,15 @@ find ${I} -maxdepth 1 -name '.upload-*' -mmin +30 -exec rm -f {} + 2>/dev/null; 
  * Checks the uploaded file, unpacks it into a new directory, then switches
  * `current` with a rename: a failed or cut upload never leaves a broken
  * install (the old `current` stays), and nothing half-written remains.
+ * Releases are named by the bundle's contents digest: the same sources built
+ * again are the same release. Once switched, releases other than `current`
+ * and the one it replaced are removed (a host runs one burst node, and none
+ * while it is being installed: the one before is kept for going back by hand).
  */
-export function unpackScript (installDir: string, upload: string, sha: string, tag: string): string {
+export function unpackScript (installDir: string, upload: string, sha: string, digest: string, tag: string): string {
   const I = shq(installDir)
   const S = shq(sha)
+  const D = shq(digest)
   const f = shq(upload)
   const nu = shq(`releases/.new-${tag}`)
   return `set -e
@@ -51,14 +62,19 @@ trap 'rm -rf ${f} ${nu} .current-${tag} .installed-${tag}' EXIT
 echo ${S}"  "${f} | sha256sum -c --quiet >/dev/null 2>&1 || { echo "the uploaded bundle is damaged (sha256 differs: a cut connection?)" >&2; exit 1; }
 mkdir -p releases
 mkdir ${nu}
-tar -xzf ${f} -C ${nu} || { echo "unpacking failed (disk full?): $(df -Pk . | awk 'NR==2{print $4}') KB free in ${installDir}" >&2; exit 1; }
+tar -xzf ${f} --strip-components=1 -C ${nu} || { echo "unpacking failed (disk full?): $(df -Pk . | awk 'NR==2{print $4}') KB free in ${installDir}" >&2; exit 1; }
 [ -x ${nu}/bin/meshd ] || { echo "the bundle has no executable bin/meshd" >&2; exit 1; }
-if [ -d releases/${S} ]; then rm -rf ${nu}; else mv ${nu} releases/${S}; fi
-ln -sfn releases/${S} .current-${tag}
+grep -q '"contents_sha256": *"'${D}'"' ${nu}/${BUNDLE_MANIFEST_FILE} 2>/dev/null || { echo "the unpacked bundle's ${BUNDLE_MANIFEST_FILE} does not carry contents_sha256 "${D} >&2; exit 1; }
+prev=$(readlink current 2>/dev/null || true)
+if [ -d releases/${D} ]; then rm -rf ${nu}; else mv ${nu} releases/${D}; fi
+ln -sfn releases/${D} .current-${tag}
 mv -T .current-${tag} current
-v=$(sed -n 's/.*"version": *"\\([^"]*\\)".*/\\1/p' current/package.json 2>/dev/null | head -n 1)
-printf '{"sha256":"%s","version":"%s","installed_at":%s}\\n' ${S} "\${v:-?}" "$(date +%s)" > .installed-${tag}
+v=$(sed -n 's/.*"version": *"\\([^"]*\\)".*/\\1/p' current/${BUNDLE_MANIFEST_FILE} 2>/dev/null | head -n 1)
+printf '{"sha256":"%s","contents_sha256":"%s","version":"%s","installed_at":%s}\\n' ${S} ${D} "\${v:-?}" "$(date +%s)" > .installed-${tag}
 mv .installed-${tag} installed.json
+for r in releases/*; do
+  [ "$r" = releases/${D} ] || [ "$r" = "$prev" ] || rm -rf "$r"
+done
 `
 }
 

@@ -93,7 +93,7 @@ async function check (file: string, config: Config, list: SshConfig[], json: boo
         f?.memoryMb === null || f === null ? '-' : `${(f.memoryMb / 1024).toFixed(1)}G`,
         f === null ? '-' : f.gpus.length === 0 ? 'none' : f.gpus.join('; '),
         f?.freeDiskMb === null || f === null ? '-' : `${(f.freeDiskMb / 1024).toFixed(1)}G`,
-        f === null ? '-' : f.installed === null ? 'no' : `${f.installed.version} (${f.installed.sha256.slice(0, 12)})`,
+        f === null ? '-' : f.installed === null ? 'no' : `${f.installed.version} (${(f.installed.contentsSha256 ?? f.installed.sha256).slice(0, 12)})`,
         f === null ? '-' : f.sudo.ok ? f.sudo.how : `no: ${f.sudo.why}`,
         h.nodes.length === 0 ? (h.facts === null ? '-' : 'none') : h.nodes.map((n) => `${n.key} ${n.state}`).join(', ')
       ]
