@@ -13,14 +13,29 @@ import { localProvider } from '../../providers/local/index.ts'
 import { sshProvider, type SshProvider } from '../../providers/ssh/index.ts'
 import { MESHD_BIN } from '../localmesh/meshd-process.ts'
 import { validateConfig } from '../config/load.ts'
+import { BundleCache } from '../bundle/cache.ts'
+import type { Log } from '../log.ts'
 
-export function buildProviders (config: Config): Map<string, Provider> {
+export interface ProviderDeps {
+  /** Where bundles come from for a pool without `bundle:` (one cache for every pool of the daemon). */
+  bundles?: BundleCache
+  log?: Log
+}
+
+export function buildProviders (config: Config, deps: ProviderDeps = {}): Map<string, Provider> {
   const out = new Map<string, Provider>()
-  for (const p of config.providers) out.set(p.name, build(config, p))
+  const bundles = deps.bundles ?? bundleCache(config, deps.log)
+  for (const p of config.providers) out.set(p.name, build(config, p, bundles))
   return out
 }
 
-function build (config: Config, p: ProviderConfig): Provider {
+/** The daemon's bundle cache, `<state_dir>/bundles/`, logging what it does (a build takes seconds). */
+export function bundleCache (config: Config, log?: Log): BundleCache {
+  const l = log?.child({ svc: 'bundles' })
+  return new BundleCache({ dir: join(config.state_dir, 'bundles'), ...(l === undefined ? {} : { log: (msg: string) => { l.info(msg) } }) })
+}
+
+function build (config: Config, p: ProviderConfig, bundles: BundleCache): Provider {
   if (p.kind === 'local') {
     return localProvider({
       name: p.name,
@@ -38,7 +53,7 @@ function build (config: Config, p: ProviderConfig): Provider {
       defaults: burstDefaults(config)
     })
   }
-  if (p.kind === 'ssh') return buildSsh(config, p)
+  if (p.kind === 'ssh') return buildSsh(config, p, {}, bundles)
   return new UnavailableProvider(p.name, p.kind, `the ${p.kind} provider is not implemented in this version of meshd (only local and ssh are)`)
 }
 
@@ -48,7 +63,8 @@ export function expandHome (path: string): string {
 }
 
 /** The ssh provider of a `kind: ssh` entry (also what `meshd pool` drives). */
-export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ssh' }>, timeouts: { connectTimeoutMs?: number, commandTimeoutMs?: number } = {}): SshProvider {
+export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ssh' }>, timeouts: { connectTimeoutMs?: number, commandTimeoutMs?: number } = {}, bundles?: BundleCache): SshProvider {
+  const cache = bundles ?? bundleCache(config)
   const bundle = p.bundle === undefined ? undefined : expandHome(p.bundle)
   return sshProvider({
     name: p.name,
@@ -68,10 +84,8 @@ export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ss
       ...(h.install_dir === undefined ? {} : { installDir: h.install_dir }),
       config: h.config
     })),
-    bundleFor: async (arch) => {
-      if (bundle === undefined) throw new Error(`providers[${p.name}].bundle is not set: build one with \`meshd bundle --arch ${arch}\` and set it`)
-      return bundle
-    },
+    // The configured file, else one made on first need (daemon/bundle/cache.ts).
+    bundleFor: async (arch) => bundle ?? await cache.bundleFor(arch),
     swarmKeyFile: config.swarm_key_file,
     validateConfig,
     defaults: burstDefaults(config),
