@@ -95,6 +95,15 @@ export type KeyRecord = z.output<typeof keyRecordSchema>
 export const STOP_GRACE_EXTRA_MS = 60_000
 /** A claim whose process never started is a launch under way for this long (a slow bundle upload), then dead. */
 export const LAUNCH_STALE_MS = 15 * 60_000
+/**
+ * How long the record of a terminated launch (`key.json`) stays on its host.
+ * It is what makes a re-issued launch of that key resolve to the terminated
+ * instance instead of a second node; a leader re-issues a launch only until
+ * its launch timeout (15 min after the decision), so 7 days is far beyond
+ * any re-issue — a ledger restored from an old copy included — while the
+ * records (a few hundred bytes each) do not pile up on a busy host.
+ */
+export const TOMBSTONE_KEEP_MS = 7 * 24 * 3600_000
 const SETTLE_WAIT_MS = 60_000
 const KILL_REPEAT_MS = 5_000
 /** Unix socket paths are limited to 108 bytes. */
@@ -227,8 +236,20 @@ export class SshProvider implements Provider {
     return this.instance(o)
   }
 
+  /**
+   * Every host's launches, or a rejection when any host cannot be read: a
+   * list without that host would make its node, which may well be running
+   * (the leader merely cut off from it), look gone to the leader's reconcile
+   * ("vanished"), and a replacement would be a second node once it answers.
+   * Unavailable, the leader reconciles nothing of this pool that round.
+   */
   async list (): Promise<Instance[]> {
     const seen = await this.scanAll()
+    const unread = seen.filter((s) => s.error !== null)
+    if (unread.length > 0) {
+      throw new ProviderUnavailableError(this.name, `${this.name}: cannot list the pool: ${unread.map((s) => s.error!.message).join('; ')} ` +
+        `(a node there may still run; until ${unread.length === 1 ? 'it answers' : 'they answer'} or ${unread.length === 1 ? 'is' : 'are'} removed from the config, nothing of this pool is reported gone)`)
+    }
     const out: Instance[] = []
     for (const s of seen) for (const o of s.observed) if (o.rec.cluster === this.init.cluster && o.state !== 'terminated') out.push(this.instance(o))
     return out.sort((a, b) => a.launchedAt - b.launchedAt || a.id.localeCompare(b.id))
@@ -474,6 +495,10 @@ export class SshProvider implements Provider {
     const out: Observed[] = []
     for (const s of parseState(await c.run('state', stateScript(host.installDir), { timeoutMs: this.cmdMs() }))) {
       if (s.rec === null) continue
+      if (s.rec.terminated_at !== null && this.now() - s.rec.terminated_at >= TOMBSTONE_KEEP_MS) {
+        await c.run('state', releaseScript(host.installDir, s.dir), { timeoutMs: this.cmdMs() })
+        continue
+      }
       if (this.abandoned.has(`${host.name}/${s.dir}`) && s.rec.started_at === null) {
         if (s.alive) await c.run('stop', killScript(host.installDir, s.dir, false), { timeoutMs: this.cmdMs() })
         await c.run('state', releaseScript(host.installDir, s.dir), { timeoutMs: this.cmdMs() })

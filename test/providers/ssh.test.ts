@@ -9,14 +9,14 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
-import { isInsufficientCapacityError, type Instance, type LaunchRequest } from '../../providers/types.ts'
+import { isInsufficientCapacityError, isProviderUnavailableError, type Instance, type LaunchRequest } from '../../providers/types.ts'
 import { validateConfig } from '../../daemon/config/load.ts'
 import { sshdAvailable, type Sshd } from '../helpers/sshd.ts'
-import { standInBundle, startPool, type Pool } from '../helpers/ssh-pool.ts'
+import { processesUnder, standInBundle, startPool, type Pool } from '../helpers/ssh-pool.ts'
 import { readBundleFileManifest } from '../../providers/ssh/bundle-file.ts'
 import { shq } from '../../providers/ssh/remote.ts'
 import { runProviderCompliance } from './compliance.ts'
-import { sshProvider, type SshProvider, type SshProviderInit } from '../../providers/ssh/index.ts'
+import { sshProvider, TOMBSTONE_KEEP_MS, type SshProvider, type SshProviderInit } from '../../providers/ssh/index.ts'
 
 const skip = sshdAvailable()
 
@@ -189,6 +189,12 @@ t.test('a new leader adopts through list(): the same key gives the same node; a 
   const re = await launchOne(later, 'adopt-2')
   t.equal(re.state, 'terminated', 'and its key is never launched again')
   await stopAndWait(second, a.id)
+  const aDir = join(pool.root, 'adopt-h1', 'burst', 'adopt-1')
+  t.ok(existsSync(join(aDir, 'key.json')), 'a terminated launch keeps its record …')
+  await poolProvider(pool, 'adopt', { now: () => Date.now() + TOMBSTONE_KEEP_MS - 60_000 }).list()
+  t.ok(existsSync(join(aDir, 'key.json')) && existsSync(join(dir, 'key.json')), '… for TOMBSTONE_KEEP_MS …')
+  await poolProvider(pool, 'adopt', { now: () => Date.now() + TOMBSTONE_KEEP_MS + 16 * 60_000 }).list()
+  t.notOk(existsSync(aDir) || existsSync(dir), '… then the records are removed from the hosts')
 })
 
 t.test('a connection cut mid-upload: the old install keeps working; the next launch completes the upgrade', { skip }, async (t) => {
@@ -222,4 +228,22 @@ t.test('a connection cut mid-upload: the old install keeps working; the next lau
   t.match(JSON.parse(readFileSync(join(dir, 'installed.json'), 'utf8')), { version: '0.1.0-v2big' }, 'the next launch completes the upgrade')
   t.same(readdirSync(dir).filter((n) => n.startsWith('.upload-')), [], '… and removed by the next install once stale')
   await stopAndWait(p, b.id)
+})
+
+t.test('a host that cannot be reached never makes its live node look gone: list() is unavailable, naming the host, until it answers', { skip }, async (t) => {
+  const pool = await startPool(t, 2)
+  const p = poolProvider(pool, 'down')
+  const a = await launchOne(p, 'down-1')
+  await waitFor(async () => (await p.get(a.id)).state === 'running', { timeoutMs: 30_000, intervalMs: 200, what: 'down-1 running' })
+  const h = pool.servers.find((s) => a.id.startsWith(`${s.host}:${s.port}/`))!
+  await h.stop() // sshd and its sessions killed; the node, in its own session, runs on (a partition, not a crash)
+  t.ok(processesUnder(pool.root).length > 0, 'the node still runs')
+  const err = await p.list().then(() => null, (e: unknown) => e)
+  t.ok(isProviderUnavailableError(err), `list() rejects as unavailable: ${String(err)}`)
+  t.match(String((err as Error).message), `${h.host}:${h.port}`, 'naming the host')
+  t.ok(isProviderUnavailableError(await p.get(a.id).then(() => null, (e: unknown) => e)), 'get() is unavailable too, not "not found"')
+  await h.start()
+  const back = await p.list()
+  t.same(back.map((i) => [i.id, i.state]), [[a.id, 'running']], 'once it answers, the same node is listed, running')
+  await stopAndWait(p, a.id)
 })
