@@ -1,19 +1,22 @@
 /**
  * The providers of a daemon's config, as Provider objects: `local` and `ssh`
- * (providers/local, providers/ssh); `aws` comes as its own folder under
- * providers/. Until it exists, its entry is an unavailable provider that
- * says so on every call, so a config naming it still validates and the
- * leader answers "refused: no offering" rather than crashing.
+ * (providers/local, providers/ssh). A kind this version cannot drive is an
+ * unavailable provider that says so on every call, so a config naming it
+ * still validates and the leader answers "refused: no offering" rather than
+ * crashing.
+ *
+ * Each kind's implementation is loaded on the first call to that provider
+ * (one loader function per kind, `import()` inside it): a daemon whose
+ * config has no SSH pool never loads ssh2, a burst node (no providers) loads
+ * none, and a cloud SDK stays on disk until a leader asks that cloud.
  */
 import type { Config, ProviderConfig } from '../config/schema.ts'
-import { ProviderUnavailableError, type Instance, type Offering, type Provider, type ProviderKind } from '../../providers/types.ts'
+import { ProviderUnavailableError, type Instance, type LaunchRequest, type Offering, type Provider, type ProviderKind } from '../../providers/types.ts'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { localProvider } from '../../providers/local/index.ts'
-import { sshProvider, type SshProvider } from '../../providers/ssh/index.ts'
-import { MESHD_BIN } from '../localmesh/meshd-process.ts'
+import type { SshProvider } from '../../providers/ssh/index.ts'
 import { validateConfig } from '../config/load.ts'
-import { BundleCache } from '../bundle/cache.ts'
+import type { BundleCache } from '../bundle/cache.ts'
 import type { Log } from '../log.ts'
 
 export interface ProviderDeps {
@@ -22,39 +25,47 @@ export interface ProviderDeps {
   log?: Log
 }
 
+type SshConfig = Extract<ProviderConfig, { kind: 'ssh' }>
+
 export function buildProviders (config: Config, deps: ProviderDeps = {}): Map<string, Provider> {
   const out = new Map<string, Provider>()
-  const bundles = deps.bundles ?? bundleCache(config, deps.log)
-  for (const p of config.providers) out.set(p.name, build(config, p, bundles))
+  // Made on the first pool launch that needs it, shared by every pool.
+  let bundles: Promise<BundleCache> | undefined = deps.bundles === undefined ? undefined : Promise.resolve(deps.bundles)
+  const cache = async (): Promise<BundleCache> => await (bundles ??= bundleCache(config, deps.log))
+  for (const p of config.providers) out.set(p.name, new LazyProvider(p.name, p.kind, async () => await load(config, p, cache)))
   return out
 }
 
-/** The daemon's bundle cache, `<state_dir>/bundles/`, logging what it does (a build takes seconds). */
-export function bundleCache (config: Config, log?: Log): BundleCache {
-  const l = log?.child({ svc: 'bundles' })
-  return new BundleCache({ dir: join(config.state_dir, 'bundles'), ...(l === undefined ? {} : { log: (msg: string) => { l.info(msg) } }) })
+async function load (config: Config, p: ProviderConfig, bundles: () => Promise<BundleCache>): Promise<Provider> {
+  if (p.kind === 'local') return await loadLocal(config, p)
+  if (p.kind === 'ssh') return await buildSsh(config, p, {}, bundles)
+  return new UnavailableProvider(p.name, p.kind, `the ${p.kind} provider is not implemented in this version of meshd (only local and ssh are)`)
 }
 
-function build (config: Config, p: ProviderConfig, bundles: BundleCache): Provider {
-  if (p.kind === 'local') {
-    return localProvider({
-      name: p.name,
-      cluster: config.cluster,
-      // Under the state dir by default: it survives restarts and is outside
-      // systemd's PrivateTmp. Daemons sharing one machine set work_dir to one
-      // directory so that any of them, as leader, sees every burst node.
-      workDir: p.work_dir ?? join(config.state_dir, 'providers', p.name),
-      maxInstances: p.max_instances,
-      costPerHour: p.cost_per_hour,
-      region: p.region,
-      swarmKeyFile: config.swarm_key_file,
-      meshdBin: MESHD_BIN,
-      validateConfig,
-      defaults: burstDefaults(config)
-    })
-  }
-  if (p.kind === 'ssh') return buildSsh(config, p, {}, bundles)
-  return new UnavailableProvider(p.name, p.kind, `the ${p.kind} provider is not implemented in this version of meshd (only local and ssh are)`)
+async function loadLocal (config: Config, p: Extract<ProviderConfig, { kind: 'local' }>): Promise<Provider> {
+  const [{ localProvider }, { MESHD_BIN }] = await Promise.all([import('../../providers/local/index.ts'), import('../localmesh/meshd-process.ts')])
+  return localProvider({
+    name: p.name,
+    cluster: config.cluster,
+    // Under the state dir by default: it survives restarts and is outside
+    // systemd's PrivateTmp. Daemons sharing one machine set work_dir to one
+    // directory so that any of them, as leader, sees every burst node.
+    workDir: p.work_dir ?? join(config.state_dir, 'providers', p.name),
+    maxInstances: p.max_instances,
+    costPerHour: p.cost_per_hour,
+    region: p.region,
+    swarmKeyFile: config.swarm_key_file,
+    meshdBin: MESHD_BIN,
+    validateConfig,
+    defaults: burstDefaults(config)
+  })
+}
+
+/** The daemon's bundle cache, `<state_dir>/bundles/`, logging what it does (a build takes seconds). */
+export async function bundleCache (config: Config, log?: Log): Promise<BundleCache> {
+  const { BundleCache } = await import('../bundle/cache.ts')
+  const l = log?.child({ svc: 'bundles' })
+  return new BundleCache({ dir: join(config.state_dir, 'bundles'), ...(l === undefined ? {} : { log: (msg: string) => { l.info(msg) } }) })
 }
 
 /** `~/` in a configured path is the home directory (ssh's own convention, and the README's example). */
@@ -63,9 +74,11 @@ export function expandHome (path: string): string {
 }
 
 /** The ssh provider of a `kind: ssh` entry (also what `meshd pool` drives). */
-export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ssh' }>, timeouts: { connectTimeoutMs?: number, commandTimeoutMs?: number } = {}, bundles?: BundleCache): SshProvider {
-  const cache = bundles ?? bundleCache(config)
+export async function buildSsh (config: Config, p: SshConfig, timeouts: { connectTimeoutMs?: number, commandTimeoutMs?: number } = {}, bundles?: () => Promise<BundleCache>): Promise<SshProvider> {
+  const { sshProvider } = await import('../../providers/ssh/index.ts')
   const bundle = p.bundle === undefined ? undefined : expandHome(p.bundle)
+  let own: Promise<BundleCache> | undefined
+  const cache = bundles ?? (async () => await (own ??= bundleCache(config)))
   return sshProvider({
     name: p.name,
     cluster: config.cluster,
@@ -85,7 +98,7 @@ export function buildSsh (config: Config, p: Extract<ProviderConfig, { kind: 'ss
       config: h.config
     })),
     // The configured file, else one made on first need (daemon/bundle/cache.ts).
-    bundleFor: async (arch) => bundle ?? await cache.bundleFor(arch),
+    bundleFor: async (arch) => bundle ?? await (await cache()).bundleFor(arch),
     swarmKeyFile: config.swarm_key_file,
     validateConfig,
     defaults: burstDefaults(config),
@@ -119,4 +132,34 @@ export class UnavailableProvider implements Provider {
   async delete (): Promise<void> { throw new ProviderUnavailableError(this.name, this.why) }
   async get (): Promise<Instance> { throw new ProviderUnavailableError(this.name, this.why) }
   async list (): Promise<Instance[]> { throw new ProviderUnavailableError(this.name, this.why) }
+}
+
+/** A provider whose implementation is loaded on its first call (its kind's module and dependencies). */
+export class LazyProvider implements Provider {
+  readonly name: string
+  readonly kind: ProviderKind
+  private readonly loader: () => Promise<Provider>
+  private loaded: Promise<Provider> | null = null
+
+  constructor (name: string, kind: ProviderKind, loader: () => Promise<Provider>) {
+    this.name = name
+    this.kind = kind
+    this.loader = loader
+  }
+
+  private impl (): Promise<Provider> {
+    if (this.loaded === null) {
+      const p = this.loader()
+      this.loaded = p
+      // A load that failed (a module missing from a broken install) is tried again on the next call.
+      p.catch(() => { if (this.loaded === p) this.loaded = null })
+    }
+    return this.loaded
+  }
+
+  async offerings (): Promise<Offering[]> { return await (await this.impl()).offerings() }
+  async create (req: LaunchRequest): Promise<Instance> { return await (await this.impl()).create(req) }
+  async delete (id: string): Promise<void> { await (await this.impl()).delete(id) }
+  async get (id: string): Promise<Instance> { return await (await this.impl()).get(id) }
+  async list (): Promise<Instance[]> { return await (await this.impl()).list() }
 }

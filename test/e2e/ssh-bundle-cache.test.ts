@@ -39,22 +39,25 @@ t.test('a pool without bundle: the leader builds one on first need and reuses it
   if (p.kind !== 'ssh') throw new Error('expected the ssh pool')
   t.equal(p.bundle, undefined, 'no bundle: key')
 
-  const start = (logs: string[]): ReturnType<typeof buildSsh> =>
-    buildSsh(config, p, { connectTimeoutMs: 5_000, commandTimeoutMs: 30_000 }, new BundleCache({ dir: join(stateDir, 'bundles'), log: (m) => logs.push(m) }))
-  const launch = async (provider: ReturnType<typeof buildSsh>, key: string): Promise<string> => {
+  type Ssh = Awaited<ReturnType<typeof buildSsh>>
+  const start = async (logs: string[]): Promise<Ssh> => {
+    const cache = new BundleCache({ dir: join(stateDir, 'bundles'), log: (m) => logs.push(m) })
+    return await buildSsh(config, p, { connectTimeoutMs: 5_000, commandTimeoutMs: 30_000 }, async () => cache)
+  }
+  const launch = async (provider: Ssh, key: string): Promise<string> => {
     const [o] = await provider.offerings()
     const req: LaunchRequest = { key, cluster: 'bundlecache', offering: o!, replica: { models: ['m'], slots: 1, command: 'sim' }, node: { name: key, config: {} }, bootstrap: { peers: [] } }
     const i = await provider.create(req)
     await waitFor(async () => (await provider.get(i.id)).state === 'running', { timeoutMs: 60_000, intervalMs: 200, what: `${key} running` })
     return i.id
   }
-  const stop = async (provider: ReturnType<typeof buildSsh>, id: string): Promise<void> => {
+  const stop = async (provider: Ssh, id: string): Promise<void> => {
     await provider.delete(id)
     await waitFor(async () => !(await provider.list()).some((i) => i.id === id), { timeoutMs: 60_000, intervalMs: 200, what: `${id} gone` })
   }
 
   const logs1: string[] = []
-  const first = start(logs1)
+  const first = await start(logs1)
   let t0 = performance.now()
   const a = await launch(first, 'cache-1')
   t.comment(`first launch, bundle built on first need: ${Math.round(performance.now() - t0)} ms`)
@@ -68,7 +71,7 @@ t.test('a pool without bundle: the leader builds one on first need and reuses it
 
   // A restart: new objects, nothing in memory, the same state dir.
   const logs2: string[] = []
-  const second = start(logs2)
+  const second = await start(logs2)
   t0 = performance.now()
   const b = await launch(second, 'cache-2')
   t.comment(`launch after a restart, cached bundle: ${Math.round(performance.now() - t0)} ms`)

@@ -67,13 +67,13 @@ function pools (file: string, config: Config, name: string | undefined): SshConf
 async function check (file: string, config: Config, list: SshConfig[], json: boolean): Promise<number> {
   const out: Array<{ pool: string, hosts: HostCheck[] }> = []
   for (const p of list) {
-    const provider = buildSsh(config, p)
+    const provider = await buildSsh(config, p)
     // A missing identity file is named at once, not found out host by host as "auth failed".
     const problems = provider.configProblems()
     if (problems.length > 0) throw new ConfigError(file, `providers[${p.name}]`, problems.join('; '), 1, 'cannot be used')
   }
   await Promise.all(list.map(async (p) => {
-    const provider = buildSsh(config, p, CHECK_TIMEOUTS)
+    const provider = await buildSsh(config, p, CHECK_TIMEOUTS)
     const hosts = await provider.check()
     out.push({ pool: p.name, hosts })
   }))
