@@ -8,9 +8,10 @@
  *
  *   node_modules/.bin/node bench/ssh-install.ts [--runs 5] [--bundle FILE]
  *
- * Without --bundle, a stand-in bundle (bin/meshd execs this checkout's) is
- * used: its upload is near zero; pass a real one (`meshd bundle`) to measure
- * the upload and unpack of a full bundle.
+ * Without --bundle, a stand-in bundle (laid out as a real one, but its
+ * bin/meshd execs this checkout's) is used: its upload is near zero and its
+ * node runs TypeScript; pass a real one (`meshd bundle`) to measure the
+ * upload and unpack of a full bundle and a node running from it.
  */
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
@@ -22,6 +23,7 @@ import { sshdAvailable } from '../test/helpers/sshd.ts'
 import { sshProvider, type SshProvider } from '../providers/ssh/index.ts'
 import type { LaunchRequest } from '../providers/types.ts'
 import { median, fmtMs } from './stats.ts'
+import { readBundleFileManifest } from '../providers/ssh/bundle-file.ts'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, bundle: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
 if (values.help === true) {
@@ -79,7 +81,8 @@ try {
     warm.push(b.ms)
     stop.push(await gone(p, b.id))
   }
-  console.log(`bundle ${bundle} (${(statSync(bundle).size / 1e6).toFixed(1)} MB), ${runs} runs, sshd on loopback`)
+  const m = await readBundleFileManifest(bundle)
+  console.log(`bundle ${bundle} (${(statSync(bundle).size / 1e6).toFixed(1)} MB, meshd ${m.version} linux-${m.arch}), ${runs} runs, sshd on loopback`)
   console.log(`launch to running, cold (upload + unpack + start): median ${fmtMs(median(cold))}`)
   console.log(`launch to running, warm (already installed):      median ${fmtMs(median(warm))}`)
   console.log(`delete to gone (SIGTERM, drain, cleanup):         median ${fmtMs(median(stop))}`)

@@ -3,7 +3,10 @@
  * Sampled on its own timer and cached, so building a heartbeat never waits
  * on /proc.
  */
-import si from 'systeminformation'
+// Only the two parts used: systeminformation's index loads all of its ~20
+// (USB, Wi-Fi, Docker, printers, …), memory a daemon at rest holds for nothing.
+import { currentLoad } from 'systeminformation/lib/cpu.js'
+import { mem as memory } from 'systeminformation/lib/memory.js'
 import { cpus, freemem, loadavg, totalmem } from 'node:os'
 import type { Startable } from '../mesh/startable.ts'
 
@@ -41,7 +44,7 @@ export class LoadSampler implements Startable {
 
   private async sample (): Promise<void> {
     try {
-      const [cpu, mem] = await Promise.all([si.currentLoad(), si.mem()])
+      const [cpu, mem] = await Promise.all([currentLoad(), memory()])
       this.current = {
         cpu: clamp01(cpu.currentLoad / 100),
         mem: clamp01(mem.total > 0 ? mem.active / mem.total : 0)

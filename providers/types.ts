@@ -146,6 +146,12 @@ export interface Provider {
    * Everything not terminated that carries this cluster's tag, whoever made
    * it: the truth the leader reconciles its ledger against. Instances of
    * other clusters are never listed.
+   *
+   * All or nothing: when part of the provider cannot be read (a pool host
+   * down, one region's API failing), reject with ProviderUnavailableError
+   * naming that part rather than return the rest. A partial list makes a
+   * live instance look gone, and the leader would record it vanished and
+   * launch a replacement: a second instance once that part answers again.
    */
   list (): Promise<Instance[]>
 }

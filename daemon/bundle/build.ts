@@ -1,6 +1,6 @@
 /**
  * `meshd bundle`: one tar.gz with everything a bare Linux host needs to run
- * meshd, and nothing else (layout: providers/ssh/bundle-manifest.ts):
+ * meshd, and nothing else (layout: providers/bundle-manifest.ts):
  *
  * - the code built to plain JavaScript by esbuild, one file per entry meshd
  *   runs (the CLI/daemon, the simulator process, the body-parser thread) plus
@@ -13,7 +13,8 @@
  *
  * Built in a staging directory, archived with fixed owners and times in a
  * fixed order (the manifest first), so the same sources give the same bytes.
- * Builds from a source checkout with its dev dependencies (esbuild).
+ * Builds from a source checkout (esbuild is one of meshd's dependencies: a
+ * leader builds bundles on first need, cache.ts).
  */
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -22,7 +23,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
-import { BUNDLE_MANIFEST_FILE, BUNDLE_MANIFEST_VERSION, bundleTopDir, contentsDigest, type BundleArch, type BundleFileEntry, type BundleManifest } from '../../providers/ssh/bundle-manifest.ts'
+import { BUNDLE_MANIFEST_FILE, BUNDLE_MANIFEST_VERSION, bundleTopDir, contentsDigest, type BundleArch, type BundleFileEntry, type BundleManifest } from '../../providers/bundle-manifest.ts'
 import { BUNDLED, ENTRIES } from '../own-files.ts'
 import { assertElfArch } from './elf.ts'
 import { nodeRuntime, pinnedNodeVersion } from './runtime.ts'
@@ -119,7 +120,7 @@ async function buildJavaScript (root: string, outdir: string): Promise<void> {
   try {
     esbuild = await import('esbuild')
   } catch {
-    throw new Error(`esbuild is not installed in ${root}: \`meshd bundle\` builds from a source checkout with its dev dependencies (run \`npm install\` there)`)
+    throw new Error(`esbuild is not installed in ${root}: bundles are built from a source checkout with its dependencies (run \`npm install\` there)`)
   }
   const result = await esbuild.build({
     absWorkingDir: root,
@@ -159,7 +160,7 @@ function copyTree (from: string, to: string): void {
 }
 
 /** Every regular file below `dir`, relative, sorted (a fixed order for a reproducible archive). */
-function listFiles (dir: string): string[] {
+export function listFiles (dir: string): string[] {
   const out: string[] = []
   const walk = (d: string): void => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
@@ -172,10 +173,15 @@ function listFiles (dir: string): string[] {
   return out.sort()
 }
 
-/** tar (owners and times fixed, in the order given) through gzip into `out`, written whole or not at all. */
-async function archive (cwd: string, names: string[], out: string): Promise<{ bytes: number, sha256: string }> {
+/**
+ * tar (owners and times fixed, in the order given) through gzip into `out`,
+ * written whole or not at all. `prefix` is put before every name in the
+ * archive (repacking an install whose directory has another name).
+ */
+export async function archive (cwd: string, names: string[], out: string, prefix?: string): Promise<{ bytes: number, sha256: string }> {
   const tmp = `${out}.tmp-${process.pid}`
-  const tar = spawn('tar', ['--create', '--no-recursion', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '--format=ustar', '--files-from=-', '--file=-'],
+  const transform = prefix === undefined ? [] : [`--transform=s,^,${prefix}/,`]
+  const tar = spawn('tar', ['--create', '--no-recursion', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '--format=ustar', ...transform, '--files-from=-', '--file=-'],
     { cwd, stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   tar.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
@@ -195,6 +201,27 @@ async function archive (cwd: string, names: string[], out: string): Promise<{ by
     throw err
   }
   return { bytes, sha256: hash.digest('hex') }
+}
+
+/** Folders of a checkout whose TypeScript goes into a bundle (the rest: test/, bench/, contrib/). */
+const CODE_DIRS = ['daemon', 'mesh', 'providers']
+
+/**
+ * A digest of what a bundle for `arch` is built from in the checkout at
+ * `root`: every .ts file of the code folders, the root files copied in,
+ * package.json (version, pinned Node) and package-lock.json (the exact
+ * dependencies esbuild inlines and better-sqlite3's version). Two checkouts
+ * with the same digest build the same bundle; a cache keyed by it is never
+ * stale. Reading a few hundred small files takes some milliseconds.
+ */
+export function sourceDigest (root: string, arch: BundleArch): string {
+  const files: string[] = []
+  for (const d of CODE_DIRS) files.push(...listFiles(join(root, d)).filter((f) => f.endsWith('.ts')).map((f) => join(d, f)))
+  files.push(...ROOT_FILES, 'package.json')
+  try { statSync(join(root, 'package-lock.json')); files.push('package-lock.json') } catch {}
+  const h = createHash('sha256').update(`meshd-bundle-sources v1 ${arch}\n`)
+  for (const f of files.sort()) h.update(`${createHash('sha256').update(readFileSync(join(root, f))).digest('hex')} ${f}\n`)
+  return h.digest('hex')
 }
 
 /** This machine's bundle arch, or null. */

@@ -4,7 +4,7 @@
  * mistake, which would only show on the host as "Exec format error".
  */
 import { closeSync, openSync, readSync } from 'node:fs'
-import type { BundleArch } from '../../providers/ssh/bundle-manifest.ts'
+import type { BundleArch } from '../../providers/bundle-manifest.ts'
 
 /** e_machine values (ELF spec): EM_X86_64 and EM_AARCH64. */
 const MACHINES: Record<number, BundleArch> = { 62: 'x64', 183: 'arm64' }

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import type { BundleArch } from '../../providers/ssh/bundle-manifest.ts'
+import type { BundleArch } from '../../providers/bundle-manifest.ts'
 import { assertElfArch } from './elf.ts'
 
 const run = promisify(execFile)

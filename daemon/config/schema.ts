@@ -131,7 +131,7 @@ export const providerSchema = z.discriminatedUnion('kind', [
     identity_file: z.string().optional(),
     known_hosts: z.string().default('/etc/meshd/known_hosts'),
     install_dir: z.string().default('/opt/meshd'),
-    /** The bundle (tar.gz from `meshd bundle`) installed on the hosts. */
+    /** The bundle (tar.gz from `meshd bundle`) installed on the hosts; absent: the leader makes one on first need (daemon/bundle/cache.ts). */
     bundle: z.string().min(1).optional(),
     region: z.string().default('ssh'),
     hosts: z.array(sshHost).min(1)

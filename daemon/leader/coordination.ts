@@ -147,7 +147,7 @@ export class Coordination implements Startable {
       membership: deps.membership,
       ctl: new Ctl(deps.node, config.cluster),
       election,
-      providers: config.voter ? buildProviders(config) : new Map(),
+      providers: config.voter ? buildProviders(config, { log: deps.log }) : new Map(),
       log: deps.log,
       drain: deps.drain,
       retire: deps.retire,

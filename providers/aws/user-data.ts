@@ -137,7 +137,7 @@ export function userDataScript (i: UserDataInput): string {
       '  fi',
       // A subshell: unpackScript's EXIT trap (removing the download and temporaries) runs when it ends, before the exec below.
       '  (',
-      unpackScript(I, f, i.bundle.sha256, 'boot', 'downloaded').trimEnd(),
+      unpackScript(I, f, i.bundle.sha256, null, 'boot', 'downloaded').trimEnd(),
       '  )',
       'fi'
     )

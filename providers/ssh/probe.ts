@@ -18,7 +18,7 @@ export interface HostFacts {
   /** Free space where install_dir is (or its nearest existing parent), MB. */
   freeDiskMb: number | null
   /** The installed bundle (install_dir/installed.json), or null when meshd is not installed. */
-  installed: { sha256: string, version: string } | null
+  installed: { sha256: string, version: string, contentsSha256: string | null } | null
   systemd: boolean
   /** root, or `sudo -n true` works: true; otherwise what sudo said (e.g. "sudo: a terminal is required"). */
   sudo: { ok: true, how: 'root' | 'sudo' } | { ok: false, why: string }
@@ -69,8 +69,8 @@ export function parseProbe (stdout: string): HostFacts {
   const inst = kv.get('installed')
   if (inst !== undefined) {
     try {
-      const j = JSON.parse(inst) as { sha256?: unknown, version?: unknown }
-      if (typeof j.sha256 === 'string') installed = { sha256: j.sha256, version: typeof j.version === 'string' ? j.version : '?' }
+      const j = JSON.parse(inst) as { sha256?: unknown, version?: unknown, contents_sha256?: unknown }
+      if (typeof j.sha256 === 'string') installed = { sha256: j.sha256, version: typeof j.version === 'string' ? j.version : '?', contentsSha256: typeof j.contents_sha256 === 'string' ? j.contents_sha256 : null }
     } catch {}
   }
   const memKb = int(kv.get('mem_kb'))

@@ -33,6 +33,8 @@ import { addressFromLog } from '../started-line.ts'
 import { Connection, HostStepError, readIdentity, targetName, type Step, type Target } from './connection.ts'
 import { parseKnownHosts, type KnownHostsEntry } from './known-hosts.ts'
 import { parseProbe, probeScript, type HostFacts } from './probe.ts'
+import { needsUpload, parseBundleManifest, type BundleManifest } from '../bundle-manifest.ts'
+import { readBundleFileManifest } from './bundle-file.ts'
 import { burstDir, claimScript, cleanupScript, installedScript, killScript, releaseScript, startScript, stateScript, stopScript, unpackScript, writeFileScript } from './remote.ts'
 
 export interface SshHostInit {
@@ -93,6 +95,15 @@ export type KeyRecord = z.output<typeof keyRecordSchema>
 export const STOP_GRACE_EXTRA_MS = 60_000
 /** A claim whose process never started is a launch under way for this long (a slow bundle upload), then dead. */
 export const LAUNCH_STALE_MS = 15 * 60_000
+/**
+ * How long the record of a terminated launch (`key.json`) stays on its host.
+ * It is what makes a re-issued launch of that key resolve to the terminated
+ * instance instead of a second node; a leader re-issues a launch only until
+ * its launch timeout (15 min after the decision), so 7 days is far beyond
+ * any re-issue — a ledger restored from an old copy included — while the
+ * records (a few hundred bytes each) do not pile up on a busy host.
+ */
+export const TOMBSTONE_KEEP_MS = 7 * 24 * 3600_000
 const SETTLE_WAIT_MS = 60_000
 const KILL_REPEAT_MS = 5_000
 /** Unix socket paths are limited to 108 bytes. */
@@ -145,7 +156,7 @@ export class SshProvider implements Provider {
   private readonly reserved = new Set<string>()
   private readonly launching = new Set<string>()
   private readonly cooling = new Map<string, { until: number, error: HostStepError }>()
-  private readonly shaCache = new Map<string, { stamp: string, sha: string }>()
+  private readonly bundleCache = new Map<string, { stamp: string, sha256: string, manifest: BundleManifest }>()
   /**
    * Launches of this object that failed and could not be cleaned up (the
    * connection was cut): removed the next time their host answers. Another
@@ -225,8 +236,20 @@ export class SshProvider implements Provider {
     return this.instance(o)
   }
 
+  /**
+   * Every host's launches, or a rejection when any host cannot be read: a
+   * list without that host would make its node, which may well be running
+   * (the leader merely cut off from it), look gone to the leader's reconcile
+   * ("vanished"), and a replacement would be a second node once it answers.
+   * Unavailable, the leader reconciles nothing of this pool that round.
+   */
   async list (): Promise<Instance[]> {
     const seen = await this.scanAll()
+    const unread = seen.filter((s) => s.error !== null)
+    if (unread.length > 0) {
+      throw new ProviderUnavailableError(this.name, `${this.name}: cannot list the pool: ${unread.map((s) => s.error!.message).join('; ')} ` +
+        `(a node there may still run; until ${unread.length === 1 ? 'it answers' : 'they answer'} or ${unread.length === 1 ? 'is' : 'are'} removed from the config, nothing of this pool is reported gone)`)
+    }
     const out: Instance[] = []
     for (const s of seen) for (const o of s.observed) if (o.rec.cluster === this.init.cluster && o.state !== 'terminated') out.push(this.instance(o))
     return out.sort((a, b) => a.launchedAt - b.launchedAt || a.id.localeCompare(b.id))
@@ -364,7 +387,12 @@ export class SshProvider implements Provider {
     }
   }
 
-  /** Uploads and unpacks the bundle unless that very bundle (by sha256) is installed. */
+  /**
+   * Uploads and unpacks the bundle unless the host already has the same
+   * contents (the manifests' digests: a bundle rebuilt from the same sources
+   * is not uploaded again, even when its archive bytes differ). The upload
+   * itself is checked by the archive's sha256 on the host.
+   */
   private async install (c: Connection, host: Host, arch: 'x64' | 'arm64'): Promise<void> {
     let file: string
     try {
@@ -372,9 +400,15 @@ export class SshProvider implements Provider {
     } catch (e) {
       throw new HostStepError(host.name, 'install', `no bundle for ${arch}: ${(e as Error).message}`, { cause: e })
     }
-    const sha = await this.sha256(file)
-    const now = (await c.run('install', installedScript(host.installDir, sha), { timeoutMs: this.cmdMs() })).trim()
-    if (now === 'up-to-date') return
+    const local = await this.bundleInfo(host, file)
+    if (local.manifest.arch !== arch) throw new HostStepError(host.name, 'install', `bundle ${file} is for ${local.manifest.arch}, the host is ${arch}`)
+    const said = (await c.run('install', installedScript(host.installDir), { timeoutMs: this.cmdMs() })).trim()
+    let installed: BundleManifest | null = null
+    if (said !== '') {
+      // A damaged or older manifest on the host is no match: the bundle is installed again.
+      try { installed = parseBundleManifest(said, `${host.name}:${host.installDir}/current/meshd-bundle.json`) } catch {}
+    }
+    if (!needsUpload(installed, local.manifest)) return
     const tag = randomBytes(6).toString('hex')
     const upload = `${host.installDir.replace(/\/+$/, '')}/.upload-${tag}.tar.gz`
     try {
@@ -390,20 +424,23 @@ export class SshProvider implements Provider {
       if (e instanceof HostStepError && free !== '') throw new HostStepError(host.name, 'upload', `${e.reason}${free}`, { cause: e })
       throw e
     }
-    await c.run('install', unpackScript(host.installDir, upload, sha, tag), { timeoutMs: this.init.uploadTimeoutMs ?? 600_000 })
+    await c.run('install', unpackScript(host.installDir, upload, local.sha256, local.manifest.contents_sha256, tag), { timeoutMs: this.init.uploadTimeoutMs ?? 600_000 })
   }
 
-  private async sha256 (file: string): Promise<string> {
+  /** The bundle's sha256 and manifest, read once per file version (size and mtime). */
+  private async bundleInfo (host: Host, file: string): Promise<{ sha256: string, manifest: BundleManifest }> {
     let st
-    try { st = statSync(file) } catch (e) { throw new HostStepError(this.name, 'install', `bundle ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`) }
+    try { st = statSync(file) } catch (e) { throw new HostStepError(host.name, 'install', `bundle ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`) }
     const stamp = `${st.size}:${st.mtimeMs}`
-    const hit = this.shaCache.get(file)
-    if (hit !== undefined && hit.stamp === stamp) return hit.sha
+    const hit = this.bundleCache.get(file)
+    if (hit !== undefined && hit.stamp === stamp) return hit
+    let manifest: BundleManifest
+    try { manifest = await readBundleFileManifest(file) } catch (e) { throw new HostStepError(host.name, 'install', (e as Error).message, { cause: e }) }
     const h = createHash('sha256')
     for await (const chunk of createReadStream(file)) h.update(chunk as Buffer)
-    const sha = h.digest('hex')
-    this.shaCache.set(file, { stamp, sha })
-    return sha
+    const info = { stamp, sha256: h.digest('hex'), manifest }
+    this.bundleCache.set(file, info)
+    return info
   }
 
   /** Waits while another process launches `dir` on `host`; returns the settled instance. */
@@ -458,6 +495,10 @@ export class SshProvider implements Provider {
     const out: Observed[] = []
     for (const s of parseState(await c.run('state', stateScript(host.installDir), { timeoutMs: this.cmdMs() }))) {
       if (s.rec === null) continue
+      if (s.rec.terminated_at !== null && this.now() - s.rec.terminated_at >= TOMBSTONE_KEEP_MS) {
+        await c.run('state', releaseScript(host.installDir, s.dir), { timeoutMs: this.cmdMs() })
+        continue
+      }
       if (this.abandoned.has(`${host.name}/${s.dir}`) && s.rec.started_at === null) {
         if (s.alive) await c.run('stop', killScript(host.installDir, s.dir, false), { timeoutMs: this.cmdMs() })
         await c.run('state', releaseScript(host.installDir, s.dir), { timeoutMs: this.cmdMs() })

@@ -6,15 +6,17 @@
  * On the host:
  *
  *   <install_dir>/
- *     releases/<sha256>/        one unpacked bundle each (bin/meshd, …)
- *     current -> releases/<sha> switched atomically (symlink + rename)
- *     installed.json            {"sha256","version","installed_at"}: what `current` is
+ *     releases/<digest>/        one unpacked bundle each (bin/meshd, meshd-bundle.json …),
+ *                               named by its manifest's contents_sha256; current and the one before kept
+ *     current -> releases/<digest> switched atomically (symlink + rename)
+ *     installed.json            {"sha256","contents_sha256","version","installed_at"}: what `current` is
  *     burst/<dir>/              one launch (dir: the key, made safe)
  *       key.json                the launch's record: its idempotency key (the claim: mkdir of the dir)
  *       meshd.json, swarm.key   mode 0600
  *       meshd.pid | unit        how its process is found (setsid nohup | systemd-run)
  *       meshd.log, state/, admin.sock
  */
+import { BUNDLE_MANIFEST_FILE } from '../bundle-manifest.ts'
 
 import { shq } from '../install-script.ts'
 
@@ -25,11 +27,15 @@ export function burstDir (installDir: string, dir: string): string {
   return `${installDir.replace(/\/+$/, '')}/burst/${dir}`
 }
 
-/** Prints `up-to-date` when `sha` is installed and runnable, else `need`. */
-export function installedScript (installDir: string, sha: string): string {
+/**
+ * Prints the manifest of the installed bundle (`current/meshd-bundle.json`)
+ * when `current` is runnable, else nothing: the caller compares its digest
+ * with the bundle it holds (bundle-manifest.ts `needsUpload`).
+ */
+export function installedScript (installDir: string): string {
   const I = shq(installDir)
-  return `cur=$(sed -n 's/.*"sha256":"\\([0-9a-f]*\\)".*/\\1/p' ${I}/installed.json 2>/dev/null)
-if [ "$cur" = ${shq(sha)} ] && [ -x ${I}/current/bin/meshd ]; then echo up-to-date; else mkdir -p ${I} && echo need; fi
+  return `mkdir -p ${I}
+if [ -x ${I}/current/bin/meshd ] && [ -r ${I}/current/${BUNDLE_MANIFEST_FILE} ]; then cat ${I}/current/${BUNDLE_MANIFEST_FILE}; fi
 # Uploads cut with their connection (nobody left to remove them), once surely dead.
 find ${I} -maxdepth 1 -name '.upload-*' -mmin +30 -exec rm -f {} + 2>/dev/null; find ${I}/releases -maxdepth 1 -name '.new-*' -mmin +30 -exec rm -rf {} + 2>/dev/null; true
 `

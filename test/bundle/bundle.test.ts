@@ -15,7 +15,7 @@ import { meshd } from '../helpers/cli.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { MeshdProcess } from '../../daemon/localmesh/meshd-process.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
-import { BUNDLE_MANIFEST_FILE, contentsDigest, parseBundleManifest } from '../../providers/ssh/bundle-manifest.ts'
+import { BUNDLE_MANIFEST_FILE, contentsDigest, parseBundleManifest } from '../../providers/bundle-manifest.ts'
 import { INLINE_MAX } from '../../daemon/http/body-parser.ts'
 
 const REPO = join(import.meta.dirname, '../..')
@@ -108,4 +108,19 @@ t.test('init, start with the simulator, a chat completion through the front door
   const status = await meshd(['status', '--config', config], { bin, env, cwd: host })
   t.equal(status.code, 0, status.stderr)
   t.match(status.stdout, /bundled|\bm\b/)
+})
+
+t.test('a meshd running from the bundle repacks its own install into the very same bundle; another arch is refused with the command that builds it', async (t) => {
+  const again = join(host, 'again.tar.gz')
+  const r = await meshd(['bundle', '--out', again, '--json'], { bin, env, cwd: host, timeoutMs: 240_000 })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stderr, /repacking this meshd's own install/)
+  const rep = JSON.parse(r.stdout) as { sha256: string, manifest: unknown }
+  t.equal(rep.sha256, report.sha256, 'byte for byte the bundle it was unpacked from')
+  t.same(rep.manifest, report.manifest)
+  const other = arch === 'x64' ? 'arm64' : 'x64'
+  const no = await meshd(['bundle', '--arch', other, '--out', join(host, 'other.tar.gz')], { bin, env, cwd: host })
+  t.not(no.code, 0)
+  t.match(no.stderr, new RegExp(`meshd bundle --arch ${other}`), `names the command: ${no.stderr.trim()}`)
+  t.notOk(existsSync(join(host, 'other.tar.gz')))
 })

@@ -1,7 +1,7 @@
-/** The bundle manifest (providers/ssh/bundle-manifest.ts) and the ELF check (daemon/bundle/elf.ts): pure, table-tested. */
+/** The bundle manifest (providers/bundle-manifest.ts) and the ELF check (daemon/bundle/elf.ts): pure, table-tested. */
 import t from 'tap'
 import fc from 'fast-check'
-import { bundleArchFor, contentsDigest, needsUpload, parseBundleManifest, type BundleManifest } from '../../providers/ssh/bundle-manifest.ts'
+import { bundleArchFor, contentsDigest, needsUpload, parseBundleManifest, type BundleManifest } from '../../providers/bundle-manifest.ts'
 import { elfArch } from '../../daemon/bundle/elf.ts'
 
 const H = (c: string): string => c.repeat(64)

@@ -6,6 +6,10 @@
  * joins, becomes ready and takes traffic through a voter's front door;
  * `burst --terminate --all` drains them and nothing of meshd keeps running
  * on the hosts.
+ *
+ * The hosts get the stand-in bundle (test/helpers/ssh-pool.ts); with
+ * SSH_E2E_BUNDLE=FILE (a tar.gz from `meshd bundle`) they get that one
+ * instead, for BENCHMARKS.md's burst-to-ready figure from a real bundle.
  */
 import t from 'tap'
 import OpenAI from 'openai'
@@ -59,7 +63,7 @@ t.test('burst --count 2 through an SSH pool of two hosts in namespaces', { skip 
       identity_file: pool.identityFile,
       known_hosts: pool.knownHosts,
       install_dir: join(pool.root, 'opt'),
-      bundle: pool.bundle,
+      bundle: process.env.SSH_E2E_BUNDLE ?? pool.bundle,
       max_instances: 2,
       replica: { models: ['llama3'], slots: 2, command: 'sim', sim: replica.sim },
       hosts: lan.hosts.map((h, i) => ({ ip: h.ip, install_dir: join(pool.root, `opt-h${i + 1}`) }))

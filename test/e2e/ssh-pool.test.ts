@@ -191,6 +191,7 @@ t.test('a host that is down is reported and skipped: the launch goes to the next
   t.equal(o?.capacity, 1, 'one host offered')
   const i = await launch(p, 'down-1')
   t.match(i.id, `${pool.servers[1]!.host}:${pool.servers[1]!.port}/`, 'launched on the host that is up')
+  await t.rejects(p.list(), { code: 'MESHD_PROVIDER_UNAVAILABLE', message: new RegExp(`${pool.servers[0]!.host}:${pool.servers[0]!.port}: connect`) }, 'list() is unavailable while a host cannot be read, naming it')
   await p.delete(i.id)
-  await waitFor(async () => !(await p.list()).some((x) => x.id === i.id), { timeoutMs: 30_000, intervalMs: 200, what: 'the node gone' })
+  await waitFor(async () => await p.get(i.id).then(() => false, (e: Error & { code?: string }) => e.code === 'MESHD_PROVIDER_NOT_FOUND'), { timeoutMs: 30_000, intervalMs: 200, what: 'the node gone' })
 })

@@ -8,7 +8,9 @@
 import { execFileSync } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { createHash, randomBytes } from 'node:crypto'
+import { BUNDLE_MANIFEST_FILE, BUNDLE_MANIFEST_VERSION, bundleTopDir, contentsDigest, type BundleFileEntry, type BundleManifest } from '../../providers/bundle-manifest.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { knownHostsLine, startSshd, type Sshd } from './sshd.ts'
 import type { Teardown } from './tmp.ts'
@@ -16,15 +18,34 @@ import { writeSwarmKey } from './daemon.ts'
 
 export const REPO = resolve(import.meta.dirname, '../..')
 
-/** A bundle stand-in: bin/meshd execs this checkout's; `tag` makes another sha256 (an upgrade). */
-export function standInBundle (dir: string, tag = 'v1'): string {
+/**
+ * A bundle stand-in, laid out as `meshd bundle` lays one out (one top
+ * directory, the manifest first): bin/meshd execs this checkout's; `tag`
+ * makes other contents (an upgrade); `payloadBytes` of random bytes (they do
+ * not compress) make it big.
+ */
+export function standInBundle (dir: string, tag = 'v1', opts: { payloadBytes?: number, launcher?: string } = {}): string {
+  const version = `0.1.0-${tag}`
+  const arch = process.arch === 'arm64' ? 'arm64' : 'x64'
+  const top = bundleTopDir(version, arch)
   const src = join(dir, `bundle-src-${tag}`)
-  mkdirSync(join(src, 'bin'), { recursive: true })
-  writeFileSync(join(src, 'bin', 'meshd'), `#!/bin/sh\n# stand-in bundle ${tag}\nexec ${REPO}/bin/meshd "$@"\n`)
-  chmodSync(join(src, 'bin', 'meshd'), 0o755)
-  writeFileSync(join(src, 'package.json'), JSON.stringify({ name: 'meshd', version: `0.1.0-${tag}` }) + '\n')
+  rmSync(src, { recursive: true, force: true })
+  const files: Record<string, { body: string | Buffer, mode: number }> = {
+    'bin/meshd': { body: opts.launcher ?? `#!/bin/sh\n# stand-in bundle ${tag}\nexec ${REPO}/bin/meshd "$@"\n`, mode: 0o755 },
+    'package.json': { body: JSON.stringify({ name: 'meshd', version }) + '\n', mode: 0o644 }
+  }
+  if (opts.payloadBytes !== undefined) files.payload = { body: randomBytes(opts.payloadBytes), mode: 0o644 }
+  const entries: BundleFileEntry[] = []
+  for (const [path, f] of Object.entries(files)) {
+    mkdirSync(dirname(join(src, top, path)), { recursive: true })
+    writeFileSync(join(src, top, path), f.body)
+    chmodSync(join(src, top, path), f.mode)
+    entries.push({ path, executable: (f.mode & 0o111) !== 0, sha256: createHash('sha256').update(f.body).digest('hex') })
+  }
+  const manifest: BundleManifest = { v: BUNDLE_MANIFEST_VERSION, name: 'meshd', version, platform: 'linux', arch, node: '24.21.0', contents_sha256: contentsDigest(entries), files: entries.length }
+  writeFileSync(join(src, top, BUNDLE_MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n')
   const out = join(dir, `bundle-${tag}.tar.gz`)
-  execFileSync('tar', ['-czf', out, '-C', src, '.'])
+  execFileSync('tar', ['-czf', out, '-C', src, `${top}/${BUNDLE_MANIFEST_FILE}`, ...Object.keys(files).sort().map((f) => `${top}/${f}`)])
   return out
 }
 

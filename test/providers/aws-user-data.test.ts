@@ -29,15 +29,15 @@ const req: LaunchRequest = {
   bootstrap: { peers: ['/ip4/10.0.0.2/tcp/4001/p2p/12D3KooWB', '/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWA', '/ip4/10.0.0.2/tcp/4001/p2p/12D3KooWB'] }
 }
 
-/** A bundle whose bin/meshd writes its arguments to $MESHD_ARGS. */
+/** A bundle (one top directory, as `meshd bundle` makes) whose bin/meshd writes its arguments to $MESHD_ARGS. */
 async function bundle (dir: string): Promise<{ file: string, sha: string }> {
-  const src = join(dir, 'src')
+  const src = join(dir, 'src', 'meshd-9.9.9-linux-x64')
   mkdirSync(join(src, 'bin'), { recursive: true })
   writeFileSync(join(src, 'bin', 'meshd'), '#!/bin/sh\nprintf "%s\\n" "$@" > "$MESHD_ARGS"\n')
   chmodSync(join(src, 'bin', 'meshd'), 0o755)
-  writeFileSync(join(src, 'package.json'), '{"name":"meshd","version":"9.9.9"}\n')
+  writeFileSync(join(src, 'meshd-bundle.json'), '{"version":"9.9.9"}\n')
   const file = join(dir, 'meshd.tar.gz')
-  await run('tar', ['-czf', file, '-C', src, '.'])
+  await run('tar', ['-czf', file, '-C', join(dir, 'src'), 'meshd-9.9.9-linux-x64'])
   return { file, sha: createHash('sha256').update(readFileSync(file)).digest('hex') }
 }
 

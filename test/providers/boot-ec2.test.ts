@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { EC2Client, CreateFleetCommand, CreateLaunchTemplateCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2'
 import { startFakeEc2, netnsMachinesAvailable, type FakeEc2 } from '../helpers/fake-ec2/index.ts'
-import { userDataScript } from '../helpers/fake-ec2/user-data.ts'
+import { userDataScript } from '../../providers/aws/user-data.ts'
 import { meshd } from '../helpers/cli.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
@@ -65,7 +65,7 @@ t.test('CreateFleet → user data → bundle → meshd boot-ec2 → a node that 
     paths: { config: '/etc/meshd/meshd.json', swarm_key: '/etc/meshd/swarm.key', state_dir: '/var/lib/meshd' },
     install_dir: '/opt/meshd'
   }
-  const userData = userDataScript({ bundleUrl: fake.serveFile('meshd.tar.gz', bundle), bundleSha256: sha256, spec })
+  const userData = userDataScript({ bundle: { url: fake.serveFile('meshd.tar.gz', bundle), sha256 }, spec })
 
   const ec2 = new EC2Client({ region: 'us-east-1', endpoint: fake.url, maxAttempts: 1 })
   await ec2.send(new CreateLaunchTemplateCommand({

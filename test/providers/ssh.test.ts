@@ -4,17 +4,19 @@
  * real meshd burst nodes started on the "hosts" from a stand-in bundle.
  */
 import t from 'tap'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
-import { isInsufficientCapacityError, type Instance, type LaunchRequest } from '../../providers/types.ts'
+import { isInsufficientCapacityError, isProviderUnavailableError, type Instance, type LaunchRequest } from '../../providers/types.ts'
 import { validateConfig } from '../../daemon/config/load.ts'
 import { sshdAvailable, type Sshd } from '../helpers/sshd.ts'
-import { REPO, standInBundle, startPool, type Pool } from '../helpers/ssh-pool.ts'
+import { processesUnder, standInBundle, startPool, type Pool } from '../helpers/ssh-pool.ts'
+import { readBundleFileManifest } from '../../providers/ssh/bundle-file.ts'
+import { shq } from '../../providers/ssh/remote.ts'
 import { runProviderCompliance } from './compliance.ts'
-import { sshProvider, type SshProvider, type SshProviderInit } from '../../providers/ssh/index.ts'
+import { sshProvider, TOMBSTONE_KEEP_MS, type SshProvider, type SshProviderInit } from '../../providers/ssh/index.ts'
 
 const skip = sshdAvailable()
 
@@ -71,7 +73,18 @@ function uploads (s: Sshd): number {
   return s.log().split('\n').filter((l) => /subsystem.*sftp/.test(l)).length
 }
 
-t.test('install: uploaded once, skipped when installed (warm), upgraded in place when the bundle changes', { skip }, async (t) => {
+/** The bundle's contents digest (its manifest): what a release on the host is named by. */
+async function digestOf (bundle: string): Promise<string> {
+  return (await readBundleFileManifest(bundle)).contents_sha256
+}
+
+/** The same contents archived again with other bytes (gzip level 1): what rebuilding the same sources may give. */
+function rearchived (bundle: string, out: string): string {
+  execFileSync('sh', ['-c', `gzip -dc ${shq(bundle)} | gzip -1 > ${shq(out)}`])
+  return out
+}
+
+t.test('install: uploaded once, skipped when installed (warm) or rebuilt the same, upgraded in place when the bundle changes, old releases pruned', { skip }, async (t) => {
   const pool = await startPool(t, 1)
   const s = pool.servers[0]!
   const dir = join(pool.root, 'inst-h1')
@@ -83,8 +96,9 @@ t.test('install: uploaded once, skipped when installed (warm), upgraded in place
   t.equal(uploads(s), 1, 'the bundle was uploaded')
   if (uploads(s) !== 1) t.comment(s.log().split('\n').filter((l) => l.includes('session') || l.includes('sftp')).join('\n'))
   const sha1 = createHash('sha256').update(readFileSync(pool.bundle)).digest('hex')
-  t.equal(readlinkSync(join(dir, 'current')), `releases/${sha1}`, 'current points at releases/<sha256>')
-  t.match(JSON.parse(readFileSync(join(dir, 'installed.json'), 'utf8')), { sha256: sha1, version: '0.1.0-v1' })
+  const d1 = await digestOf(pool.bundle)
+  t.equal(readlinkSync(join(dir, 'current')), `releases/${d1}`, "current points at releases/<the manifest's contents digest>")
+  t.match(JSON.parse(readFileSync(join(dir, 'installed.json'), 'utf8')), { sha256: sha1, contents_sha256: d1, version: '0.1.0-v1' })
   // Secrets and modes on the host.
   const b = join(dir, 'burst', 'install-1')
   t.equal(statSync(join(b, 'swarm.key')).mode & 0o777, 0o600, 'swarm.key is 0600')
@@ -105,15 +119,29 @@ t.test('install: uploaded once, skipped when installed (warm), upgraded in place
   t.equal(uploads(s), 1, 'same bundle: no upload')
   await stopAndWait(p, w.id)
 
+  // The same contents in other archive bytes (a rebuild): same digest, no upload.
+  bundle = rearchived(pool.bundle, join(pool.root, 'bundle-v1-again.tar.gz'))
+  t.not(createHash('sha256').update(readFileSync(bundle)).digest('hex'), sha1, 'the rebuilt archive has another sha256')
+  const r = await launchOne(p, 'install-2b')
+  t.equal(uploads(s), 1, 'same contents digest: no upload')
+  await stopAndWait(p, r.id)
+
   bundle = standInBundle(pool.root, 'v2')
-  const sha2 = createHash('sha256').update(readFileSync(bundle)).digest('hex')
+  const d2 = await digestOf(bundle)
   const u = await launchOne(p, 'install-3')
   t.equal(uploads(s), 2, 'a changed bundle is uploaded')
-  t.equal(readlinkSync(join(dir, 'current')), `releases/${sha2}`, 'current switched to the new release')
-  t.match(JSON.parse(readFileSync(join(dir, 'installed.json'), 'utf8')), { sha256: sha2, version: '0.1.0-v2' })
-  t.ok(existsSync(join(dir, 'releases', sha1)), 'the old release stays (a node may still run from it)')
+  t.equal(readlinkSync(join(dir, 'current')), `releases/${d2}`, 'current switched to the new release')
+  t.match(JSON.parse(readFileSync(join(dir, 'installed.json'), 'utf8')), { sha256: createHash('sha256').update(readFileSync(bundle)).digest('hex'), contents_sha256: d2, version: '0.1.0-v2' })
+  t.ok(existsSync(join(dir, 'releases', d1)), 'the release before stays')
   t.same(readdirSync(dir).filter((n) => n.startsWith('.')), [], 'no temporary left')
   await stopAndWait(p, u.id)
+
+  bundle = standInBundle(pool.root, 'v3')
+  const d3 = await digestOf(bundle)
+  const v = await launchOne(p, 'install-4')
+  t.equal(uploads(s), 3, 'v3 uploaded')
+  t.same(readdirSync(join(dir, 'releases')).sort(), [d2, d3].sort(), 'releases pruned to current and the one before')
+  await stopAndWait(p, v.id)
 })
 
 t.test('a full disk: the install fails at its step, the host is left clean and cooled down', { skip }, async (t) => {
@@ -123,12 +151,7 @@ t.test('a full disk: the install fails at its step, the host is left clean and c
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir])
   t.teardown(() => { spawnSync('umount', ['-l', dir]) })
   // Bigger than the tmpfs: random bytes do not compress.
-  const big = join(pool.root, 'bundle-src-big')
-  mkdirSync(join(big, 'bin'), { recursive: true })
-  writeFileSync(join(big, 'bin', 'meshd'), '#!/bin/sh\nexit 0\n', { mode: 0o755 })
-  writeFileSync(join(big, 'payload'), randomBytes(256 * 1024))
-  const bundle = join(pool.root, 'big.tar.gz')
-  execFileSync('tar', ['-czf', bundle, '-C', big, '.'])
+  const bundle = standInBundle(pool.root, 'big', { payloadBytes: 256 * 1024, launcher: '#!/bin/sh\nexit 0\n' })
   const p = poolProvider(pool, 'full', { hosts: [{ ip: pool.servers[0]!.host, port: pool.servers[0]!.port, installDir: dir }], bundleFor: async () => bundle })
   let err: unknown
   try { await launchOne(p, 'full-1') } catch (e) { err = e }
@@ -166,6 +189,12 @@ t.test('a new leader adopts through list(): the same key gives the same node; a 
   const re = await launchOne(later, 'adopt-2')
   t.equal(re.state, 'terminated', 'and its key is never launched again')
   await stopAndWait(second, a.id)
+  const aDir = join(pool.root, 'adopt-h1', 'burst', 'adopt-1')
+  t.ok(existsSync(join(aDir, 'key.json')), 'a terminated launch keeps its record …')
+  await poolProvider(pool, 'adopt', { now: () => Date.now() + TOMBSTONE_KEEP_MS - 60_000 }).list()
+  t.ok(existsSync(join(aDir, 'key.json')) && existsSync(join(dir, 'key.json')), '… for TOMBSTONE_KEEP_MS …')
+  await poolProvider(pool, 'adopt', { now: () => Date.now() + TOMBSTONE_KEEP_MS + 16 * 60_000 }).list()
+  t.notOk(existsSync(aDir) || existsSync(dir), '… then the records are removed from the hosts')
 })
 
 t.test('a connection cut mid-upload: the old install keeps working; the next launch completes the upgrade', { skip }, async (t) => {
@@ -179,13 +208,7 @@ t.test('a connection cut mid-upload: the old install keeps working; the next lau
   await stopAndWait(p, a.id)
   const before = readlinkSync(join(dir, 'current'))
   // A big v2 (random bytes do not compress), so the upload takes a while.
-  const src = join(pool.root, 'bundle-src-v2big')
-  mkdirSync(join(src, 'bin'), { recursive: true })
-  writeFileSync(join(src, 'bin', 'meshd'), `#!/bin/sh\nexec ${REPO}/bin/meshd "$@"\n`, { mode: 0o755 })
-  writeFileSync(join(src, 'package.json'), '{"version":"0.1.0-v2big"}\n')
-  writeFileSync(join(src, 'payload'), randomBytes(64 * 1024 * 1024))
-  bundle = join(pool.root, 'v2big.tar.gz')
-  execFileSync('tar', ['-czf', bundle, '-C', src, '.'])
+  bundle = standInBundle(pool.root, 'v2big', { payloadBytes: 64 * 1024 * 1024 })
   const launching = launchOne(p, 'cut-2').then(() => null, (e: unknown) => e)
   await waitFor(() => readdirSync(dir).some((n) => n.startsWith('.upload-')), { timeoutMs: 30_000, intervalMs: 5, what: 'the upload to begin' })
   await s.stop() // the cable pulled: sshd and every session killed
@@ -205,4 +228,22 @@ t.test('a connection cut mid-upload: the old install keeps working; the next lau
   t.match(JSON.parse(readFileSync(join(dir, 'installed.json'), 'utf8')), { version: '0.1.0-v2big' }, 'the next launch completes the upgrade')
   t.same(readdirSync(dir).filter((n) => n.startsWith('.upload-')), [], '… and removed by the next install once stale')
   await stopAndWait(p, b.id)
+})
+
+t.test('a host that cannot be reached never makes its live node look gone: list() is unavailable, naming the host, until it answers', { skip }, async (t) => {
+  const pool = await startPool(t, 2)
+  const p = poolProvider(pool, 'down')
+  const a = await launchOne(p, 'down-1')
+  await waitFor(async () => (await p.get(a.id)).state === 'running', { timeoutMs: 30_000, intervalMs: 200, what: 'down-1 running' })
+  const h = pool.servers.find((s) => a.id.startsWith(`${s.host}:${s.port}/`))!
+  await h.stop() // sshd and its sessions killed; the node, in its own session, runs on (a partition, not a crash)
+  t.ok(processesUnder(pool.root).length > 0, 'the node still runs')
+  const err = await p.list().then(() => null, (e: unknown) => e)
+  t.ok(isProviderUnavailableError(err), `list() rejects as unavailable: ${String(err)}`)
+  t.match(String((err as Error).message), `${h.host}:${h.port}`, 'naming the host')
+  t.ok(isProviderUnavailableError(await p.get(a.id).then(() => null, (e: unknown) => e)), 'get() is unavailable too, not "not found"')
+  await h.start()
+  const back = await p.list()
+  t.same(back.map((i) => [i.id, i.state]), [[a.id, 'running']], 'once it answers, the same node is listed, running')
+  await stopAndWait(p, a.id)
 })

@@ -10,15 +10,18 @@ import { printJson } from '../common/daemon-client.ts'
 import { meshdRoot } from '../common/meshd-root.ts'
 import { MESHD_VERSION } from '../../version.ts'
 import { buildBundle, hostArch } from '../../bundle/build.ts'
-import { BUNDLE_ARCHES, bundleTopDir, type BundleArch } from '../../../providers/ssh/bundle-manifest.ts'
+import { installedManifest, repackInstall } from '../../bundle/repack.ts'
+import { BUNDLED } from '../../own-files.ts'
+import { BUNDLE_ARCHES, bundleTopDir, type BundleArch } from '../../../providers/bundle-manifest.ts'
 
 export const help = `usage: meshd bundle [--arch x64|arm64] [--out FILE] [--cache-dir DIR] [--json]
 
 Builds one archive (tar.gz) with everything a bare Linux host needs to run
 meshd: the code built to JavaScript, better-sqlite3's prebuilt addon for that
 architecture and the Node.js runtime for it. Unpacked anywhere, its bin/meshd
-runs without npm or a checkout. Runs in a source checkout with its dev
-dependencies (esbuild).
+runs without npm or a checkout. Runs in a source checkout (esbuild builds
+the code); a meshd that itself runs from a bundle repacks its own install
+instead, which gives the bundle it came from (its own arch only).
 
   --arch        x64 or arm64 (default: this machine's)
   --out         the archive to write (default: ./meshd-<version>-linux-<arch>.tar.gz)
@@ -46,7 +49,15 @@ export async function run (argv: string[]): Promise<number> {
   const started = Date.now()
   let built
   try {
-    built = await buildBundle({ root: meshdRoot(), arch: a, out, cacheDir, progress: (line) => { process.stderr.write(`meshd bundle: ${line}\n`) } })
+    if (BUNDLED) {
+      // No sources here: this meshd's own install is the bundle for its arch.
+      const own = installedManifest(meshdRoot())
+      if (own.arch !== a) throw new Error(`this meshd runs from a bundle for ${own.arch}, with no sources to build one for ${a}: run \`meshd bundle --arch ${a}\` in a source checkout`)
+      process.stderr.write(`meshd bundle: repacking this meshd's own install (${meshdRoot()})\n`)
+      built = await repackInstall(meshdRoot(), out)
+    } else {
+      built = await buildBundle({ root: meshdRoot(), arch: a, out, cacheDir, progress: (line) => { process.stderr.write(`meshd bundle: ${line}\n`) } })
+    }
   } catch (err) {
     throw new CommandFailed(`bundle: ${(err as Error).message}`)
   }

@@ -67,13 +67,13 @@ function pools (file: string, config: Config, name: string | undefined): SshConf
 async function check (file: string, config: Config, list: SshConfig[], json: boolean): Promise<number> {
   const out: Array<{ pool: string, hosts: HostCheck[] }> = []
   for (const p of list) {
-    const provider = buildSsh(config, p)
+    const provider = await buildSsh(config, p)
     // A missing identity file is named at once, not found out host by host as "auth failed".
     const problems = provider.configProblems()
     if (problems.length > 0) throw new ConfigError(file, `providers[${p.name}]`, problems.join('; '), 1, 'cannot be used')
   }
   await Promise.all(list.map(async (p) => {
-    const provider = buildSsh(config, p, CHECK_TIMEOUTS)
+    const provider = await buildSsh(config, p, CHECK_TIMEOUTS)
     const hosts = await provider.check()
     out.push({ pool: p.name, hosts })
   }))
@@ -93,7 +93,7 @@ async function check (file: string, config: Config, list: SshConfig[], json: boo
         f?.memoryMb === null || f === null ? '-' : `${(f.memoryMb / 1024).toFixed(1)}G`,
         f === null ? '-' : f.gpus.length === 0 ? 'none' : f.gpus.join('; '),
         f?.freeDiskMb === null || f === null ? '-' : `${(f.freeDiskMb / 1024).toFixed(1)}G`,
-        f === null ? '-' : f.installed === null ? 'no' : `${f.installed.version} (${f.installed.sha256.slice(0, 12)})`,
+        f === null ? '-' : f.installed === null ? 'no' : `${f.installed.version} (${(f.installed.contentsSha256 ?? f.installed.sha256).slice(0, 12)})`,
         f === null ? '-' : f.sudo.ok ? f.sudo.how : `no: ${f.sudo.why}`,
         h.nodes.length === 0 ? (h.facts === null ? '-' : 'none') : h.nodes.map((n) => `${n.key} ${n.state}`).join(', ')
       ]
