@@ -88,7 +88,7 @@ export async function startAwsMesh (t: Teardown, root: string, o: AwsMeshOptions
   const leader = async (): Promise<DaemonProcess> => {
     const { value } = await waitFor(async () => {
       const live = nodes.filter((n) => n.running)
-      const id = agreedLeader(await statuses(live), live.length)?.leader ?? null
+      const id = agreedLeader(await statuses(live))?.leader ?? null
       return live.find((n) => n.peerId === id) ?? null
     }, { timeoutMs: 30_000, what: 'the leader' })
     return value
