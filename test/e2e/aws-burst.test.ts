@@ -10,6 +10,10 @@
  * - A leader killed between CreateFleet and its ledger entry for the outcome
  *   (the fake holds CreateFleet's answers until the leader is dead): after
  *   failover exactly the decided number of instances exists.
+ * - Spot refused in the cheapest zone: the instance comes up in the next;
+ *   refused everywhere (with a reclaim of the running one) and
+ *   dynamic_ondemand_fallback: on-demand, and the leader says why; spot back:
+ *   a spot instance replaces the on-demand one, which is terminated.
  */
 import t from 'tap'
 import OpenAI from 'openai'
@@ -91,4 +95,45 @@ for (const honourClientToken of [true, false]) t.test(`a leader killed between C
   }, { timeoutMs: 180_000, what: 'two burst members ready after failover' })
   t.equal(fake.instances().length, 2, `exactly two instances were ever launched (${fake.calls('CreateFleet')} CreateFleet calls)`)
   t.same(new Set(burst.map((m) => m.instance?.id)), new Set(fake.instances().map((i) => i.id)), 'and they are the members')
+})
+
+t.test('capacity: the next zone; on-demand when spot is gone everywhere; back on spot when it returns', { skip }, async (t) => {
+  const { fake, nodes, leader } = await startAwsMesh(t, tempDir(t), {
+    bundle: bundle!,
+    refuse: [{ zone: 'us-east-1a', market: 'spot' }],
+    provider: { unavailable_for: '4s' },
+    config: {
+      service: { dynamic_ondemand_fallback: true, upscale_delay_seconds: 0 },
+      burst: { mode: 'auto', min_cloud_instances: 1, cost_budget: 1.0, check_interval: '1s', ttl: '30m' }
+    }
+  })
+  const readyBurst = async (): Promise<Array<{ id: string, spot: boolean, instance?: { id: string } }>> => {
+    const s = await nodes[0]!.status()
+    return s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true && !m.draining)
+  }
+  // 1. min_cloud_instances 1: the cheapest zone (a, 0.03) refuses spot; the leader takes b (0.04).
+  const { value: first } = await waitFor(async () => { const b = await readyBurst(); return b.length === 1 ? b[0]! : null }, { timeoutMs: 120_000, what: 'one burst member ready' })
+  const spotB = fake.instance(first.instance!.id)
+  t.match({ zone: spotB.zone, market: spotB.market }, { zone: 'us-east-1b', market: 'spot' }, 'spot in us-east-1b: us-east-1a refused capacity')
+  t.ok(fake.calls('CreateFleet') >= 2, `zone a was asked first (${fake.calls('CreateFleet')} CreateFleet calls)`)
+
+  // 2. A reclaim wave: no spot anywhere, and the running one is interrupted.
+  fake.refuse({ market: 'spot' })
+  fake.interrupt(spotB.id, Date.now() + 8_000)
+  const { value: od } = await waitFor(async () => {
+    const b = (await readyBurst()).filter((m) => m.id !== first.id)
+    return b.length === 1 ? b[0]! : null
+  }, { timeoutMs: 120_000, what: 'a replacement member ready' })
+  const odInst = fake.instance(od.instance!.id)
+  t.equal(odInst.market, 'on-demand', 'the replacement is on-demand (dynamic_ondemand_fallback)')
+  const lead = await leader()
+  const why = lead.logs.map((l) => String(l.msg ?? '')).filter((m) => /on-demand \(fallback: spot unavailable\)/.test(m))
+  t.ok(why.length > 0, `the leader says why: ${why[0] ?? '(no line)'}`)
+
+  // 3. Spot returns: a spot instance replaces the fallback, which is then terminated.
+  fake.restore()
+  await waitFor(() => fake.instance(odInst.id).state === 'terminated', { timeoutMs: 120_000, what: 'the on-demand fallback terminated' })
+  const { value: back } = await waitFor(async () => { const b = await readyBurst(); return b.length === 1 ? b[0]! : null }, { timeoutMs: 60_000, what: 'one burst member ready' })
+  t.equal(fake.instance(back.instance!.id).market, 'spot', 'back on spot')
+  t.same(fake.instances().filter((i) => i.state === 'running' || i.state === 'pending').map((i) => i.market), ['spot'], 'one instance runs, on spot')
 })

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { readFileSync } from 'node:fs'
 import { meshd } from './cli.ts'
 import { startJoined, writeSwarmKey, type DaemonProcess } from './daemon.ts'
-import { startFakeEc2, type FakeEc2, type FakeEc2Options } from './fake-ec2/index.ts'
+import { startFakeEc2, type CapacityRule, type FakeEc2, type FakeEc2Options } from './fake-ec2/index.ts'
 import type { Teardown } from './tmp.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { agreedLeader, statuses } from '../../daemon/localmesh/cluster.ts'
@@ -44,6 +44,8 @@ export interface AwsMeshOptions {
   fake?: FakeEc2Options
   /** Spot prices per zone of c7a.large. @default a 0.03, b 0.04 */
   spot?: Record<string, number>
+  /** Capacity EC2 refuses from the start (before the voters run). */
+  refuse?: CapacityRule[]
 }
 
 export interface AwsMesh {
@@ -58,6 +60,7 @@ export async function startAwsMesh (t: Teardown, root: string, o: AwsMeshOptions
   const fake = await startFakeEc2(t, { machines: 'netns', terminateGraceMs: 20_000, zones: { 'us-east-1': ['us-east-1a', 'us-east-1b'] }, ...o.fake })
   for (const [zone, price] of Object.entries(o.spot ?? { 'us-east-1a': 0.03, 'us-east-1b': 0.04 })) fake.setSpotPrice('c7a.large', zone, price)
   fake.setOnDemandPrice('c7a.large', 0.1)
+  for (const rule of o.refuse ?? []) fake.refuse(rule)
   const swarmKeyFile = writeSwarmKey(root)
   fake.putParameter('/meshd/test/swarm-key', readFileSync(swarmKeyFile, 'utf8'))
   const provider = {
@@ -99,4 +102,86 @@ export async function startAwsMesh (t: Teardown, root: string, o: AwsMeshOptions
 /** The fake's instances that are not terminated (nor shutting down). */
 export function liveInstances (fake: FakeEc2): ReturnType<FakeEc2['instances']> {
   return fake.instances().filter((i) => i.state === 'pending' || i.state === 'running')
+}
+
+export interface InterruptionRun {
+  /** Notice (or, without one, the reclaim) → a new burst member ready, ms; null when none came within the wait. */
+  replacementReadyMs: number | null
+  /** Notice → the interrupted instance terminated (by the leader once drained, or by EC2 at its time), ms. */
+  goneMs: number
+  victimZone: string
+  replacement: { zone: string, market: string } | null
+  ok: number
+  failures: string[]
+  servedBy: Map<string, number>
+}
+
+/**
+ * On a mesh with two ready burst members: streaming chat completions through
+ * every voter's front door (the official openai client), one member's
+ * instance interrupted `noticeMs` ahead — with the notice on its IMDS, or with
+ * none (it just dies at that time, as a system that reads no notices sees
+ * it) — and the load kept up until a replacement is ready and 20 more
+ * requests went through after the instance was gone.
+ */
+export async function interruptUnderLoad (mesh: Pick<AwsMesh, 'fake' | 'nodes'>, o: { noticeMs: number, notice: boolean, streams?: number }): Promise<InterruptionRun> {
+  const { fake, nodes } = mesh
+  const OpenAI = (await import('openai')).default
+  const ready = async (): Promise<Array<{ id: string, instance?: { id: string } }>> => {
+    const s = await nodes[0]!.status()
+    return s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true && !m.draining)
+  }
+  const members = await ready()
+  if (members.length < 2) throw new Error(`expected two ready burst members, have ${members.length}`)
+  let stop = false
+  let ok = 0
+  const failures: string[] = []
+  const servedBy = new Map<string, number>()
+  const clients = nodes.map((n) => new OpenAI({ baseURL: `${n.url}/v1`, apiKey: 'x', maxRetries: 0, timeout: 60_000 }))
+  const load = Promise.all(Array.from({ length: o.streams ?? 9 }, async (_, i) => {
+    const client = clients[i % clients.length]!
+    while (!stop) {
+      try {
+        const { data: stream, response } = await client.chat.completions.create({ model: 'llama3', stream: true, max_tokens: 16, messages: [{ role: 'user', content: 'hello' }] }).withResponse()
+        let text = ''
+        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ''
+        if (text.length === 0) throw new Error('empty completion')
+        const by = response.headers.get('x-meshd-served-by') ?? '?'
+        servedBy.set(by, (servedBy.get(by) ?? 0) + 1)
+        ok++
+      } catch (err) {
+        failures.push((err as Error).message)
+      }
+    }
+  }))
+  try {
+    const victim = fake.instance(members[0]!.instance!.id)
+    const victimMember = members[0]!
+    await waitFor(() => (servedBy.get(victimMember.id) ?? 0) > 0, { timeoutMs: 30_000, what: 'the victim to take traffic' })
+    const t0 = Date.now()
+    fake.interrupt(victim.id, t0 + o.noticeMs, { notice: o.notice })
+    let replacementReadyMs: number | null = null
+    let replacement: InterruptionRun['replacement'] = null
+    let goneMs: number | null = null
+    await waitFor(async () => {
+      if (goneMs === null && fake.instance(victim.id).state === 'terminated') goneMs = Date.now() - t0
+      if (replacementReadyMs === null) {
+        const fresh = (await ready()).find((m) => !members.some((x) => x.id === m.id))
+        if (fresh !== undefined) {
+          replacementReadyMs = Date.now() - t0
+          const r = fake.instance(fresh.instance!.id)
+          replacement = { zone: r.zone, market: r.market }
+        }
+      }
+      return goneMs !== null && replacementReadyMs !== null
+    }, { timeoutMs: o.noticeMs + 120_000, intervalMs: 100, what: 'the interrupted instance gone and a replacement ready' })
+    const atGone = ok
+    await waitFor(() => ok >= atGone + 20, { timeoutMs: 30_000, what: 'requests served after the instance went' })
+    stop = true
+    await load
+    return { replacementReadyMs, goneMs: goneMs!, victimZone: victim.zone, replacement, ok, failures, servedBy }
+  } finally {
+    stop = true
+    await load
+  }
 }

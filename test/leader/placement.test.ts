@@ -126,3 +126,15 @@ t.test('rank: recent preemptions last within a provider (the interrupted offerin
   const eager = rank({ ...base, providers: [{ ...aws, spotRecovery: 'EAGER_NEXT_REGION' as const }], preempted: burnt }, { away: { provider: 'aws', region: 'us-east-1' } })
   t.same(zonesOf(eager)[0], 'us-west-2/a c7a', 'EAGER_NEXT_REGION: another region first')
 })
+
+t.test('the decision line names the market of each cloud slot, and why an on-demand one was taken', async (t) => {
+  const { describeSlots } = await import('../../daemon/leader/plan/requests.ts')
+  const spot = offering('aws-spot', 'aws', 0.03, { zone: 'us-east-1a', spot: true })
+  const od = offering('aws-spot', 'aws', 0.1, { zone: 'us-east-1a', spot: false })
+  const local = offering('workstation', 'local', 0)
+  t.match(describeSlots([{ offering: spot, fallbacks: [], fallback: false, base: false }, { offering: spot, fallbacks: [], fallback: false, base: false }]), /us-east-1a .*spot ×2 at 0\.03\/h$/)
+  t.match(describeSlots([{ offering: od, fallbacks: [], fallback: true, base: false }]), /on-demand \(fallback: spot unavailable\) ×1 at 0\.10\/h$/)
+  t.match(describeSlots([{ offering: od, fallbacks: [], fallback: false, base: true }]), /on-demand \(base_ondemand_fallback_replicas\) ×1/)
+  t.match(describeSlots([{ offering: od, fallbacks: [], fallback: false, base: false }]), / on-demand ×1/)
+  t.notMatch(describeSlots([{ offering: local, fallbacks: [], fallback: false, base: false }]), /spot|on-demand/, 'a local process has no market')
+})

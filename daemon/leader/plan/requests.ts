@@ -12,7 +12,7 @@ import { answerFor, liveRecords, mayBill, records, capacityRefused, preempted, t
 import { requestIdPattern } from '../ledger/entries.ts'
 import { perHour, priceRange } from './money.ts'
 import { memberOf, staticReplicas, type MemberIndex } from './observe.ts'
-import type { PlacementContext } from './placement.ts'
+import { tier, type PlacementContext } from './placement.ts'
 import { leastUseful, victimOf } from './victims.ts'
 import { canDrain, drain, emit, launch, nextDecisionId, type Work } from './work.ts'
 import type { Answer, BurstRequest, DecisionReason, MemberObservation, Policy, TerminateRequest } from './types.ts'
@@ -55,16 +55,25 @@ export function placementOf (w: Work, c: RequestContext): PlacementContext {
 
 /** "workstation local ×2 at 0.30/h, aws-spot us-east-1/us-east-1a spot ×1 at 0.20/h" */
 export function describeSlots (slots: readonly Slot[]): string {
-  const groups = new Map<string, { o: Offering, n: number }>()
+  const groups = new Map<string, { s: Slot, n: number }>()
   for (const s of slots) {
-    const id = offeringId(s.offering)
+    const id = `${offeringId(s.offering)}|${s.fallback}|${s.base}`
     const g = groups.get(id)
-    if (g === undefined) groups.set(id, { o: s.offering, n: 1 })
+    if (g === undefined) groups.set(id, { s, n: 1 })
     else g.n += 1
   }
-  return [...groups.values()].map(({ o, n }) =>
-    `${o.provider} ${o.region}${o.zone === undefined ? '' : `/${o.zone}`}${o.instanceType === undefined ? '' : ` ${o.instanceType}`}${o.spot ? ' spot' : ''} ×${n} at ${perHour(o.pricePerHour)}`
-  ).join(', ')
+  return [...groups.values()].map(({ s, n }) => {
+    const o = s.offering
+    return `${o.provider} ${o.region}${o.zone === undefined ? '' : `/${o.zone}`}${o.instanceType === undefined ? '' : ` ${o.instanceType}`}${market(s)} ×${n} at ${perHour(o.pricePerHour)}`
+  }).join(', ')
+}
+
+/** The market of a cloud slot, and why an on-demand one was taken; nothing for local processes and pool hosts. */
+function market (s: Slot): string {
+  if (s.offering.spot) return ' spot'
+  if (s.fallback) return ' on-demand (fallback: spot unavailable)'
+  if (s.base) return ' on-demand (base_ondemand_fallback_replicas)'
+  return tier(s.offering) === 2 ? ' on-demand' : ''
 }
 
 function want (r: BurstRequest): string {

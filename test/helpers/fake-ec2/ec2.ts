@@ -143,10 +143,14 @@ export class Ec2 {
     this.bucket = limit === null ? null : { perSecond: limit.perSecond, burst: limit.burst, tokens: limit.burst, at: this.now(), ...(limit.actions === undefined ? {} : { actions: new Set(limit.actions) }) }
   }
 
-  /** Interruption: a notice on the instance's IMDS now, the instance terminated at `at`. */
-  interrupt (id: string, at: number): void {
+  /**
+   * Interruption: a notice on the instance's IMDS now, the instance
+   * terminated at `at`. `notice: false` reclaims it at `at` with no notice
+   * (what a system that does not read the notices sees: the node just dies).
+   */
+  interrupt (id: string, at: number, notice = true): void {
     const inst = this.get(id)
-    this.machines.announceInterruption(id, at)
+    if (notice) this.machines.announceInterruption(id, at)
     const timer = setTimeout(() => {
       this.timers.delete(timer)
       if (inst.state === 'pending' || inst.state === 'running') this.terminate(inst, { code: 'Server.SpotInstanceTermination', message: 'Server.SpotInstanceTermination: Spot instance termination' })

@@ -98,8 +98,8 @@ export interface FakeEc2 {
   holdAnswers: (action: string) => { held: () => number, release: () => void }
   /** UnauthorizedOperation for this action (DryRun or not). */
   deny: (action: string) => void
-  /** The spot interruption notice on its IMDS now; the instance is terminated at `at` (epoch ms). */
-  interrupt: (id: string, at: number) => void
+  /** The spot interruption notice on its IMDS now (unless `notice` is false); the instance is terminated at `at` (epoch ms). */
+  interrupt: (id: string, at: number, opts?: { notice?: boolean }) => void
   rebalance: (id: string, at?: number) => void
   instance: (id: string) => InstanceRecord
   instances: () => InstanceRecord[]
@@ -231,7 +231,7 @@ export async function startFakeEc2 (t: Teardown, opts: FakeEc2Options = {}): Pro
       }
     },
     deny: (action) => { e.denied.add(action) },
-    interrupt: (id, at) => { e.interrupt(id, at) },
+    interrupt: (id, at, opts) => { e.interrupt(id, at, opts?.notice ?? true) },
     rebalance: (id, at) => { e.rebalance(id, at) },
     instance: (id) => e.get(id),
     instances: () => [...e.instances.values()],
