@@ -33,6 +33,7 @@ import {
   type Offering,
   type Provider
 } from '../types.ts'
+import { SingleFlight } from '../single-flight.ts'
 import { Ec2Clients, deadline } from './clients.ts'
 import { Ec2ApiError, errorFacts, typedError } from './errors.ts'
 import { createFleetInput, describeRefusal, fleetOutcome, fleetTypes } from './fleet.ts'
@@ -125,7 +126,7 @@ export class AwsProvider implements Provider {
   readonly unavailable: UnavailableOfferings
   private readonly zones = new Map<string, Refreshing<string[]>>()
   private readonly spotPrices = new Map<string, Refreshing<Map<string, number>>>()
-  private readonly creating = new Map<string, Promise<Instance>>()
+  private readonly creating = new SingleFlight<Instance>()
   private readonly outcomes = new Map<string, KeyOutcome>()
   /** Instance id → region, learnt from create/list (get/delete ask that region first). */
   private readonly regionOf = new Map<string, string>()
@@ -240,11 +241,7 @@ export class AwsProvider implements Provider {
   // -- create --------------------------------------------------------------------
 
   create (req: LaunchRequest): Promise<Instance> {
-    const inflight = this.creating.get(req.key)
-    if (inflight !== undefined) return inflight
-    const p = this.doCreate(req).finally(() => { this.creating.delete(req.key) })
-    this.creating.set(req.key, p)
-    return p
+    return this.creating.run(req.key, async () => await this.doCreate(req))
   }
 
   private async doCreate (req: LaunchRequest): Promise<Instance> {

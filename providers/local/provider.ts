@@ -61,6 +61,7 @@ import { MANIFEST, MANIFEST_VERSION, claimManifest, manifestPath, readManifestFi
 import { findByConfig, killNode, mayBeOurProcess, pidExists, signal } from './liveness.ts'
 import { DEFAULT_DRAIN_MS, nodeConfig } from '../node-config.ts'
 import { addressFromLog } from '../started-line.ts'
+import { SingleFlight } from '../single-flight.ts'
 
 export interface LocalProviderInit {
   /** providers[].name */
@@ -143,7 +144,7 @@ export class LocalProvider implements Provider {
   private readonly init: LocalProviderInit
   private readonly now: () => number
   /** create() calls in flight in this object, by key: concurrent creates of one key share one. */
-  private readonly creating = new Map<string, Promise<Instance>>()
+  private readonly creating = new SingleFlight<Instance>()
   /** Keys this object is launching right now (their claim has no pid yet, and that is fine). */
   private readonly launching = new Set<string>()
   private lastPrune = Number.NEGATIVE_INFINITY
@@ -172,11 +173,7 @@ export class LocalProvider implements Provider {
   }
 
   create (req: LaunchRequest): Promise<Instance> {
-    const inflight = this.creating.get(req.key)
-    if (inflight !== undefined) return inflight
-    const p = this.guard(async () => this.doCreate(req)).finally(() => { this.creating.delete(req.key) })
-    this.creating.set(req.key, p)
-    return p
+    return this.creating.run(req.key, async () => await this.guard(async () => this.doCreate(req)))
   }
 
   async delete (id: string): Promise<void> {

@@ -36,6 +36,7 @@ import { parseProbe, probeScript, type HostFacts } from './probe.ts'
 import { needsUpload, parseBundleManifest, type BundleManifest } from '../bundle-manifest.ts'
 import { readBundleFileManifest } from './bundle-file.ts'
 import { burstDir, claimScript, cleanupScript, installedScript, killScript, releaseScript, startScript, stateScript, stopScript, unpackScript, writeFileScript } from './remote.ts'
+import { SingleFlight } from '../single-flight.ts'
 
 export interface SshHostInit {
   ip: string
@@ -151,7 +152,7 @@ export class SshProvider implements Provider {
   readonly hosts: Host[]
   private readonly init: SshProviderInit
   private readonly now: () => number
-  private readonly creating = new Map<string, Promise<Instance>>()
+  private readonly creating = new SingleFlight<Instance>()
   /** Hosts a create() of this object is working on (not offered to another create meanwhile). */
   private readonly reserved = new Set<string>()
   private readonly launching = new Set<string>()
@@ -208,11 +209,7 @@ export class SshProvider implements Provider {
   }
 
   create (req: LaunchRequest): Promise<Instance> {
-    const inflight = this.creating.get(req.key)
-    if (inflight !== undefined) return inflight
-    const p = this.doCreate(req).finally(() => { this.creating.delete(req.key) })
-    this.creating.set(req.key, p)
-    return p
+    return this.creating.run(req.key, async () => await this.doCreate(req))
   }
 
   async delete (id: string): Promise<void> {

@@ -22,6 +22,8 @@ import { meshd } from '../helpers/cli.ts'
 import { netnsMachinesAvailable } from '../helpers/fake-ec2/index.ts'
 import { buildBundle, liveInstances, startAwsMesh, type Bundle } from '../helpers/aws-mesh.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
+import { readyBurst, waitReadyBurst } from '../helpers/burst.ts'
+import type { MemberStatus } from '../../daemon/status.ts'
 
 const skip = netnsMachinesAvailable()
 
@@ -37,11 +39,7 @@ t.test('burst --count 2 on spot: granted, tagged, joined, serving; terminate --a
   const r = await meshd(['burst', '--count', '2', '--provider', 'aws-spot', '--wait', '--json', '--config', nodes[1]!.configPath], { timeoutMs: 240_000 })
   t.equal(r.code, 0, r.code === 0 ? 'burst answered' : `${r.stdout}\n${r.stderr}`)
   t.match(JSON.parse(r.stdout), { decision: 'granted', granted: 2, provider: 'aws-spot' })
-  const { value: burst } = await waitFor(async () => {
-    const s = await nodes[0]!.status()
-    const b = s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true)
-    return b.length === 2 ? b : null
-  }, { timeoutMs: 120_000, what: 'two burst members alive and ready' })
+  const burst = await waitReadyBurst(nodes[0]!, 2)
   t.pass(`burst to two ready members in ${Math.round(performance.now() - t0)} ms`)
 
   const live = liveInstances(fake)
@@ -88,11 +86,7 @@ for (const honourClientToken of [true, false]) t.test(`a leader killed between C
   const next = await leader()
   t.not(next.peerId, old.peerId, 'another voter leads')
 
-  const { value: burst } = await waitFor(async () => {
-    const s = await next.status()
-    const b = s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true)
-    return b.length === 2 ? b : null
-  }, { timeoutMs: 180_000, what: 'two burst members ready after failover' })
+  const burst = await waitReadyBurst(next, 2, 180_000)
   t.equal(fake.instances().length, 2, `exactly two instances were ever launched (${fake.calls('CreateFleet')} CreateFleet calls)`)
   t.same(new Set(burst.map((m) => m.instance?.id)), new Set(fake.instances().map((i) => i.id)), 'and they are the members')
 })
@@ -107,12 +101,9 @@ t.test('capacity: the next zone; on-demand when spot is gone everywhere; back on
       burst: { mode: 'auto', min_cloud_instances: 1, cost_budget: 1.0, check_interval: '1s', ttl: '30m' }
     }
   })
-  const readyBurst = async (): Promise<Array<{ id: string, spot: boolean, instance?: { id: string } }>> => {
-    const s = await nodes[0]!.status()
-    return s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true && !m.draining)
-  }
+  const serving = async (): Promise<MemberStatus[]> => readyBurst(await nodes[0]!.status())
   // 1. min_cloud_instances 1: the cheapest zone (a, 0.03) refuses spot; the leader takes b (0.04).
-  const { value: first } = await waitFor(async () => { const b = await readyBurst(); return b.length === 1 ? b[0]! : null }, { timeoutMs: 120_000, what: 'one burst member ready' })
+  const { value: first } = await waitFor(async () => { const b = await serving(); return b.length === 1 ? b[0]! : null }, { timeoutMs: 120_000, what: 'one burst member ready' })
   const spotB = fake.instance(first.instance!.id)
   t.match({ zone: spotB.zone, market: spotB.market }, { zone: 'us-east-1b', market: 'spot' }, 'spot in us-east-1b: us-east-1a refused capacity')
   t.ok(fake.calls('CreateFleet') >= 2, `zone a was asked first (${fake.calls('CreateFleet')} CreateFleet calls)`)
@@ -121,7 +112,7 @@ t.test('capacity: the next zone; on-demand when spot is gone everywhere; back on
   fake.refuse({ market: 'spot' })
   fake.interrupt(spotB.id, Date.now() + 8_000)
   const { value: od } = await waitFor(async () => {
-    const b = (await readyBurst()).filter((m) => m.id !== first.id)
+    const b = (await serving()).filter((m) => m.id !== first.id)
     return b.length === 1 ? b[0]! : null
   }, { timeoutMs: 120_000, what: 'a replacement member ready' })
   const odInst = fake.instance(od.instance!.id)
@@ -133,7 +124,7 @@ t.test('capacity: the next zone; on-demand when spot is gone everywhere; back on
   // 3. Spot returns: a spot instance replaces the fallback, which is then terminated.
   fake.restore()
   await waitFor(() => fake.instance(odInst.id).state === 'terminated', { timeoutMs: 120_000, what: 'the on-demand fallback terminated' })
-  const { value: back } = await waitFor(async () => { const b = await readyBurst(); return b.length === 1 ? b[0]! : null }, { timeoutMs: 60_000, what: 'one burst member ready' })
+  const { value: back } = await waitFor(async () => { const b = await serving(); return b.length === 1 ? b[0]! : null }, { timeoutMs: 60_000, what: 'one burst member ready' })
   t.equal(fake.instance(back.instance!.id).market, 'spot', 'back on spot')
   t.same(fake.instances().filter((i) => i.state === 'running' || i.state === 'pending').map((i) => i.market), ['spot'], 'one instance runs, on spot')
 })

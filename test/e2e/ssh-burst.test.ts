@@ -22,6 +22,7 @@ import { Lan, netnsAvailable } from '../helpers/netns.ts'
 import { sshdAvailable } from '../helpers/sshd.ts'
 import { startPool } from '../helpers/ssh-pool.ts'
 import { meshd } from '../helpers/cli.ts'
+import { waitReadyBurst } from '../helpers/burst.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { agreedLeader, statuses } from '../../daemon/localmesh/cluster.ts'
 
@@ -83,11 +84,7 @@ t.test('burst --count 2 through an SSH pool of two hosts in namespaces', { skip 
   }
   const doc = JSON.parse(r.stdout) as { decision: string, granted: number, provider: string }
   t.match(doc, { decision: 'granted', granted: 2, provider: 'pool' })
-  const { value: burst } = await waitFor(async () => {
-    const s = await nodes[0]!.status()
-    const b = s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true)
-    return b.length === 2 ? b : null
-  }, { timeoutMs: 120_000, what: 'two burst members alive and ready' })
+  const burst = await waitReadyBurst(nodes[0]!, 2)
   t.pass(`burst to two ready members in ${Math.round(performance.now() - t0)} ms`)
   for (const h of lan.hosts) t.equal(meshdIn(h.ns), 1, `one burst meshd runs on ${h.ip}`)
 

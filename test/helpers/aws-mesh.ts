@@ -15,6 +15,8 @@ import { startFakeEc2, type CapacityRule, type FakeEc2, type FakeEc2Options } fr
 import type { Teardown } from './tmp.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { agreedLeader, statuses } from '../../daemon/localmesh/cluster.ts'
+import type { MemberStatus } from '../../daemon/status.ts'
+import { readyBurst } from './burst.ts'
 
 /** Dummy credentials and no metadata look-up: the SDK never reaches out of this machine. */
 export const AWS_TEST_ENV = {
@@ -104,6 +106,20 @@ export function liveInstances (fake: FakeEc2): ReturnType<FakeEc2['instances']> 
   return fake.instances().filter((i) => i.state === 'pending' || i.state === 'running')
 }
 
+/**
+ * The voters' config for an interruption run: slow streams (48 tokens at 20
+ * tokens/s: 2.4 s each, so a reclaim catches some mid-stream) on one slot
+ * per replica, and an autoscaler that keeps `burst` burst nodes and never
+ * scales for load (a new node must be a replacement, not a scale-up).
+ */
+export function interruptionConfig (burst: number): Record<string, unknown> {
+  return {
+    replica: { models: ['llama3'], slots: 1, command: 'sim', sim: { ttft_ms: 20, tokens_per_second: 20, max_tokens: 48 } },
+    service: { upscale_delay_seconds: 0, target_qps_per_replica: 1000 },
+    burst: { mode: 'auto', min_cloud_instances: burst, max_cloud_instances: burst + 2, queue_depth_threshold: 10_000, cost_budget: 1.0, check_interval: '1s', ttl: '30m' }
+  }
+}
+
 export interface InterruptionRun {
   /** Notice (or, without one, the reclaim) → a new burst member ready, ms; null when none came within the wait. */
   replacementReadyMs: number | null
@@ -127,10 +143,7 @@ export interface InterruptionRun {
 export async function interruptUnderLoad (mesh: Pick<AwsMesh, 'fake' | 'nodes'>, o: { noticeMs: number, notice: boolean, streams?: number }): Promise<InterruptionRun> {
   const { fake, nodes } = mesh
   const OpenAI = (await import('openai')).default
-  const ready = async (): Promise<Array<{ id: string, instance?: { id: string } }>> => {
-    const s = await nodes[0]!.status()
-    return s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true && !m.draining)
-  }
+  const ready = async (): Promise<MemberStatus[]> => readyBurst(await nodes[0]!.status())
   const members = await ready()
   if (members.length < 2) throw new Error(`expected two ready burst members, have ${members.length}`)
   let stop = false
@@ -142,7 +155,7 @@ export async function interruptUnderLoad (mesh: Pick<AwsMesh, 'fake' | 'nodes'>,
     const client = clients[i % clients.length]!
     while (!stop) {
       try {
-        const { data: stream, response } = await client.chat.completions.create({ model: 'llama3', stream: true, max_tokens: 16, messages: [{ role: 'user', content: 'hello' }] }).withResponse()
+        const { data: stream, response } = await client.chat.completions.create({ model: 'llama3', stream: true, max_tokens: 48, messages: [{ role: 'user', content: 'hello' }] }).withResponse()
         let text = ''
         for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ''
         if (text.length === 0) throw new Error('empty completion')

@@ -7,6 +7,8 @@ import { readdirSync } from 'node:fs'
 import { readManifest } from '../../providers/local/manifest.ts'
 import { isOurProcess } from '../../providers/local/liveness.ts'
 import type { Teardown } from './tmp.ts'
+import type { MemberStatus, StatusDocument } from '../../daemon/status.ts'
+import { waitFor } from '../../daemon/localmesh/poll.ts'
 
 /** Kills every burst process recorded under `workDir` at teardown (also when the test fails). */
 export function reapBurst (t: Teardown, workDir: string): void {
@@ -25,4 +27,18 @@ export function runningBurst (workDir: string): string[] {
   let names: string[] = []
   try { names = readdirSync(workDir) } catch {}
   return names.map((n) => readManifest(join(workDir, n))).filter((m) => m !== null && isOurProcess(m.pid, m.config)).map((m) => m!.key)
+}
+
+/** Burst members that serve now: alive, replica ready, not draining. */
+export function readyBurst (s: StatusDocument): MemberStatus[] {
+  return s.members.filter((m) => m.burst === true && m.state === 'alive' && m.replica?.ready === true && !m.draining)
+}
+
+/** Waits until `viewer` sees exactly `n` burst members serving; resolves to them. */
+export async function waitReadyBurst (viewer: { status: () => Promise<StatusDocument> }, n: number, timeoutMs = 120_000): Promise<MemberStatus[]> {
+  const { value } = await waitFor(async () => {
+    const b = readyBurst(await viewer.status())
+    return b.length === n ? b : null
+  }, { timeoutMs, what: `${n} burst member(s) alive and ready` })
+  return value
 }
