@@ -135,3 +135,12 @@ t.test('inside an image (--root): a hidden prefix is refused, also behind a syml
   t.equal(ok.code, 0, ok.stderr)
   t.match(ok.stdout, /ExecStart=\/srv\/meshd\/bin\/meshd start/)
 })
+
+t.test('install-service finds useradd when PATH lacks the sbin directories (root by `su` without `-`)', async (t) => {
+  const { adminTool } = await import('../../daemon/cli/commands/install-service.ts')
+  const { existsSync } = await import('node:fs')
+  const where = ['/usr/sbin/useradd', '/sbin/useradd'].find((p) => existsSync(p))
+  if (where === undefined) { t.skip('no useradd in /usr/sbin or /sbin here'); return }
+  t.equal(adminTool('useradd', '/usr/local/bin:/usr/bin:/bin'), where.startsWith('/usr/sbin') ? '/usr/sbin/useradd' : where)
+  t.equal(adminTool('no-such-tool-xyz', '/usr/bin'), 'no-such-tool-xyz', 'an unknown tool is left to PATH (and its error)')
+})

@@ -64,7 +64,7 @@ export async function run (argv: string[]): Promise<number> {
       run: () => {
         if (idsOf(user, sysroot) !== null) return
         const rootArgs = sysroot === '/' ? [] : ['--root', sysroot]
-        execFileSync('useradd', [...rootArgs, '--system', '--user-group', '--home-dir', '/var/lib/meshd', '--no-create-home', '--shell', '/usr/sbin/nologin', user], { stdio: 'inherit' })
+        execFileSync(adminTool('useradd'), [...rootArgs, '--system', '--user-group', '--home-dir', '/var/lib/meshd', '--no-create-home', '--shell', '/usr/sbin/nologin', user], { stdio: 'inherit' })
       }
     })
   }
@@ -126,4 +126,16 @@ function idsOf (user: string, sysroot: string): { uid: number, gid: number } | n
   } catch {
     return null
   }
+}
+
+/**
+ * An administration tool by name, also when PATH lacks the sbin directories
+ * (root reached with `su` without `-` keeps the user's PATH): useradd lives
+ * in /usr/sbin on Debian and most others.
+ */
+export function adminTool (name: string, path = process.env.PATH ?? ''): string {
+  for (const dir of [...path.split(':').filter(Boolean), '/usr/sbin', '/sbin']) {
+    if (existsSync(join(dir, name))) return join(dir, name)
+  }
+  return name
 }
