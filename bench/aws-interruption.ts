@@ -21,8 +21,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { netnsMachinesAvailable } from '../test/helpers/fake-ec2/index.ts'
-import { buildBundle, interruptionConfig, interruptUnderLoad, startAwsMesh, type InterruptionRun } from '../test/helpers/aws-mesh.ts'
+import { interruptionConfig, interruptUnderLoad, startAwsMesh, type InterruptionRun } from '../test/helpers/aws-mesh.ts'
 import { waitFor } from '../daemon/localmesh/poll.ts'
+import { testBundle } from '../test/helpers/test-bundle.ts'
 import { median, fmtMs } from './stats.ts'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, notice: { type: 'string', default: '20' }, help: { type: 'boolean', short: 'h' } } })
@@ -40,8 +41,8 @@ const outer: Array<() => void | Promise<void>> = []
 const teardown = async (list: Array<() => void | Promise<void>>): Promise<void> => { for (const fn of list.reverse()) { try { await fn() } catch {} } }
 process.on('SIGINT', () => { void teardown(outer).then(() => { rmSync(root, { recursive: true, force: true }); process.exit(130) }) })
 
-console.log(`building the bundle ...`)
-const bundle = await buildBundle(root)
+console.log('the bundle (built once per source digest into node_modules/.cache) ...')
+const bundle = await testBundle()
 const results: Record<'notice' | 'none', InterruptionRun[]> = { notice: [], none: [] }
 
 for (let i = 0; i < runs; i++) {

@@ -20,7 +20,8 @@ import OpenAI from 'openai'
 import { tempDir } from '../helpers/tmp.ts'
 import { meshd } from '../helpers/cli.ts'
 import { netnsMachinesAvailable } from '../helpers/fake-ec2/index.ts'
-import { buildBundle, liveInstances, startAwsMesh, type Bundle } from '../helpers/aws-mesh.ts'
+import { liveInstances, startAwsMesh } from '../helpers/aws-mesh.ts'
+import { testBundle, type Bundle } from '../helpers/test-bundle.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { readyBurst, waitReadyBurst } from '../helpers/burst.ts'
 import type { MemberStatus } from '../../daemon/status.ts'
@@ -30,7 +31,7 @@ const skip = netnsMachinesAvailable()
 let bundle: Bundle | null = null
 t.before(async () => {
   if (skip !== false) return
-  bundle = await buildBundle(tempDir(t, 'meshd-aws-e2e-bundle-'))
+  bundle = await testBundle()
 })
 
 t.test('burst --count 2 on spot: granted, tagged, joined, serving; terminate --all leaves none', { skip }, async (t) => {

@@ -17,7 +17,8 @@
 import t from 'tap'
 import { tempDir } from '../helpers/tmp.ts'
 import { netnsMachinesAvailable } from '../helpers/fake-ec2/index.ts'
-import { buildBundle, interruptionConfig, interruptUnderLoad, liveInstances, startAwsMesh, type Bundle } from '../helpers/aws-mesh.ts'
+import { interruptionConfig, interruptUnderLoad, liveInstances, startAwsMesh } from '../helpers/aws-mesh.ts'
+import { testBundle, type Bundle } from '../helpers/test-bundle.ts'
 import { waitReadyBurst } from '../helpers/burst.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 
@@ -27,7 +28,7 @@ const NOTICE_MS = 20_000
 let bundle: Bundle | null = null
 t.before(async () => {
   if (skip !== false) return
-  bundle = await buildBundle(tempDir(t, 'meshd-aws-int-bundle-'))
+  bundle = await testBundle()
 })
 
 t.test('an interruption notice under streaming load: a replacement is ready before the node goes; no request fails', { skip }, async (t) => {

@@ -7,9 +7,8 @@
  * has one `kind: aws` provider pointed at the fake. The swarm key goes to
  * the instances through (fake) SSM.
  */
-import { join } from 'node:path'
 import { readFileSync } from 'node:fs'
-import { meshd } from './cli.ts'
+import type { Bundle } from './test-bundle.ts'
 import { startJoined, writeSwarmKey, type DaemonProcess } from './daemon.ts'
 import { startFakeEc2, type CapacityRule, type FakeEc2, type FakeEc2Options } from './fake-ec2/index.ts'
 import type { Teardown } from './tmp.ts'
@@ -24,16 +23,6 @@ export const AWS_TEST_ENV = {
   AWS_SECRET_ACCESS_KEY: 'test-secret',
   AWS_EC2_METADATA_DISABLED: 'true'
 } as const
-
-export interface Bundle { path: string, sha256: string }
-
-/** Builds the bundle once (about half a minute on 2 cores). */
-export async function buildBundle (dir: string): Promise<Bundle> {
-  const path = join(dir, 'meshd.tar.gz')
-  const r = await meshd(['bundle', '--out', path, '--json', '--cache-dir', join(dir, 'bundle-cache')], { timeoutMs: 300_000 })
-  if (r.code !== 0) throw new Error(`meshd bundle failed (${r.code}): ${r.stderr}`)
-  return { path, sha256: (JSON.parse(r.stdout) as { sha256: string }).sha256 }
-}
 
 export const SIM_REPLICA = { models: ['llama3'], slots: 2, command: 'sim', sim: { ttft_ms: 20, tokens_per_second: 100, max_tokens: 16 } }
 

@@ -2,7 +2,7 @@
  * An EC2 burst node boots for real: the fake EC2 (machines: 'netns')
  * launches an instance through the SDK's CreateFleet; its user data, run by
  * `sh` in the instance's own network and mount namespaces, downloads a real
- * bundle (built once here with `meshd bundle`) from the fake's file server,
+ * bundle (this checkout's, test/helpers/test-bundle.ts) from the fake's file server,
  * checks its sha256, installs it under /opt/meshd and runs `meshd boot-ec2`,
  * which reads the instance's IMDS, fetches the swarm key from (fake) SSM,
  * writes /etc/meshd and starts the node. The node answers a chat completion
@@ -14,13 +14,11 @@ import t from 'tap'
 import OpenAI from 'openai'
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { EC2Client, CreateFleetCommand, CreateLaunchTemplateCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2'
 import { startFakeEc2, netnsMachinesAvailable, type FakeEc2 } from '../helpers/fake-ec2/index.ts'
 import { userDataScript } from '../../providers/aws/user-data.ts'
-import { meshd } from '../helpers/cli.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { testBundle } from '../helpers/test-bundle.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { generateSwarmKey } from '../../mesh/swarm-key.ts'
 import { BOOT_SPEC_VERSION, type BootSpec } from '../../providers/aws/boot-spec.ts'
@@ -43,11 +41,7 @@ async function inInstance (fake: FakeEc2, id: string, args: string[]): Promise<{
 }
 
 t.test('CreateFleet → user data → bundle → meshd boot-ec2 → a node that serves; terminate leaves nothing', { skip }, async (t) => {
-  const work = tempDir(t, 'meshd-ec2-boot-')
-  const bundle = join(work, 'meshd.tar.gz')
-  const built = await meshd(['bundle', '--out', bundle, '--json', '--cache-dir', join(work, 'cache')], { timeoutMs: 240_000 })
-  if (built.code !== 0) throw new Error(`meshd bundle failed (${built.code}): ${built.stderr}`)
-  const { sha256 } = JSON.parse(built.stdout) as { sha256: string }
+  const { path: bundle, sha256 } = await testBundle()
 
   const fake = await startFakeEc2(t, { machines: 'netns', terminateGraceMs: 15_000 })
   const swarmKey = generateSwarmKey()
