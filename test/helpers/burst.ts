@@ -42,3 +42,17 @@ export async function waitReadyBurst (viewer: { status: () => Promise<StatusDocu
   }, { timeoutMs, what: `${n} burst member(s) alive and ready` })
   return value
 }
+
+/** Sends `clients` × `each` chat completions through a front door; the member ids that served them. */
+export async function servedBy (frontDoor: string, clients = 16, each = 4): Promise<Set<string>> {
+  const { default: OpenAI } = await import('openai')
+  const client = new OpenAI({ baseURL: `${frontDoor}/v1`, apiKey: 'x', maxRetries: 0 })
+  const served = new Set<string>()
+  await Promise.all(Array.from({ length: clients }, async () => {
+    for (let i = 0; i < each; i++) {
+      const { response } = await client.chat.completions.create({ model: 'llama3', messages: [{ role: 'user', content: 'hi' }] }).withResponse()
+      served.add(response.headers.get('x-meshd-served-by') ?? '')
+    }
+  }))
+  return served
+}
