@@ -68,5 +68,15 @@ export async function run (argv: string[]): Promise<number> {
     await daemon.stop('error').catch(() => {})
     return code
   }
-  return done
+  const code = await done
+  // Everything meshd owns is closed by now. A library's idle keep-alive socket
+  // (the AWS SDK's metadata client makes a connection pool per read) must not
+  // hold a stopped daemon for its server's keep-alive timeout: leave a second
+  // for the last log lines, then go. Unref'd: a process with nothing left
+  // exits at once.
+  setTimeout(() => { process.exit(code) }, STOPPED_EXIT_MS).unref()
+  return code
 }
+
+/** How long a stopped daemon waits for lingering handles before exiting anyway. */
+export const STOPPED_EXIT_MS = 1000
