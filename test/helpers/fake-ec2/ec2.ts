@@ -5,6 +5,7 @@
  * throws an Ec2Error; the machines behind instances (namespaces, IMDS, the
  * user data run) are behind the `Machines` interface (machines.ts).
  */
+import { TokenBucket } from '../../../mesh/discovery/token-bucket.ts'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { Ec2Error, str, strings, sub, trees, type Tree, type Xml } from './query.ts'
 
@@ -96,7 +97,7 @@ export class Ec2 {
   private readonly refusals: CapacityRule[] = []
   private readonly tokens = new Map<string, { hash: string, answer: Record<string, Xml> }>()
   private throttleCount = 0
-  private bucket: { perSecond: number, burst: number, tokens: number, at: number, actions?: Set<string> } | null = null
+  private bucket: { tokens: TokenBucket, actions?: Set<string> } | null = null
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly zones: Record<string, string[]>
   private readonly now: () => number
@@ -140,7 +141,7 @@ export class Ec2 {
 
   /** A token bucket (EC2's own model): `perSecond` refill, `burst` capacity; null lifts it. */
   throttleRate (limit: { perSecond: number, burst: number, actions?: string[] } | null): void {
-    this.bucket = limit === null ? null : { perSecond: limit.perSecond, burst: limit.burst, tokens: limit.burst, at: this.now(), ...(limit.actions === undefined ? {} : { actions: new Set(limit.actions) }) }
+    this.bucket = limit === null ? null : { tokens: new TokenBucket(limit.burst, limit.perSecond, this.now()), ...(limit.actions === undefined ? {} : { actions: new Set(limit.actions) }) }
   }
 
   /**
@@ -193,12 +194,7 @@ export class Ec2 {
     if (this.throttleCount > 0) { this.throttleCount--; return true }
     const b = this.bucket
     if (b === null || (b.actions !== undefined && !b.actions.has(action))) return false
-    const now = this.now()
-    b.tokens = Math.min(b.burst, b.tokens + (now - b.at) / 1000 * b.perSecond)
-    b.at = now
-    if (b.tokens < 1) return true
-    b.tokens -= 1
-    return false
+    return !b.tokens.take(1, this.now())
   }
 
   private idempotent (p: Tree, answer: () => Record<string, Xml>): Record<string, Xml> {
