@@ -19,7 +19,7 @@ import { tempDir } from '../helpers/tmp.ts'
 import { startJoined } from '../helpers/daemon.ts'
 import { Lan, netnsAvailable } from '../helpers/netns.ts'
 import { sshdAvailable } from '../helpers/sshd.ts'
-import { startPool } from '../helpers/ssh-pool.ts'
+import { startPool, poolProvider } from '../helpers/ssh-pool.ts'
 import { meshd } from '../helpers/cli.ts'
 import { waitReadyBurst, servedBy } from '../helpers/burst.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
@@ -56,18 +56,12 @@ t.test('burst --count 2 through an SSH pool of two hosts in namespaces', { skip 
   const config = {
     replica,
     burst: { cost_budget: 1.0, check_interval: '2s', ttl: '10m' },
-    providers: [{
-      name: 'pool',
-      kind: 'ssh',
-      user: 'root',
-      identity_file: pool.identityFile,
-      known_hosts: pool.knownHosts,
-      install_dir: join(pool.root, 'opt'),
+    providers: [poolProvider(pool, {
       bundle: process.env.SSH_E2E_BUNDLE ?? pool.bundle,
       max_instances: 2,
       replica: { models: ['llama3'], slots: 2, command: 'sim', sim: replica.sim },
       hosts: lan.hosts.map((h, i) => ({ ip: h.ip, install_dir: join(pool.root, `opt-h${i + 1}`) }))
-    }]
+    })]
   }
   const nodes = await startJoined(t, root, ['v1', 'v2', 'v3'].map((name) => ({ name, swarmKeyFile: pool.swarmKey, host: here, config })), 'chain')
   await waitFor(async () => agreedLeader(await statuses(nodes), 3)?.leader ?? null, { timeoutMs: 20_000, what: 'one leader' })

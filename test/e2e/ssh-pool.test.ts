@@ -13,7 +13,7 @@ import { createServer, type Socket } from 'node:net'
 import { stringify } from 'yaml'
 import { meshd } from '../helpers/cli.ts'
 import { sshdAvailable } from '../helpers/sshd.ts'
-import { startPool, processesUnder, type Pool } from '../helpers/ssh-pool.ts'
+import { startPool, processesUnder, poolProvider, type Pool } from '../helpers/ssh-pool.ts'
 import { validateConfig } from '../../daemon/config/load.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { sshProvider, type SshProviderInit } from '../../providers/ssh/index.ts'
@@ -27,18 +27,7 @@ function writeConfig (pool: Pool, over: Record<string, unknown> = {}): string {
     cluster: 'sshpool',
     state_dir: join(pool.root, 'state'),
     swarm_key_file: pool.swarmKey,
-    providers: [{
-      name: 'pool',
-      kind: 'ssh',
-      user: 'root',
-      identity_file: pool.identityFile,
-      known_hosts: pool.knownHosts,
-      install_dir: join(pool.root, 'opt'),
-      bundle: pool.bundle,
-      replica: { models: ['m'] },
-      hosts: pool.servers.map((s, i) => ({ ip: s.host, port: s.port, install_dir: join(pool.root, `opt-h${i + 1}`) })),
-      ...over
-    }]
+    providers: [poolProvider(pool, over)]
   }))
   return file
 }

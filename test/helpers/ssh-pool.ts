@@ -91,3 +91,23 @@ export async function startPool (t: Teardown, count: number, opts: { netns?: Arr
   const swarmKey = writeSwarmKey(root)
   return { root, servers, knownHosts, identityFile, bundle: standInBundle(root), swarmKey }
 }
+
+/**
+ * The `providers:` entry of a `kind: ssh` pool over these servers (each host
+ * its own install dir, the stand-in bundle), with `over` merged on top
+ * (top-level keys replace).
+ */
+export function poolProvider (pool: Pool, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'pool',
+    kind: 'ssh',
+    user: 'root',
+    identity_file: pool.identityFile,
+    known_hosts: pool.knownHosts,
+    install_dir: join(pool.root, 'opt'),
+    bundle: pool.bundle,
+    replica: { models: ['m'] },
+    hosts: pool.servers.map((s, i) => ({ ip: s.host, port: s.port, install_dir: join(pool.root, `opt-h${i + 1}`) })),
+    ...over
+  }
+}
