@@ -51,7 +51,7 @@ t.test('burst --count 2 through an SSH pool of two hosts in namespaces', { skip 
   const root = tempDir(t)
   const lan = new Lan(t, 2)
   const pool = await startPool(t, 2, { netns: lan.hosts.map((h) => ({ ns: h.ns, ip: h.ip })) })
-  const here = lan.hosts[0]!.ip.replace(/\.\d+$/, '.254')
+  const here = lan.hostIp
   const replica = { models: ['llama3'], slots: 2, command: 'sim', sim: { ttft_ms: 20, tokens_per_second: 200, max_tokens: 8 } }
   const config = {
     replica,

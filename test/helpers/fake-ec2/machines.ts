@@ -2,9 +2,10 @@
  * What runs behind a fake EC2 instance.
  *
  * `NetnsMachines` (needs root, iproute2, util-linux): each instance is
- *   - a network namespace `ec2f-<tag>-<n>` with an `eth0` (its private
- *     address 10.<net>.0.<n+1>/24) whose veth peer is on a bridge of the host;
- *     the host has 10.<net>.0.1 on the bridge, where the fake's endpoints
+ *   - a network namespace `ec2f-<tag>-<n>`, a host of a test LAN
+ *     (test/helpers/netns.ts: an `eth0` with its private address
+ *     10.<net>.0.<n>/24 whose veth peer is on a bridge of the host); the host
+ *     has 10.<net>.0.254 on the bridge, where the fake's endpoints
  *     (EC2, SSM, Secrets Manager, files) and every instance's IMDS listen, and
  *     where test daemons on the host may listen for the instances to reach;
  *   - a private mount namespace, held by a keeper process (`sleep infinity`),
@@ -26,11 +27,12 @@
  * `BareMachines`: no namespaces and nothing run, only an IMDS per instance on
  * loopback: for tests of the API surface, on any machine.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startImds, type Imds } from '../imds.ts'
 import { waitFor } from '../../../daemon/localmesh/poll.ts'
+import { Lan, pidsIn, type Host } from '../netns.ts'
 import type { InstanceRecord, Machines } from './ec2.ts'
 
 export function netnsMachinesAvailable (): string | false {
@@ -43,8 +45,8 @@ export function netnsMachinesAvailable (): string | false {
 
 interface Box {
   imds: Imds | null
-  ns?: string
-  veth?: string
+  /** Its place on the LAN (namespace, address, bridge port). */
+  host?: Host
   keeper?: ChildProcess
   userData?: Promise<number | null>
 }
@@ -102,22 +104,6 @@ export class BareMachines implements Machines {
   }
 }
 
-let nets = 0
-
-function ip (...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
-}
-
-/** A 10.x.0.0/24 no interface or route of this machine uses. */
-function freeNet (): number {
-  const used = spawnSync('ip', ['-4', '-o', 'addr']).stdout.toString() + spawnSync('ip', ['-4', 'route']).stdout.toString()
-  for (let i = 0; i < 50; i++) {
-    const net = 200 + ((process.pid + nets + i) % 50)
-    if (!used.includes(`10.${net}.0.`)) return net
-  }
-  throw new Error('fake EC2: no free 10.200-249.0.0/24 for the instances')
-}
-
 /** The mounts a keeper makes in its private mount namespace, then it sleeps. */
 function keeperScript (disk: string): string {
   const lines = ['set -e', `mount -t tmpfs -o mode=0700 ec2f-disk ${disk}`]
@@ -133,32 +119,24 @@ function keeperScript (disk: string): string {
 export class NetnsMachines extends BareMachines {
   /** The host's address on the instances' bridge: endpoints listen here. */
   readonly hostIp: string
-  private readonly bridge: string
-  private readonly tag: string
-  private readonly net: number
-  private count = 0
+  private readonly lan: Lan
   private readonly root: string
   private readonly runEnv: MachineEnv
   private readonly graceMs: number
 
   constructor (root: string, runEnv: MachineEnv, graceMs: number) {
-    const tag = `${process.pid.toString(36)}${(nets++).toString(36)}`
-    const net = freeNet()
-    super(`10.${net}.0.1`)
-    this.tag = tag
-    this.net = net
-    this.hostIp = `10.${net}.0.1`
-    this.bridge = `ef${tag}`
+    // close() removes it (the fake's own teardown calls close).
+    const lan = new Lan(null, 0, { prefix: 'ec2f-' })
+    super(lan.hostIp)
+    this.lan = lan
+    this.hostIp = lan.hostIp
     this.root = root
     this.runEnv = runEnv
     this.graceMs = graceMs
-    ip('link', 'add', this.bridge, 'type', 'bridge')
-    ip('link', 'set', this.bridge, 'up')
-    ip('addr', 'add', `${this.hostIp}/24`, 'dev', this.bridge)
   }
 
   /** The namespace of an instance (for `ip netns exec`), while it exists. */
-  nsOf (id: string): string | undefined { return this.boxes.get(id)?.ns }
+  nsOf (id: string): string | undefined { return this.boxes.get(id)?.host?.ns }
 
   /** The command prefix that runs a program inside the instance (both namespaces). */
   inside (id: string): string[] {
@@ -169,7 +147,7 @@ export class NetnsMachines extends BareMachines {
 
   /** Pids of every process in the instance's network namespace. */
   pids (id: string): number[] {
-    const ns = this.boxes.get(id)?.ns
+    const ns = this.boxes.get(id)?.host?.ns
     return ns === undefined ? [] : pidsIn(ns)
   }
 
@@ -181,19 +159,10 @@ export class NetnsMachines extends BareMachines {
   }
 
   override start (inst: InstanceRecord): { privateIp: string, ready: Promise<void> } {
-    const n = ++this.count
-    if (n > 250) throw new Error('fake EC2: at most 250 instances per endpoint')
-    const privateIp = `10.${this.net}.0.${n + 1}`
-    const ns = `ec2f-${this.tag}-${n}`
-    const veth = `ev${this.tag}-${n}`
-    const box: Box = { imds: null, ns, veth }
+    const host = this.lan.addHost()
+    const privateIp = host.ip
+    const box: Box = { imds: null, host }
     this.boxes.set(inst.id, box)
-    ip('netns', 'add', ns)
-    ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns)
-    ip('link', 'set', veth, 'master', this.bridge, 'up')
-    ip('-n', ns, 'addr', 'add', `${privateIp}/24`, 'dev', 'eth0')
-    ip('-n', ns, 'link', 'set', 'eth0', 'up')
-    ip('-n', ns, 'link', 'set', 'lo', 'up')
     const booted = this.boot(inst, box, privateIp)
     // Known at once (a test may wait for it before the machine is up); null when the machine never came up.
     box.userData = booted.then(async (b) => b.exit, () => null)
@@ -205,7 +174,7 @@ export class NetnsMachines extends BareMachines {
     await this.imds(inst, box, privateIp, this.hostIp)
     const dir = join(this.root, inst.id)
     mkdirSync(join(dir, 'disk'), { recursive: true })
-    const keeper = spawn('ip', ['netns', 'exec', box.ns!, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', keeperScript(join(dir, 'disk'))], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const keeper = spawn('ip', ['netns', 'exec', box.host!.ns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', keeperScript(join(dir, 'disk'))], { stdio: ['ignore', 'pipe', 'pipe'] })
     box.keeper = keeper
     let err = ''
     keeper.stderr!.setEncoding('utf8').on('data', (s: string) => { err += s })
@@ -234,24 +203,20 @@ export class NetnsMachines extends BareMachines {
 
   override async stop (id: string, graceMs = this.graceMs): Promise<void> {
     const box = this.boxes.get(id)
-    if (box?.ns === undefined) return super.stop(id)
-    const ns = box.ns
+    if (box?.host === undefined) return super.stop(id)
+    const ns = box.host.ns
     const signal = (sig: NodeJS.Signals): void => { for (const p of pidsIn(ns)) { try { process.kill(p, sig) } catch {} } }
     signal('SIGTERM')
     if (graceMs > 0) await waitFor(() => pidsIn(ns).length === 0, { timeoutMs: graceMs, intervalMs: 100, what: `instance ${id} to stop` }).catch(() => {})
     signal('SIGKILL')
     await waitFor(() => { signal('SIGKILL'); return pidsIn(ns).length === 0 }, { timeoutMs: 10_000, intervalMs: 50, what: `instance ${id}'s processes to die` }).catch(() => {})
-    spawnSync('ip', ['netns', 'del', ns])
-    spawnSync('ip', ['link', 'del', box.veth!])
+    this.lan.removeHost(box.host!)
     await super.stop(id)
   }
 
   override async close (): Promise<void> {
     await Promise.all([...this.boxes.keys()].map(async (id) => this.stop(id, 0)))
-    spawnSync('ip', ['link', 'del', this.bridge])
+    this.lan.destroy()
   }
 }
 
-function pidsIn (ns: string): number[] {
-  return spawnSync('ip', ['netns', 'pids', ns]).stdout?.toString().split('\n').filter(Boolean).map(Number) ?? []
-}
