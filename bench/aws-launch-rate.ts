@@ -17,16 +17,14 @@ import { awsProvider, Ec2Clients } from '../providers/aws/index.ts'
 import type { LaunchRequest, Offering } from '../providers/types.ts'
 import { generateSwarmKey } from '../mesh/swarm-key.ts'
 import { median } from './stats.ts'
+import { offlineAws } from '../test/helpers/aws-env.ts'
 
 const { values } = parseArgs({ options: { launches: { type: 'string', default: '60' }, concurrency: { type: 'string', default: '6' }, rate: { type: 'string', default: '1' }, burst: { type: 'string', default: '5' }, help: { type: 'boolean', short: 'h' } } })
 if (values.help === true) {
   console.log('usage: node_modules/.bin/node bench/aws-launch-rate.ts [--launches 60] [--concurrency 6] [--rate 1] [--burst 5]')
   process.exit(0)
 }
-// Never the real AWS.
-process.env.AWS_ACCESS_KEY_ID = 'AKIDTEST'
-process.env.AWS_SECRET_ACCESS_KEY = 'test-secret'
-process.env.AWS_EC2_METADATA_DISABLED = 'true'
+offlineAws()
 const launches = Number(values.launches)
 const concurrency = Number(values.concurrency)
 const swarmKey = generateSwarmKey()

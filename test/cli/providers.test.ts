@@ -11,12 +11,10 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { meshd } from '../helpers/cli.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { AWS_TEST_ENV } from '../helpers/aws-env.ts'
+import { errorXml } from '../helpers/fake-ec2/query.ts'
 
-const ENV = { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_EC2_METADATA_DISABLED: 'true', AWS_PROFILE: undefined, MESHD_CONFIG: undefined }
-
-function errorXml (code: string, message: string): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>r</RequestID></Response>`
-}
+const ENV = { ...AWS_TEST_ENV, AWS_PROFILE: undefined, MESHD_CONFIG: undefined }
 
 /** Allowed: everything but `denied`; records each action with its DryRun flag. */
 async function endpoint (t: { teardown: (fn: () => Promise<void>) => void }, denied: Set<string>): Promise<{ url: string, seen: Array<{ action: string, dryRun: boolean }> }> {

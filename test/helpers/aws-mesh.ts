@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Bundle } from './test-bundle.ts'
+import { AWS_TEST_ENV } from './aws-env.ts'
 import { startJoined, writeSwarmKey, type DaemonProcess } from './daemon.ts'
 import { startFakeEc2, type CapacityRule, type FakeEc2, type FakeEc2Options } from './fake-ec2/index.ts'
 import type { Teardown } from './tmp.ts'
@@ -17,12 +18,6 @@ import { agreedLeader, statuses } from '../../daemon/localmesh/cluster.ts'
 import type { MemberStatus } from '../../daemon/status.ts'
 import { readyBurst } from './burst.ts'
 
-/** Dummy credentials and no metadata look-up: the SDK never reaches out of this machine. */
-export const AWS_TEST_ENV = {
-  AWS_ACCESS_KEY_ID: 'AKIDTEST',
-  AWS_SECRET_ACCESS_KEY: 'test-secret',
-  AWS_EC2_METADATA_DISABLED: 'true'
-} as const
 
 export const SIM_REPLICA = { models: ['llama3'], slots: 2, command: 'sim', sim: { ttft_ms: 20, tokens_per_second: 100, max_tokens: 16 } }
 

@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { writeFileSync } from 'node:fs'
 import { tempDir } from '../helpers/tmp.ts'
+import { AWS_TEST_ENV } from '../helpers/aws-env.ts'
 
 const run = promisify(execFile)
 const root = join(import.meta.dirname, '..', '..')
@@ -36,7 +37,7 @@ const afterBuild = seen.length
 const offerings = await p.offerings()
 console.log(JSON.stringify({ afterBuild, afterCall: seen.length, kind: p.kind, offerings: offerings.map((o) => [o.zone, o.instanceType, o.spot, o.pricePerHour]) }))
 `)
-  const r = await run(process.execPath, [script], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_EC2_METADATA_DISABLED: 'true' }, timeout: 60_000 })
+  const r = await run(process.execPath, [script], { env: { ...process.env, ...AWS_TEST_ENV }, timeout: 60_000 })
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { afterBuild: number, afterCall: number, kind: string, offerings: unknown[] }
   t.equal(out.afterBuild, 0, 'no @aws-sdk module resolved by building the providers')
   t.ok(out.afterCall > 0, `loaded on the first call (${out.afterCall} modules)`)

@@ -11,13 +11,14 @@ import type { AddressInfo } from 'node:net'
 import { CreateFleetCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2'
 import { Ec2Clients, deadline, retryDelay, DEFAULT_RETRY, typedError } from '../../providers/aws/index.ts'
 import { isInsufficientCapacityError, isProviderUnavailableError } from '../../providers/types.ts'
+import { offlineAws } from '../helpers/aws-env.ts'
+import { errorXml as ec2ErrorXml } from '../helpers/fake-ec2/query.ts'
 
-process.env.AWS_ACCESS_KEY_ID = 'AKIDEXAMPLE'
-process.env.AWS_SECRET_ACCESS_KEY = 'secret'
-process.env.AWS_EC2_METADATA_DISABLED = 'true'
+offlineAws()
 
+/** EC2's error document for `code` (the fake EC2's own builder). */
 function errorXml (code: string): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${code} (test)</Message></Error></Errors><RequestID>r-1</RequestID></Response>`
+  return ec2ErrorXml(code, `${code} (test)`)
 }
 
 const FLEET_OK = '<?xml version="1.0" encoding="UTF-8"?>\n<CreateFleetResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-2</requestId><fleetId>fleet-1</fleetId><errorSet/><fleetInstanceSet><item><instanceIds><item>i-0123456789abcdef0</item></instanceIds><instanceType>c7a.4xlarge</instanceType><lifecycle>spot</lifecycle></item></fleetInstanceSet></CreateFleetResponse>'

@@ -26,11 +26,9 @@ import {
 } from '../../providers/types.ts'
 import { runProviderCompliance } from './compliance.ts'
 import { Ec2Model, ec2Error } from './aws-ec2-model.ts'
+import { offlineAws } from '../helpers/aws-env.ts'
 
-// Never the real credential chain or the instance metadata address.
-process.env.AWS_ACCESS_KEY_ID = 'AKIDEXAMPLE'
-process.env.AWS_SECRET_ACCESS_KEY = 'secret'
-process.env.AWS_EC2_METADATA_DISABLED = 'true'
+offlineAws()
 
 const SWARM_KEY = '/key/swarm/psk/1.0.0/\n/base16/\n' + 'ab'.repeat(32) + '\n'
 

@@ -22,10 +22,9 @@ import { testBundle } from '../helpers/test-bundle.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { generateSwarmKey } from '../../mesh/swarm-key.ts'
 import { BOOT_SPEC_VERSION, type BootSpec } from '../../providers/aws/boot-spec.ts'
+import { offlineAws } from '../helpers/aws-env.ts'
 
-process.env.AWS_ACCESS_KEY_ID = 'AKIDTEST'
-process.env.AWS_SECRET_ACCESS_KEY = 'test-secret'
-process.env.AWS_EC2_METADATA_DISABLED = 'true'
+offlineAws()
 
 const run = promisify(execFile)
 const skip = netnsMachinesAvailable()

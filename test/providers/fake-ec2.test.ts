@@ -21,11 +21,9 @@ import { join } from 'node:path'
 import { startFakeEc2, type FakeEc2 } from '../helpers/fake-ec2/index.ts'
 import { waitFor } from '../../daemon/localmesh/poll.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { offlineAws } from '../helpers/aws-env.ts'
 
-// Never the real AWS: dummy credentials, no instance-metadata credential look-up.
-process.env.AWS_ACCESS_KEY_ID = 'AKIDTEST'
-process.env.AWS_SECRET_ACCESS_KEY = 'test-secret'
-process.env.AWS_EC2_METADATA_DISABLED = 'true'
+offlineAws()
 
 function client (fake: FakeEc2, region = 'us-east-1', maxAttempts = 1): EC2Client {
   return new EC2Client({ region, endpoint: fake.url, maxAttempts })
