@@ -135,9 +135,6 @@ export class NetnsMachines extends BareMachines {
     this.graceMs = graceMs
   }
 
-  /** The namespace of an instance (for `ip netns exec`), while it exists. */
-  nsOf (id: string): string | undefined { return this.boxes.get(id)?.host?.ns }
-
   /** The command prefix that runs a program inside the instance (both namespaces). */
   inside (id: string): string[] {
     const pid = this.boxes.get(id)?.keeper?.pid
